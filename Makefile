@@ -1,0 +1,43 @@
+# ferry — the front door. Everything real happens in meson/ninja; this file
+# installs what a fresh Debian 12 machine lacks and names the common jobs.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+MESON      ?= meson
+NINJA      ?= ninja
+
+.PHONY: all deps guest demo check unit asan kvm-tests e2e linux-smoke bench clean
+
+all: deps $(BUILD)/build.ninja
+	$(NINJA) -C $(BUILD)
+
+deps:
+	@scripts/setup.sh
+
+$(BUILD)/build.ninja:
+	$(MESON) setup $(BUILD) --buildtype=debugoptimized
+
+$(ASAN_BUILD)/build.ninja:
+	$(MESON) setup $(ASAN_BUILD) --buildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dguest=false
+
+guest: all
+	$(NINJA) -C $(BUILD) guest/ferry-guest.elf
+
+# Boot the test guest with 2 vCPUs and show its heartbeat for a few seconds.
+demo: all
+	@scripts/demo.sh $(BUILD)
+
+# Unit tests (normal + ASan/UBSan), KVM payload tests, end-to-end tests,
+# and the Linux smoke test.
+check: all $(ASAN_BUILD)/build.ninja
+	$(NINJA) -C $(ASAN_BUILD)
+	$(MESON) test -C $(ASAN_BUILD) --suite unit --print-errorlogs
+	scripts/fetch-linux.sh $(BUILD)/linux
+	$(MESON) test -C $(BUILD) --print-errorlogs --num-processes 1
+
+bench: all
+	bench/boot.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

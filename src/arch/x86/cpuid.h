@@ -1,0 +1,32 @@
+/* The CPUID a guest is given: what KVM supports on this host, minus what
+ * cannot be set here, with per-vCPU topology and the TSC frequency leaf
+ * (0x40000010, the VMware/KVM convention: EAX = TSC kHz, EBX = APIC bus
+ * kHz) so a guest can tell time without calibrating. */
+#ifndef FERRY_ARCH_X86_CPUID_H
+#define FERRY_ARCH_X86_CPUID_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+
+#define CPUID_MAX_ENTRIES 256
+#define KVM_APIC_BUS_KHZ 1000000 /* KVM's local APIC timer ticks at 1 GHz */
+
+struct cpuid_table {
+	struct kvm_cpuid2 head;
+	struct kvm_cpuid_entry2 entries[CPUID_MAX_ENTRIES];
+};
+
+/* KVM_GET_SUPPORTED_CPUID into t. Returns 0 or -errno. */
+int x86_cpuid_supported(int kvm_fd, struct cpuid_table *t);
+
+/* Turns the supported table into the one vCPU apic_id of ncpus sees:
+ * APIC IDs, topology, hypervisor bit, no ARCH_CAPABILITIES, TSC leaf.
+ * Pure: does not call KVM (unit-tested). */
+void x86_cpuid_for_vcpu(struct cpuid_table *t, unsigned apic_id, unsigned ncpus,
+			uint32_t tsc_khz);
+
+/* Finds (function, index); NULL when absent. */
+struct kvm_cpuid_entry2 *x86_cpuid_find(struct cpuid_table *t, uint32_t function,
+					uint32_t index);
+
+#endif

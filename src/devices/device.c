@@ -1,0 +1,16 @@
+#include "devices/device.h"
+
+#include <errno.h>
+#include <string.h>
+
+int device_register(struct device_list *l, const struct device_ops *ops, unsigned instance,
+		    void *dev)
+{
+	for (unsigned i = 0; i < l->n; i++)
+		if (!strcmp(l->items[i].ops->name, ops->name) && l->items[i].instance == instance)
+			return -EEXIST;
+	if (l->n >= DEVICE_MAX)
+		return -ENOSPC;
+	l->items[l->n++] = (struct device){ .ops = ops, .instance = instance, .dev = dev };
+	return 0;
+}

@@ -1,0 +1,211 @@
+/* ferry-vmm: one process, one VM.
+ *
+ *   ferry-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory MIB]
+ *             [--cpus N] [--serial stdio|file:PATH|unix:PATH|null]
+ *             [--control PATH] [--name NAME]
+ *
+ * Exit status: 0 when the guest powered off or reset, or on quit or
+ * SIGINT/SIGTERM; 1 when the VM could not start or stopped on an error. */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+#include "vmm/monitor.h"
+#include "vmm/vm.h"
+
+#define DEFAULT_MEMORY_MIB 512
+
+struct options {
+	struct vm_config vm;
+	const char *control;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ferry-vmm --kernel PATH [options]\n"
+		"  --kernel PATH      PVH ELF kernel (Linux vmlinux, the ferry test guest)\n"
+		"  --initrd PATH      initial ramdisk, passed as PVH module 0\n"
+		"  --cmdline STR      kernel command line\n"
+		"  --memory MIB       guest RAM in MiB (default %d)\n"
+		"  --cpus N           vCPUs (default 1)\n"
+		"  --serial SPEC      console: stdio (default), file:PATH, unix:PATH, null\n"
+		"  --control PATH     control socket (JSON lines, QMP-style)\n"
+		"  --name NAME        VM name\n"
+		"  --verbose          debug messages\n",
+		DEFAULT_MEMORY_MIB);
+}
+
+static int parse_number(const char *opt, const char *arg, uint64_t max, uint64_t *out)
+{
+	if (parse_u64(arg, out) || *out > max) {
+		log_error("%s: '%s' is not a number from 0 to %llu", opt, arg,
+			  (unsigned long long)max);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "serial", required_argument, NULL, 's' },
+		{ "control", required_argument, NULL, 'C' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	*o = (struct options){ .vm = { .memory_mib = DEFAULT_MEMORY_MIB, .cpus = 1,
+				       .serial = "stdio", .name = "ferry" } };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'k': o->vm.kernel = optarg; break;
+		case 'i': o->vm.initrd = optarg; break;
+		case 'c': o->vm.cmdline = optarg; break;
+		case 's': o->vm.serial = optarg; break;
+		case 'C': o->control = optarg; break;
+		case 'N': o->vm.name = optarg; break;
+		case 'v': log_set_verbose(true); break;
+		case 'm':
+			if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
+				return -EINVAL;
+			break;
+		case 'n':
+			if (parse_number("--cpus", optarg, UINT32_MAX, &v))
+				return -EINVAL;
+			o->vm.cpus = (unsigned)v;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			log_error("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		log_error("unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->vm.kernel) {
+		log_error("--kernel PATH is required (see --help)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int signals_open(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	/* Blocked in every thread (they inherit the mask), read here. */
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL))
+		return -1;
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+/* The main loop: control clients, console input, signals and the vCPUs'
+ * stop requests. Returns the reason the VM stopped. */
+static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_fd)
+{
+	enum vm_stop_reason reason;
+
+	while ((reason = vm_stop_reason(vm)) == VM_STOP_NONE) {
+		struct pollfd fds[3 + CONTROL_MAX_CLIENTS + 1];
+		int console_fd = chardev_poll_fd(&vm->console);
+		bool want_console = console_fd >= 0 &&
+				    (vm->console.kind == CHARDEV_UNIX && vm->console.in_fd < 0 ?
+				     true : vm_console_wants_input(vm));
+		unsigned n = 0, nctl;
+
+		fds[n++] = (struct pollfd){ .fd = vm->event_fd, .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
+		fds[n++] = (struct pollfd){ .fd = want_console ? console_fd : -1, .events = POLLIN };
+		nctl = control_poll_fds(&mon->ctl, fds + n);
+		/* A full UART FIFO is polled again shortly, once the guest read it. */
+		if (poll(fds, n + nctl, console_fd >= 0 && !want_console ? 10 : -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			vm_request_stop(vm, VM_STOP_ERROR);
+			break;
+		}
+		if (fds[0].revents) {
+			uint64_t cnt;
+
+			if (read(vm->event_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+				log_warn("eventfd: %s", strerror(errno));
+		}
+		if (fds[1].revents) {
+			struct signalfd_siginfo si;
+
+			if (read(sig_fd, &si, sizeof(si)) == sizeof(si))
+				log_info("terminating on signal %u", si.ssi_signo);
+			vm_request_stop(vm, VM_STOP_SIGNAL);
+		}
+		if (fds[2].revents)
+			vm_console_input(vm);
+		control_dispatch(&mon->ctl, fds + n, nctl);
+	}
+	return vm_stop_reason(vm);
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct monitor mon = { 0 };
+	static struct vm vm;
+	enum vm_stop_reason reason;
+	int sig_fd, ret;
+
+	log_init("ferry-vmm");
+	if (parse_options(argc, argv, &o))
+		return 1;
+	sig_fd = signals_open();
+	if (sig_fd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return 1;
+	}
+	if (vm_create(&vm, &o.vm))
+		return 1;
+	ret = monitor_open(&mon, &vm, o.control);
+	if (ret == 0)
+		ret = vm_start(&vm);
+	if (ret) {
+		monitor_close(&mon);
+		vm_destroy(&vm);
+		return 1;
+	}
+	reason = run_loop(&vm, &mon, sig_fd);
+	vm_pause(&vm);
+	if (reason == VM_STOP_ERROR)
+		control_event(&mon.ctl, "STOP", NULL);
+	monitor_shutdown_event(&mon, reason);
+	monitor_close(&mon);
+	vm_destroy(&vm);
+	close(sig_fd);
+	return reason == VM_STOP_ERROR ? 1 : 0;
+}

@@ -1,0 +1,41 @@
+/* Guest RAM: one memfd, mapped shared, exposed to KVM as one memory slot
+ * below the 32-bit MMIO hole and one above 4 GiB when RAM does not fit
+ * below it. memfd keeps file-backed save, post-copy (userfaultfd on shmem)
+ * and huge pages possible without redesign. */
+#ifndef FERRY_VMM_MEMORY_H
+#define FERRY_VMM_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* RAM below 4 GiB ends here at most; [MEM_LOW_LIMIT, 4 GiB) is kept for
+ * MMIO (PCI BARs, IOAPIC, local APIC, KVM's TSS and identity map). */
+#define MEM_LOW_LIMIT 0xC0000000ull
+#define MEM_HIGH_BASE 0x100000000ull
+
+struct guest_mem {
+	int memfd;
+	uint8_t *host;     /* mapping of the whole memfd */
+	uint64_t size;     /* total RAM bytes */
+	uint64_t low_size; /* RAM at [0, low_size) */
+	uint64_t high_size;/* RAM at [MEM_HIGH_BASE, MEM_HIGH_BASE + high_size) */
+};
+
+/* Creates and maps size bytes of guest RAM (a multiple of 1 MiB). Returns 0
+ * or -errno. Pages are allocated lazily, on first touch. */
+int mem_create(struct guest_mem *mem, uint64_t size, const char *name);
+
+/* Registers the RAM with a KVM VM as memory slots 0 (and 1). */
+int mem_register(const struct guest_mem *mem, int vm_fd);
+
+void mem_destroy(struct guest_mem *mem);
+
+/* Host address of guest-physical [gpa, gpa + len), or NULL when any part of
+ * it is not RAM. Every guest-supplied address goes through here. */
+void *mem_gpa_to_hva(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* The host's physical RAM in bytes (for refusing impossible --memory). */
+uint64_t mem_host_total(void);
+
+#endif

@@ -1,0 +1,25 @@
+/* The VM-facing control commands (query-status, stop, cont, quit, ...) and
+ * the events that go with them, on top of control.c's framing. */
+#ifndef FERRY_VMM_MONITOR_H
+#define FERRY_VMM_MONITOR_H
+
+#include "vmm/control.h"
+#include "vmm/vm.h"
+
+struct monitor {
+	struct vm *vm;
+	struct control ctl;
+};
+
+/* Opens the control socket at path (NULL: no socket, commands still
+ * usable through control_handle_line). Returns 0 or -errno. */
+int monitor_open(struct monitor *m, struct vm *vm, const char *path);
+void monitor_close(struct monitor *m);
+
+/* The SHUTDOWN event for the reason the VM stopped. */
+void monitor_shutdown_event(struct monitor *m, enum vm_stop_reason reason);
+
+/* QMP's RunState name of the VM now. */
+const char *monitor_status(struct vm *vm);
+
+#endif

@@ -1,0 +1,420 @@
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/cpu_state.h"
+#include "arch/x86/layout.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "vmm/vcpu.h"
+
+#define KERNEL_MAX_SIZE GiB(1)
+#define INITRD_MAX_SIZE GiB(2)
+
+static void vm_irq_set(void *ctx, unsigned gsi, bool level)
+{
+	struct vm *vm = ctx;
+	struct kvm_irq_level irq = { .irq = gsi, .level = level };
+
+	if (ioctl(vm->fd, KVM_IRQ_LINE, &irq) < 0)
+		log_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+}
+
+static void vm_machine_request(void *ctx, enum machine_request req)
+{
+	vm_request_stop(ctx, req == MACHINE_POWEROFF ? VM_STOP_POWEROFF : VM_STOP_RESET);
+}
+
+static void vm_console_out(void *ctx, uint8_t byte)
+{
+	struct vm *vm = ctx;
+
+	chardev_write(&vm->console, &byte, 1);
+}
+
+/* GSI routing as on a PC with an IOAPIC: ISA IRQs 0-15 reach both PICs and
+ * the IOAPIC, except that IRQ 0 (the PIT) arrives on IOAPIC pin 2, as the
+ * MADT's interrupt source override says; GSIs 16-23 are IOAPIC only. */
+static int vm_set_gsi_routing(struct vm *vm)
+{
+	struct {
+		struct kvm_irq_routing head;
+		struct kvm_irq_routing_entry e[64];
+	} r;
+	unsigned n = 0;
+
+	memset(&r, 0, sizeof(r));
+	for (unsigned i = 0; i < 16; i++) {
+		if (i == 2)
+			continue; /* the cascade */
+		r.e[n++] = (struct kvm_irq_routing_entry){
+			.gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = i < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+				       .pin = i % 8 } };
+	}
+	for (unsigned i = 0; i < 24; i++) {
+		if (i == 2)
+			continue;
+		r.e[n++] = (struct kvm_irq_routing_entry){
+			.gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = i == 0 ? 2 : i } };
+	}
+	r.head.nr = n;
+	return ioctl(vm->fd, KVM_SET_GSI_ROUTING, &r) < 0 ? -errno : 0;
+}
+
+static int vm_create_kvm(struct vm *vm)
+{
+	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+
+	vm->fd = ioctl(vm->kvm.fd, KVM_CREATE_VM, 0);
+	if (vm->fd < 0) {
+		log_error("KVM_CREATE_VM: %s", strerror(errno));
+		return -errno;
+	}
+	if (ioctl(vm->fd, KVM_SET_TSS_ADDR, (unsigned long)KVM_TSS_ADDR) < 0 ||
+	    ioctl(vm->fd, KVM_SET_IDENTITY_MAP_ADDR, &(uint64_t){ KVM_IDENTITY_MAP }) < 0 ||
+	    ioctl(vm->fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+	    ioctl(vm->fd, KVM_CREATE_PIT2, &pit) < 0) {
+		log_error("setting up the KVM VM (TSS, irqchip, PIT): %s", strerror(errno));
+		return -errno;
+	}
+	if (vm_set_gsi_routing(vm) < 0) {
+		log_error("KVM_SET_GSI_ROUTING: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int vm_check_config(const struct vm *vm, const struct vm_config *cfg)
+{
+	uint64_t host = mem_host_total();
+
+	if (cfg->memory_mib < VM_MIN_MEMORY_MIB) {
+		log_error("--memory %llu: a VM needs at least %d MiB",
+			  (unsigned long long)cfg->memory_mib, VM_MIN_MEMORY_MIB);
+		return -EINVAL;
+	}
+	if (host && cfg->memory_mib > host >> 20) {
+		log_error("--memory %llu: more than this host's %llu MiB of RAM",
+			  (unsigned long long)cfg->memory_mib, (unsigned long long)(host >> 20));
+		return -EINVAL;
+	}
+	if (cfg->cpus == 0 || cfg->cpus > (unsigned)vm->kvm.max_vcpus ||
+	    cfg->cpus > ACPI_MAX_CPUS) {
+		log_error("--cpus %u: must be between 1 and %d (this host's KVM allows %d, "
+			  "ferry's xAPIC machine %d)", cfg->cpus,
+			  MIN(vm->kvm.max_vcpus, ACPI_MAX_CPUS), vm->kvm.max_vcpus, ACPI_MAX_CPUS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_read_file(const char *what, const char *path, size_t max, uint8_t **data,
+			size_t *size)
+{
+	int ret = file_read_all(path, max, data, size);
+
+	if (ret)
+		log_error("%s %s: %s", what, path,
+			  ret == -EFBIG ? "file too large" : strerror(-ret));
+	return ret;
+}
+
+/* Loads the kernel, the initrd and the ACPI tables, and writes the PVH
+ * start info. Returns the start info address in *start_info. */
+static int vm_load_guest(struct vm *vm, uint64_t *entry, uint64_t *start_info)
+{
+	const struct vm_config *cfg = &vm->cfg;
+	struct acpi_config acpi = { .ncpus = vm->ncpus };
+	struct pvh_boot_params bp = { .cmdline = cfg->cmdline };
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t ksize = 0, isize = 0;
+	struct pvh_kernel k;
+	int64_t addr;
+	int ret;
+
+	ret = vm_read_file("--kernel", cfg->kernel, KERNEL_MAX_SIZE, &kernel, &ksize);
+	if (ret == 0 && cfg->initrd)
+		ret = vm_read_file("--initrd", cfg->initrd, INITRD_MAX_SIZE, &initrd, &isize);
+	if (ret)
+		goto out;
+	ret = pvh_parse(cfg->kernel, kernel, ksize, &vm->mem, &k);
+	if (ret)
+		goto out;
+	pvh_load(kernel, ksize, &vm->mem);
+	addr = acpi_build(mem_gpa_to_hva(&vm->mem, ACPI_BASE, ACPI_SIZE), ACPI_BASE, ACPI_SIZE,
+			  &acpi);
+	if (addr < 0) {
+		ret = (int)addr;
+		log_error("building the ACPI tables: %s", strerror(-ret));
+		goto out;
+	}
+	bp.rsdp = (uint64_t)addr;
+	bp.initrd = initrd;
+	bp.initrd_size = isize;
+	bp.kernel_high = k.load_high;
+	addr = pvh_write_start_info(&vm->mem, &bp);
+	if (addr < 0) {
+		ret = (int)addr;
+		goto out;
+	}
+	*entry = k.entry;
+	*start_info = (uint64_t)addr;
+out:
+	free(kernel);
+	free(initrd);
+	return ret;
+}
+
+/* The devices of the ferry PC, in the order their state is saved. */
+static int vm_create_devices(struct vm *vm)
+{
+	struct machine_link machine = { vm_machine_request, vm };
+	struct bus *pio = &vm->pio;
+	int ret = 0;
+
+	serial_init(&vm->serial, (struct irq_line){ vm_irq_set, vm, IRQ_COM1 }, vm_console_out, vm);
+	i8042_init(&vm->i8042, machine);
+	rtc_init(&vm->rtc, vm->mem.low_size, vm->mem.high_size);
+	acpi_pm_init(&vm->pm, machine, (struct irq_line){ vm_irq_set, vm, IRQ_SCI },
+		     ACPI_SLP_TYP_S5);
+
+	ret = ret ?: bus_register(pio, PORT_COM1, 8, &serial_bus_ops, &vm->serial);
+	ret = ret ?: bus_register(pio, PORT_I8042_DATA, 1, &i8042_bus_ops, &vm->i8042);
+	ret = ret ?: bus_register(pio, PORT_I8042_DATA + 4, 1, &i8042_bus_ops, &vm->i8042);
+	ret = ret ?: bus_register(pio, PORT_RTC, 2, &rtc_bus_ops, &vm->rtc);
+	ret = ret ?: bus_register(pio, PORT_ACPI_PM, 12, &acpi_pm_bus_ops, &vm->pm);
+	ret = ret ?: bus_register(pio, PORT_RESET, 1, &acpi_cf9_bus_ops, &vm->pm);
+
+	ret = ret ?: device_register(&vm->devices, &serial_device_ops, 0, &vm->serial);
+	ret = ret ?: device_register(&vm->devices, &i8042_device_ops, 0, &vm->i8042);
+	ret = ret ?: device_register(&vm->devices, &rtc_device_ops, 0, &vm->rtc);
+	ret = ret ?: device_register(&vm->devices, &acpi_pm_device_ops, 0, &vm->pm);
+	if (ret)
+		log_error("registering devices: %s", strerror(-ret));
+	return ret;
+}
+
+static int vm_create_vcpus(struct vm *vm)
+{
+	uint64_t entry = 0, start_info = 0;
+	int ret;
+
+	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus)
+		return -ENOMEM;
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vm->vcpus[i] = (struct vcpu){ .vm = vm, .fd = -1 };
+	ret = vm_load_guest(vm, &entry, &start_info);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		ret = vcpu_create(&vm->vcpus[i], vm, i);
+		if (ret) {
+			log_error("creating vCPU %u: %s", i, strerror(-ret));
+			return ret;
+		}
+	}
+	ret = x86_vcpu_set_pvh_entry(vm->vcpus[0].fd, entry, start_info);
+	if (ret)
+		log_error("setting the boot vCPU's entry state: %s", strerror(-ret));
+	return ret;
+}
+
+static int vm_init_state(struct vm *vm, const struct vm_config *cfg)
+{
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->fd = vm->event_fd = -1;
+	vm->kvm.fd = -1;
+	vm->mem.memfd = -1;
+	vm->console = (struct chardev){ .kind = CHARDEV_NULL, .out_fd = -1, .in_fd = -1,
+					.listen_fd = -1 };
+	vm->pio.name = "pio";
+	vm->mmio.name = "mmio";
+	vm->ncpus = cfg->cpus;
+	pthread_mutex_init(&vm->io_lock, NULL);
+	pthread_mutex_init(&vm->run_lock, NULL);
+	pthread_cond_init(&vm->run_cond, NULL);
+	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	return vm->event_fd < 0 ? -errno : 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	int ret = vm_init_state(vm, cfg);
+	int tsc;
+
+	ret = ret ?: kvm_open(&vm->kvm);
+	ret = ret ?: vm_check_config(vm, cfg);
+	ret = ret ?: vcpu_signals_init();
+	ret = ret ?: vm_create_kvm(vm);
+	if (ret)
+		goto fail;
+	ret = mem_create(&vm->mem, MiB(cfg->memory_mib), cfg->name);
+	if (ret == 0)
+		ret = mem_register(&vm->mem, vm->fd);
+	if (ret) {
+		log_error("guest RAM (%llu MiB): %s", (unsigned long long)cfg->memory_mib,
+			  strerror(-ret));
+		goto fail;
+	}
+	ret = x86_cpuid_supported(vm->kvm.fd, &vm->cpuid);
+	if (ret) {
+		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		goto fail;
+	}
+	tsc = ioctl(vm->fd, KVM_GET_TSC_KHZ, 0);
+	vm->tsc_khz = tsc > 0 ? (uint32_t)tsc : 0;
+	ret = chardev_open(&vm->console, cfg->serial);
+	ret = ret ?: vm_create_devices(vm);
+	ret = ret ?: vm_create_vcpus(vm);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	vm_destroy(vm);
+	return ret;
+}
+
+int vm_start(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		int ret = vcpu_start(&vm->vcpus[i]);
+
+		if (ret) {
+			log_error("starting vCPU %u's thread: %s", i, strerror(-ret));
+			vm_request_stop(vm, VM_STOP_ERROR);
+			return ret;
+		}
+	}
+	return 0;
+}
+
+static unsigned vm_started_vcpus(const struct vm *vm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		n += vm->vcpus[i].thread_started;
+	return n;
+}
+
+/* Under run_lock: asks every vCPU to leave KVM_RUN. */
+static void vm_kick_all(struct vm *vm)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+}
+
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	vm->pause_req = true;
+	vm_kick_all(vm);
+	while (vm->nparked < vm_started_vcpus(vm))
+		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->run_lock);
+	if (!vm->stopping) {
+		vm->pause_req = false;
+		pthread_cond_broadcast(&vm->run_cond);
+	}
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	bool paused;
+
+	pthread_mutex_lock(&vm->run_lock);
+	paused = vm->pause_req;
+	pthread_mutex_unlock(&vm->run_lock);
+	return paused;
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&vm->run_lock);
+	if (vm->stop_reason == VM_STOP_NONE)
+		vm->stop_reason = reason;
+	/* Nothing of the guest runs after a power-off or an error. */
+	vm->pause_req = true;
+	vm_kick_all(vm);
+	pthread_mutex_unlock(&vm->run_lock);
+	if (write(vm->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("waking the main loop: %s", strerror(errno));
+}
+
+enum vm_stop_reason vm_stop_reason(struct vm *vm)
+{
+	enum vm_stop_reason r;
+
+	pthread_mutex_lock(&vm->run_lock);
+	r = vm->stop_reason;
+	pthread_mutex_unlock(&vm->run_lock);
+	return r;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (vm->vcpus) {
+		pthread_mutex_lock(&vm->run_lock);
+		vm->stopping = true;
+		vm_kick_all(vm);
+		pthread_cond_broadcast(&vm->run_cond);
+		pthread_mutex_unlock(&vm->run_lock);
+		for (unsigned i = 0; i < vm->ncpus; i++)
+			vcpu_destroy(&vm->vcpus[i]);
+		free(vm->vcpus);
+		vm->vcpus = NULL;
+	}
+	chardev_close(&vm->console);
+	mem_destroy(&vm->mem);
+	if (vm->fd >= 0)
+		close(vm->fd);
+	vm->fd = -1;
+	kvm_close(&vm->kvm);
+	if (vm->event_fd >= 0)
+		close(vm->event_fd);
+	vm->event_fd = -1;
+}
+
+bool vm_console_wants_input(struct vm *vm)
+{
+	bool wants;
+
+	pthread_mutex_lock(&vm->io_lock);
+	wants = serial_rx_room(&vm->serial) > 0;
+	pthread_mutex_unlock(&vm->io_lock);
+	return wants;
+}
+
+void vm_console_input(struct vm *vm)
+{
+	uint8_t buf[SERIAL_FIFO];
+	size_t n;
+
+	pthread_mutex_lock(&vm->io_lock);
+	/* Read only what the FIFO can take now: the rest waits in the host's
+	 * buffer, so nothing typed is lost. */
+	n = chardev_ready(&vm->console, buf, serial_rx_room(&vm->serial));
+	if (n)
+		serial_receive(&vm->serial, buf, (unsigned)n);
+	pthread_mutex_unlock(&vm->io_lock);
+}

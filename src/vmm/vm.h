@@ -1,0 +1,115 @@
+/* One virtual machine: KVM VM, guest RAM, vCPU threads, the PC's devices,
+ * and its run state (running, paused, stopping). All of it hangs off
+ * struct vm, so a second VM in the same process just works. */
+#ifndef FERRY_VMM_VM_H
+#define FERRY_VMM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "arch/x86/cpuid.h"
+#include "devices/acpi_pm.h"
+#include "devices/bus.h"
+#include "devices/device.h"
+#include "devices/i8042.h"
+#include "devices/rtc.h"
+#include "devices/serial.h"
+#include "vmm/chardev.h"
+#include "vmm/kvm.h"
+#include "vmm/memory.h"
+
+#define VM_MIN_MEMORY_MIB 8
+
+struct vm_config {
+	const char *name;
+	const char *kernel;
+	const char *initrd;   /* may be NULL */
+	const char *cmdline;  /* may be NULL */
+	uint64_t memory_mib;
+	unsigned cpus;
+	const char *serial;   /* chardev spec */
+};
+
+/* Why the VM stopped for good; the first reason wins. */
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_POWEROFF, /* the guest powered off (ACPI S5) */
+	VM_STOP_RESET,    /* the guest reset the machine */
+	VM_STOP_QUIT,     /* the operator said quit */
+	VM_STOP_SIGNAL,   /* SIGINT/SIGTERM */
+	VM_STOP_ERROR,    /* a vCPU hit something the VMM cannot handle */
+};
+
+struct vcpu;
+
+struct vm {
+	struct vm_config cfg;
+	struct kvm kvm;
+	int fd;
+	struct guest_mem mem;
+	uint32_t tsc_khz;
+	struct cpuid_table cpuid; /* what KVM supports; per-vCPU copies derive */
+
+	unsigned ncpus;
+	struct vcpu *vcpus;
+
+	/* Devices and buses: vCPU threads dispatch under io_lock; the main
+	 * loop takes it to feed serial input. Lock order: io_lock, then
+	 * run_lock. */
+	pthread_mutex_t io_lock;
+	struct bus pio;
+	struct bus mmio;
+	struct device_list devices;
+	struct serial serial;
+	struct i8042 i8042;
+	struct rtc rtc;
+	struct acpi_pm pm;
+	struct chardev console;
+
+	/* Run state, under run_lock. */
+	pthread_mutex_t run_lock;
+	pthread_cond_t run_cond;
+	bool pause_req;          /* vCPUs must park */
+	bool stopping;           /* vCPU threads must end */
+	unsigned nparked;        /* vCPUs parked or ended */
+	enum vm_stop_reason stop_reason;
+	int event_fd;            /* eventfd: the main loop has something to look at */
+};
+
+/* Builds the VM described by cfg: KVM VM, RAM, irqchip, PIT, devices, the
+ * kernel loaded with its PVH start info, vCPUs created (threads not yet
+ * started). Returns 0 or -errno with one error line logged; on error
+ * everything already made is undone. */
+int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* Starts one thread per vCPU. The VM runs until vm_destroy(). */
+int vm_start(struct vm *vm);
+
+/* Parks every vCPU outside KVM_RUN and returns once all are parked. The
+ * guest's time goes on; nothing runs. Idempotent. */
+void vm_pause(struct vm *vm);
+
+/* Releases parked vCPUs. */
+void vm_resume(struct vm *vm);
+
+bool vm_is_paused(struct vm *vm);
+
+/* Records why the VM must stop (first reason wins), parks the vCPUs and
+ * wakes the main loop. Safe from any thread, including a vCPU's. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason reason);
+
+enum vm_stop_reason vm_stop_reason(struct vm *vm);
+
+/* Ends the vCPU threads and frees everything. */
+void vm_destroy(struct vm *vm);
+
+/* Serial input from the host: moves what the chardev has into the UART
+ * while its FIFO has room. Called by the main loop when
+ * chardev_poll_fd(&vm->console) is readable. */
+void vm_console_input(struct vm *vm);
+
+/* True when the UART can take more input (poll the console fd then). */
+bool vm_console_wants_input(struct vm *vm);
+
+#endif
