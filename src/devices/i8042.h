@@ -22,7 +22,7 @@ struct i8042 {
 	struct machine_link machine;
 };
 
-extern const struct bus_ops i8042_bus_ops; /* two ranges: 0x60 and 0x64 */
+extern const struct bus_ops i8042_bus_ops; /* one range 0x60-0x64 */
 extern const struct device_ops i8042_device_ops;
 
 void i8042_init(struct i8042 *k, struct machine_link machine);

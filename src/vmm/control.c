@@ -238,7 +238,7 @@ int control_open(struct control *c, const char *path, const struct control_comma
 	if (c->listen_fd < 0)
 		return -errno;
 	unlink(path);
-	old = umask(0077); /* the socket is born 0600: no window for others */
+	old = umask(0177); /* the socket is born 0600: no window for others */
 	err = bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? errno : 0;
 	umask(old);
 	if (!err && listen(c->listen_fd, 4) < 0)

@@ -189,8 +189,8 @@ static int vm_create_devices(struct vm *vm)
 		     ACPI_SLP_TYP_S5);
 
 	ret = ret ?: bus_register(pio, PORT_COM1, 8, &serial_bus_ops, &vm->serial);
-	ret = ret ?: bus_register(pio, PORT_I8042_DATA, 1, &i8042_bus_ops, &vm->i8042);
-	ret = ret ?: bus_register(pio, PORT_I8042_DATA + 4, 1, &i8042_bus_ops, &vm->i8042);
+	/* 0x60-0x64: the i8042 answers 0x60 and 0x64 (0x61 is KVM's). */
+	ret = ret ?: bus_register(pio, PORT_I8042_DATA, 5, &i8042_bus_ops, &vm->i8042);
 	ret = ret ?: bus_register(pio, PORT_RTC, 2, &rtc_bus_ops, &vm->rtc);
 	ret = ret ?: bus_register(pio, PORT_ACPI_PM, 12, &acpi_pm_bus_ops, &vm->pm);
 	ret = ret ?: bus_register(pio, PORT_RESET, 1, &acpi_cf9_bus_ops, &vm->pm);

@@ -1,0 +1,65 @@
+"""Boot-time benchmark: ferry-vmm vs QEMU/KVM on the ferry test guest."""
+
+import os
+import select
+import statistics
+import subprocess
+import sys
+import time
+
+build, runs = sys.argv[1], int(sys.argv[2])
+guest = os.path.join(build, "guest", "ferry-guest.elf")
+vmm = os.path.join(build, "src", "ferry-vmm")
+CMDLINE = "ferry.poweroff=1"
+CPUS, MEM = 2, 512
+
+
+def qemu(bios):
+    cmd = ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-M", "pc",
+           "-m", str(MEM), "-smp", str(CPUS), "-kernel", guest, "-append", CMDLINE,
+           "-nographic", "-nodefaults", "-serial", "stdio", "-no-reboot", "-display", "none"]
+    if bios:
+        cmd += ["-bios", bios]
+    return cmd
+
+
+SYSTEMS = [
+    ("ferry-vmm", [vmm, "--kernel", guest, "--cpus", str(CPUS), "--memory", str(MEM),
+                   "--cmdline", CMDLINE]),
+    ("qemu (SeaBIOS)", qemu(None)),
+    ("qemu (qboot)", qemu("/usr/share/qemu/qboot.rom")),
+]
+
+
+def one(cmd):
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    buf, first = b"", None
+    while True:
+        r, _, _ = select.select([p.stdout], [], [], 30)
+        if not r:
+            p.kill()
+            raise RuntimeError(f"{cmd[0]}: no output for 30 s")
+        data = os.read(p.stdout.fileno(), 65536)
+        if not data:
+            break
+        buf += data
+        if first is None and b"ferry-agent beat=1 " in buf:
+            first = time.monotonic() - t0
+    rc = p.wait()
+    total = time.monotonic() - t0
+    if first is None or rc != 0:
+        raise RuntimeError(f"{cmd[0]}: exit {rc}, heartbeat seen: {first is not None}")
+    return first, total
+
+
+print(f"boot of the ferry test guest, {CPUS} vCPUs, {MEM} MiB, median of {runs} runs")
+print(f"{'system':16} {'first heartbeat':>16} {'power-off at 1 s, exit':>24}")
+for name, cmd in SYSTEMS:
+    if name.endswith("(qboot)") and not os.path.exists("/usr/share/qemu/qboot.rom"):
+        continue
+    res = [one(cmd) for _ in range(runs)]
+    fb = statistics.median(r[0] for r in res) * 1000
+    tot = statistics.median(r[1] for r in res) * 1000
+    print(f"{name:16} {fb:13.0f} ms {tot:21.0f} ms", flush=True)

@@ -1,0 +1,220 @@
+"""Shared helpers for ferry's end-to-end tests: start ferry-vmm with the
+test guest, read its console line by line with arrival times, talk to its
+control socket, and report SKIP (exit 77) / FAIL (exit 1) loudly."""
+
+import json
+import os
+import re
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("FERRY_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
+VMM = os.path.join(BUILD, "src", "ferry-vmm")
+GUEST = os.path.join(BUILD, "guest", "ferry-guest.elf")
+
+BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) corrupt=(\d+)"
+                     r"(?: written=(\d+))?(?: ticks=([\d/]+))?")
+READY_RE = re.compile(r"ferry-agent ready cpus=(\d+) mem_mib=(\d+)")
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, msg):
+    if not cond:
+        raise Failure(msg)
+
+
+def require_kvm():
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR)
+        os.close(fd)
+    except OSError as e:
+        print(f"SKIP: /dev/kvm is not usable here ({e.strerror}): test not run", flush=True)
+        sys.exit(77)
+
+
+def parse_beat(line):
+    m = BEAT_RE.search(line)
+    if not m:
+        return None
+    return {
+        "beat": int(m.group(1)), "uptime_ms": int(m.group(2)),
+        "verified": int(m.group(3)), "corrupt": int(m.group(4)),
+        "written": int(m.group(5)) if m.group(5) else 0,
+        "ticks": [int(t) for t in m.group(6).split("/")] if m.group(6) else [],
+    }
+
+
+class Console:
+    """Lines from a pipe, each with the monotonic time it arrived."""
+
+    def __init__(self, f):
+        self.f = f
+        self.buf = b""
+        self.lines = []  # (time, text)
+        self.eof = False
+
+    def poll(self, timeout):
+        if self.eof:
+            time.sleep(min(timeout, 0.05))
+            return
+        r, _, _ = select.select([self.f], [], [], timeout)
+        if not r:
+            return
+        data = os.read(self.f.fileno(), 65536)
+        if not data:
+            self.eof = True
+            return
+        self.buf += data
+        now = time.monotonic()
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self.lines.append((now, line.decode(errors="replace").rstrip("\r")))
+
+    def wait_for(self, pattern, timeout, start=0):
+        """Index of the first line from `start` matching pattern."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        i = start
+        while True:
+            while i < len(self.lines):
+                if rx.search(self.lines[i][1]):
+                    return i
+                i += 1
+            if time.monotonic() > deadline or self.eof:
+                raise Failure(f"no line matching {pattern!r} within {timeout}s; "
+                              f"last lines: {[l for _, l in self.lines[-5:]]}")
+            self.poll(0.1)
+
+    def collect(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.eof:
+            self.poll(min(0.1, max(0, deadline - time.monotonic())))
+
+    def beats(self, start=0):
+        return [b for b in (parse_beat(l) for _, l in self.lines[start:]) if b]
+
+
+class Vmm:
+    """A ferry-vmm process with the console on its stdout."""
+
+    def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=()):
+        self.tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
+        self.control_path = os.path.join(self.tmp, "control.sock") if control else None
+        args = [VMM, "--kernel", kernel or GUEST, "--cpus", str(cpus), "--memory", str(memory)]
+        if cmdline:
+            args += ["--cmdline", cmdline]
+        if self.control_path:
+            args += ["--control", self.control_path]
+        args += list(extra)
+        self.started = time.monotonic()
+        self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE)
+        self.console = Console(self.p.stdout)
+        self.ctl = None
+
+    def connect(self, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.ctl = Control(self.control_path)
+                return self.ctl
+            except OSError:
+                if time.monotonic() > deadline or self.p.poll() is not None:
+                    raise Failure("cannot connect to the control socket")
+                time.sleep(0.02)
+
+    def wait_exit(self, timeout):
+        """Exit status, after reading the console to its end."""
+        deadline = time.monotonic() + timeout
+        while self.p.poll() is None or not self.console.eof:
+            if time.monotonic() > deadline:
+                raise Failure(f"ferry-vmm still running after {timeout}s")
+            self.console.poll(0.1)
+        return self.p.returncode
+
+    def stderr(self):
+        return self.p.stderr.read().decode(errors="replace")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        for name in os.listdir(self.tmp):
+            os.unlink(os.path.join(self.tmp, name))
+        os.rmdir(self.tmp)
+
+
+class Control:
+    """A client of the control socket: commands and the events in between."""
+
+    def __init__(self, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.connect(path)
+        self.f = self.s.makefile("rb")
+        self.events = []
+        self.greeting = self.recv(5)
+
+    def recv(self, timeout):
+        self.s.settimeout(timeout)
+        line = self.f.readline()
+        if not line:
+            raise Failure("control socket closed")
+        return json.loads(line)
+
+    def send_raw(self, text):
+        self.s.sendall(text.encode() + b"\n")
+
+    def reply(self, timeout=5):
+        while True:
+            msg = self.recv(timeout)
+            if "event" in msg:
+                self.events.append(msg)
+                continue
+            return msg
+
+    def execute(self, cmd, args=None, timeout=5):
+        req = {"execute": cmd}
+        if args is not None:
+            req["arguments"] = args
+        self.send_raw(json.dumps(req))
+        return self.reply(timeout)
+
+    def wait_event(self, name, timeout=5):
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if e["event"] == name:
+                    self.events.remove(e)
+                    return e
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure(f"no {name} event within {timeout}s")
+            try:
+                msg = self.recv(left)
+            except socket.timeout:
+                continue
+            if "event" in msg:
+                self.events.append(msg)
+
+
+def run_tests(tests):
+    """Runs test functions; prints one PASS/FAIL line each and a summary."""
+    passed = failed = 0
+    for t in tests:
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            print(f"PASS {t.__name__} ({time.monotonic() - t0:.1f}s)", flush=True)
+        except Failure as e:
+            failed += 1
+            print(f"FAIL {t.__name__}: {e}", flush=True)
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)

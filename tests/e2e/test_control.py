@@ -1,0 +1,133 @@
+"""The control socket and the VM's lifecycle: query-status, stop (every
+vCPU parked: the heartbeat stops), cont, quit, power-off by the guest,
+SIGTERM, events, and malformed messages that get an error reply while the
+VM keeps running."""
+
+import os
+import signal
+
+from ferrytest import *
+
+
+def started(cpus=2, cmdline=""):
+    vm = Vmm(cmdline=cmdline, cpus=cpus)
+    vm.console.wait_for(r"ferry-agent beat=1 ", 20)
+    return vm, vm.connect()
+
+
+def test_status_stop_cont():
+    vm, ctl = started()
+    try:
+        check(ctl.greeting.get("QMP") is not None, f"greeting {ctl.greeting}")
+        check(ctl.execute("qmp_capabilities") == {"return": {}}, "qmp_capabilities")
+        r = ctl.execute("query-status")
+        check(r["return"]["status"] == "running" and r["return"]["running"] is True, str(r))
+        check(ctl.execute("stop") == {"return": {}}, "stop failed")
+        ctl.wait_event("STOP")
+        check(ctl.execute("query-status")["return"]["status"] == "paused", "not paused")
+        vm.console.collect(0.3)  # a line in flight when stop was asked
+        n = len(vm.console.beats())
+        vm.console.collect(1.5)
+        check(len(vm.console.beats()) == n, "heartbeats went on while stopped")
+        last = vm.console.beats()[-1]["beat"]
+        check(ctl.execute("cont") == {"return": {}}, "cont failed")
+        ctl.wait_event("RESUME")
+        i = vm.console.wait_for(r"ferry-agent beat=", 5, len(vm.console.lines))
+        b = parse_beat(vm.console.lines[i][1])
+        check(b["beat"] == last + 1, f"beat after cont is {b['beat']}, expected {last + 1}")
+        check(ctl.execute("query-status")["return"]["status"] == "running", "not running")
+        # stop twice and cont twice are harmless
+        ctl.execute("stop")
+        check(ctl.execute("stop") == {"return": {}}, "second stop")
+        ctl.execute("cont")
+        check(ctl.execute("cont") == {"return": {}}, "second cont")
+        check(ctl.execute("quit") == {"return": {}}, "quit")
+        ev = ctl.wait_event("SHUTDOWN")
+        check(ev["data"] == {"guest": False, "reason": "host-qmp-quit"}, str(ev))
+        check(vm.wait_exit(5) == 0, "quit did not exit 0")
+    finally:
+        vm.kill()
+
+
+def test_socket_is_private():
+    vm, ctl = started(cpus=1)
+    try:
+        mode = os.stat(vm.control_path).st_mode & 0o777
+        check(mode == 0o600, f"control socket mode {oct(mode)}")
+    finally:
+        vm.kill()
+
+
+def test_malformed_messages():
+    vm, ctl = started(cpus=1)
+    try:
+        bad = [
+            ("{not json", "GenericError"),
+            ("[1, 2]", "GenericError"),
+            ('{"arguments": {}}', "GenericError"),
+            ('{"execute": 42}', "GenericError"),
+            ('{"execute": "query-status", "arguments": [1]}', "GenericError"),
+            ('{"execute": "query-status", "bogus": 1}', "GenericError"),
+            ('{"execute": "no-such-command"}', "CommandNotFound"),
+            ('{"execute": "query-status"} trailing', "GenericError"),
+            ('"\\u0000"', "GenericError"),
+        ]
+        for text, cls in bad:
+            ctl.send_raw(text)
+            r = ctl.reply()
+            check("error" in r and r["error"]["class"] == cls and r["error"]["desc"],
+                  f"{text!r} -> {r}")
+        ctl.send_raw('{"execute": "query-status", "id": "abc"}')
+        r = ctl.reply()
+        check(r.get("id") == "abc" and r["return"]["status"] == "running", str(r))
+        # a second client works alongside the first
+        other = Control(vm.control_path)
+        check(other.execute("query-status")["return"]["running"], "second client")
+        n = len(vm.console.beats())
+        vm.console.collect(0.5)
+        check(len(vm.console.beats()) > n, "the VM stopped running after bad messages")
+    finally:
+        vm.kill()
+
+
+def test_guest_poweroff():
+    vm = Vmm(cmdline="ferry.poweroff=3", cpus=2)
+    try:
+        ctl = vm.connect()
+        t0 = time.monotonic()
+        ev = ctl.wait_event("SHUTDOWN", 8)
+        check(ev["data"] == {"guest": True, "reason": "guest-shutdown"}, str(ev))
+        check(vm.wait_exit(5) == 0, "ferry-vmm did not exit 0 on power-off")
+        took = time.monotonic() - vm.started
+        print(f"  ferry.poweroff=3: exited {took:.2f} s after start")
+        check(took < 5, f"power-off took {took:.1f}s (limit 5 s)")
+        check(any("ferry-agent poweroff" in l for _, l in vm.console.lines), "no poweroff line")
+        del t0
+    finally:
+        vm.kill()
+
+
+def test_sigterm():
+    vm, ctl = started(cpus=1)
+    try:
+        vm.p.send_signal(signal.SIGTERM)
+        check(vm.wait_exit(5) == 0, "SIGTERM did not exit 0")
+        check(not os.path.exists(vm.control_path), "control socket left behind")
+    finally:
+        vm.kill()
+
+
+def test_stopped_vm_still_quits():
+    vm, ctl = started(cpus=2)
+    try:
+        ctl.execute("stop")
+        check(ctl.execute("quit") == {"return": {}}, "quit while paused")
+        check(vm.wait_exit(5) == 0, "quit while paused did not exit 0")
+    finally:
+        vm.kill()
+
+
+if __name__ == "__main__":
+    require_kvm()
+    run_tests([test_status_stop_cont, test_socket_is_private, test_malformed_messages,
+               test_guest_poweroff, test_sigterm, test_stopped_vm_still_quits])

@@ -1,0 +1,45 @@
+"""The guest's integrity workload: ferry.dirty=256@50 on 2 vCPUs for 60 s.
+Every page is rewritten and re-verified; nothing may be corrupt, the beat
+numbers go up by one, and the achieved dirty rate (from the guest's own
+written= count against its TSC uptime) is within 10 % of the request."""
+
+import os
+
+from ferrytest import *
+
+SECONDS = int(os.environ.get("FERRY_DIRTY_SECONDS", "60"))
+
+
+def test_dirty_256_at_50():
+    vm = Vmm(cmdline=f"ferry.dirty=256@50 ferry.poweroff={SECONDS + 1}", cpus=2, memory=512,
+             control=False)
+    try:
+        vm.console.wait_for(r"ferry-agent ready cpus=2", 20)
+        check(vm.wait_exit(SECONDS + 30) == 0, "ferry-vmm did not exit 0")
+        corrupt = [l for _, l in vm.console.lines if "CORRUPT" in l]
+        check(not corrupt, f"corruption reported: {corrupt[:3]}")
+        beats = vm.console.beats()
+        check(len(beats) >= SECONDS * 9, f"only {len(beats)} beats in {SECONDS} s")
+        check([b["beat"] for b in beats] == list(range(1, len(beats) + 1)),
+              "beat numbers do not increase by one")
+        check(beats[-1]["corrupt"] == 0, f"corrupt={beats[-1]['corrupt']}")
+        # The rate over the steady part (after the first second).
+        a = next(b for b in beats if b["uptime_ms"] >= 1000)
+        z = beats[-1]
+        mib = (z["written"] - a["written"]) * 4096 / 2**20
+        secs = (z["uptime_ms"] - a["uptime_ms"]) / 1000
+        rate = mib / secs
+        pages = 256 * 256
+        print(f"  {secs:.1f} s: dirtied {mib:.0f} MiB = {rate:.2f} MiB/s (asked 50), "
+              f"verified {z['verified']} pages ({z['verified'] / pages:.1f}x the working set), "
+              f"corrupt={z['corrupt']}, ticks={z['ticks']}")
+        check(abs(rate - 50) <= 5, f"dirty rate {rate:.2f} MiB/s is not within 10% of 50")
+        check(z["verified"] >= pages * (secs / 3), "verification does not cover the working set")
+        check(all(t > SECONDS * 50 for t in z["ticks"]), f"a vCPU idled: ticks={z['ticks']}")
+    finally:
+        vm.kill()
+
+
+if __name__ == "__main__":
+    require_kvm()
+    run_tests([test_dirty_256_at_50])
