@@ -8,7 +8,7 @@
 
 void buf_put(struct buf *b, const void *p, size_t n)
 {
-	if (b->oom)
+	if (b->oom || n == 0)
 		return;
 	if (b->len + n > b->cap) {
 		size_t cap = MAX(b->cap * 2, b->len + n);

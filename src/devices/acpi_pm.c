@@ -171,7 +171,8 @@ static int acpi_pm_load(void *dev, uint32_t version, const uint8_t *data, size_t
 	s.pm1_cnt = reader_u16(&r);
 	s.cf9 = reader_u8(&r);
 	timer = reader_u32(&r);
-	if (reader_finish(&r) || (s.pm1_cnt & PM1_CNT_SLP_EN) || (s.cf9 & ~0x0a))
+	if (reader_finish(&r) || (s.pm1_cnt & PM1_CNT_SLP_EN) || !(s.pm1_cnt & PM1_CNT_SCI_EN) ||
+	    (s.cf9 & ~0x0a))
 		return -EINVAL;
 	s.tmr_base = timer - acpi_pm_ticks(pm);
 	pm->s = s;

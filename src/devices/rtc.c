@@ -17,8 +17,11 @@
 #define RTC_REG_D 0x0d
 #define RTC_CENTURY 0x32
 
+#define REG_A_UIP 0x80
+#define REG_B_SET 0x80
 #define REG_B_24H 0x02
 #define REG_B_BINARY 0x04
+#define RTC_MAX_OFFSET (1ll << 39) /* beyond any date a guest can write */
 
 static uint8_t rtc_to_guest(const struct rtc *r, int v)
 {
@@ -106,6 +109,47 @@ static bool rtc_is_time_reg(unsigned reg)
 	}
 }
 
+/* While register B's SET bit is on, the clock is frozen: the time registers
+ * hold what the guest writes, one at a time, and only clearing SET makes
+ * them the new time (so "Jan 31" -> "Feb 28" never passes "Feb 31"). */
+static const uint8_t rtc_time_regs[] = { RTC_SEC, RTC_MIN, RTC_HOUR, RTC_WDAY, RTC_MDAY,
+					 RTC_MON, RTC_YEAR, RTC_CENTURY };
+
+static void rtc_freeze(struct rtc *r)
+{
+	for (unsigned i = 0; i < sizeof(rtc_time_regs); i++)
+		r->s.cmos[rtc_time_regs[i]] = rtc_time_reg(r, rtc_time_regs[i]);
+}
+
+static void rtc_thaw(struct rtc *r)
+{
+	const uint8_t *c = r->s.cmos;
+	struct tm tm = {
+		.tm_sec = rtc_from_guest(r, c[RTC_SEC]),
+		.tm_min = rtc_from_guest(r, c[RTC_MIN]),
+		.tm_hour = rtc_hour_in(r, c[RTC_HOUR]),
+		.tm_mday = rtc_from_guest(r, c[RTC_MDAY]),
+		.tm_mon = rtc_from_guest(r, c[RTC_MON]) - 1,
+		.tm_year = rtc_from_guest(r, c[RTC_CENTURY]) * 100 + rtc_from_guest(r, c[RTC_YEAR]) -
+			   1900,
+	};
+	time_t t = timegm(&tm);
+
+	if (t != (time_t)-1)
+		r->s.offset = (int64_t)(t - time(NULL));
+}
+
+static void rtc_write_b(struct rtc *r, uint8_t v)
+{
+	uint8_t old = r->s.cmos[RTC_REG_B];
+
+	if ((old & REG_B_SET) && !(v & REG_B_SET))
+		rtc_thaw(r); /* in the mode the registers were written in */
+	r->s.cmos[RTC_REG_B] = v;
+	if (!(old & REG_B_SET) && (v & REG_B_SET))
+		rtc_freeze(r);
+}
+
 static void rtc_read(void *dev, uint64_t off, uint8_t *data, unsigned size)
 {
 	struct rtc *r = dev;
@@ -116,7 +160,7 @@ static void rtc_read(void *dev, uint64_t off, uint8_t *data, unsigned size)
 		data[0] = 0xff;
 		return;
 	}
-	if (rtc_is_time_reg(reg)) {
+	if (rtc_is_time_reg(reg) && !(r->s.cmos[RTC_REG_B] & REG_B_SET)) {
 		data[0] = rtc_time_reg(r, reg);
 	} else if (reg == RTC_REG_C) {
 		data[0] = r->s.cmos[reg];
@@ -136,10 +180,14 @@ static void rtc_write(void *dev, uint64_t off, const uint8_t *data, unsigned siz
 		r->s.index = data[0];
 		return;
 	}
-	if (rtc_is_time_reg(reg))
+	if (rtc_is_time_reg(reg) && (r->s.cmos[RTC_REG_B] & REG_B_SET))
+		r->s.cmos[reg] = data[0];
+	else if (rtc_is_time_reg(reg))
 		rtc_set_time_reg(r, reg, data[0]);
+	else if (reg == RTC_REG_B)
+		rtc_write_b(r, data[0]);
 	else if (reg == RTC_REG_A)
-		r->s.cmos[reg] = data[0] & 0x7f; /* UIP is read-only */
+		r->s.cmos[reg] = data[0] & ~REG_A_UIP; /* UIP is read-only */
 	else if (reg == RTC_REG_C || reg == RTC_REG_D)
 		return; /* read-only */
 	else
@@ -208,7 +256,8 @@ static int rtc_load(void *dev, uint32_t version, const uint8_t *data, size_t len
 	s.index = reader_u8(&r);
 	s.offset = (int64_t)reader_u64(&r);
 	reader_get(&r, s.cmos, sizeof(s.cmos));
-	if (reader_finish(&r))
+	if (reader_finish(&r) || s.offset > RTC_MAX_OFFSET || s.offset < -RTC_MAX_OFFSET ||
+	    (s.cmos[RTC_REG_A] & REG_A_UIP))
 		return -EINVAL;
 	((struct rtc *)dev)->s = s;
 	return 0;

@@ -64,25 +64,69 @@ static struct json_object *control_execute(struct control *c, struct json_object
 	return reply;
 }
 
-struct json_object *control_handle_line(struct control *c, const char *line, size_t len)
+/* Parses one line as a JSON text. Returns the value (NULL for JSON null or
+ * on error: msg says which, or is empty for null). flags are json-c's
+ * tokener flags: JSON_TOKENER_STRICT | VALIDATE_UTF8, or 0 (lenient). */
+static struct json_object *control_parse(const char *line, size_t len, int flags, char *msg,
+					 size_t msglen, size_t *end)
 {
 	struct json_tokener *tok = json_tokener_new();
-	struct json_object *req, *reply, *id;
-	char msg[160];
+	struct json_object *v;
+	enum json_tokener_error err;
 
-	if (!tok)
-		return control_error("GenericError", "out of memory");
-	req = json_tokener_parse_ex(tok, line, (int)len);
-	if (!req || json_tokener_get_error(tok) != json_tokener_success ||
-	    tok->char_offset != (int)len) {
-		snprintf(msg, sizeof(msg), "JSON parse error: %s",
-			 !req ? json_tokener_error_desc(json_tokener_get_error(tok)) :
-				"trailing characters after the object");
-		json_tokener_free(tok);
-		json_object_put(req);
+	msg[0] = 0;
+	*end = 0;
+	if (!tok) {
+		snprintf(msg, msglen, "out of memory");
+		return NULL;
+	}
+	json_tokener_set_flags(tok, flags);
+	v = json_tokener_parse_ex(tok, line, (int)len);
+	err = json_tokener_get_error(tok);
+	*end = (size_t)tok->char_offset;
+	if (err == json_tokener_continue) {
+		/* A bare number or literal ends only at a delimiter. */
+		v = json_tokener_parse_ex(tok, " ", 1);
+		err = json_tokener_get_error(tok);
+		*end = len;
+	}
+	if (err != json_tokener_success)
+		snprintf(msg, msglen, "JSON parse error: %s",
+			 err == json_tokener_continue ? "incomplete JSON text" :
+							json_tokener_error_desc(err));
+	json_tokener_free(tok);
+	return v;
+}
+
+static bool control_blank(const char *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (!strchr(" \t\r", p[i]))
+			return false;
+	return true;
+}
+
+struct json_object *control_handle_line(struct control *c, const char *line, size_t len)
+{
+	struct json_object *req, *reply, *id;
+	char msg[160], lax[160];
+	size_t end;
+
+	/* Strict JSON and valid UTF-8: what is not JSON is not run (json-c's
+	 * default mode takes trailing commas and single quotes). */
+	req = control_parse(line, len, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8, msg,
+			    sizeof(msg), &end);
+	if (msg[0]) {
+		/* Say "trailing characters" when a whole value came first. */
+		struct json_object *v = control_parse(line, len, 0, lax, sizeof(lax), &end);
+
+		if (!lax[0] && end < len && !control_blank(line + end, len - end))
+			snprintf(msg, sizeof(msg), "JSON parse error: trailing characters after the object");
+		json_object_put(v);
 		return control_error("GenericError", msg);
 	}
-	json_tokener_free(tok);
+	if (!req)
+		return control_error("GenericError", "a command must be a JSON object"); /* null */
 	reply = control_execute(c, req);
 	if (json_object_is_type(req, json_type_object) && json_object_object_get_ex(req, "id", &id))
 		json_object_object_add(reply, "id", json_object_get(id));

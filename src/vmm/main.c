@@ -2,7 +2,7 @@
  *
  *   ferry-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory MIB]
  *             [--cpus N] [--serial stdio|file:PATH|unix:PATH|null]
- *             [--control PATH] [--name NAME]
+ *             [--control PATH] [--name NAME] [--paused]
  *
  * Exit status: 0 when the guest powered off or reset, or on quit or
  * SIGINT/SIGTERM; 1 when the VM could not start or stopped on an error. */
@@ -40,6 +40,7 @@ static void usage(FILE *f)
 		"  --serial SPEC      console: stdio (default), file:PATH, unix:PATH, null\n"
 		"  --control PATH     control socket (JSON lines, QMP-style)\n"
 		"  --name NAME        VM name\n"
+		"  --paused           do not run the guest until the control command cont\n"
 		"  --verbose          debug messages\n",
 		DEFAULT_MEMORY_MIB);
 }
@@ -65,6 +66,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "serial", required_argument, NULL, 's' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "name", required_argument, NULL, 'N' },
+		{ "paused", no_argument, NULL, 'p' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -83,6 +85,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 's': o->vm.serial = optarg; break;
 		case 'C': o->control = optarg; break;
 		case 'N': o->vm.name = optarg; break;
+		case 'p': o->vm.start_paused = true; break;
 		case 'v': log_set_verbose(true); break;
 		case 'm':
 			if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
@@ -201,6 +204,9 @@ int main(int argc, char **argv)
 	}
 	reason = run_loop(&vm, &mon, sig_fd);
 	vm_pause(&vm);
+	if (reason == VM_STOP_RESET)
+		log_info("the guest reset the machine; ferry-vmm does not reboot guests yet, "
+			 "so the VM ends here");
 	if (reason == VM_STOP_ERROR)
 		control_event(&mon.ctl, "STOP", NULL);
 	monitor_shutdown_event(&mon, reason);

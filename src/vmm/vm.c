@@ -288,6 +288,9 @@ fail:
 
 int vm_start(struct vm *vm)
 {
+	pthread_mutex_lock(&vm->run_lock);
+	vm->pause_req = vm->cfg.start_paused;
+	pthread_mutex_unlock(&vm->run_lock);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		int ret = vcpu_start(&vm->vcpus[i]);
 

@@ -29,6 +29,7 @@ struct vm_config {
 	uint64_t memory_mib;
 	unsigned cpus;
 	const char *serial;   /* chardev spec */
+	bool start_paused;    /* vCPUs wait for vm_resume() (QEMU -S) */
 };
 
 /* Why the VM stopped for good; the first reason wins. */
@@ -83,7 +84,8 @@ struct vm {
  * everything already made is undone. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 
-/* Starts one thread per vCPU. The VM runs until vm_destroy(). */
+/* Starts one thread per vCPU. The VM runs (or, with start_paused, waits
+ * for vm_resume()) until vm_destroy(). */
 int vm_start(struct vm *vm);
 
 /* Parks every vCPU outside KVM_RUN and returns once all are parked. The

@@ -15,6 +15,7 @@ import time
 BUILD = os.environ.get("FERRY_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 VMM = os.path.join(BUILD, "src", "ferry-vmm")
 GUEST = os.path.join(BUILD, "guest", "ferry-guest.elf")
+PAYLOADS = os.path.join(BUILD, "tests", "payloads")
 
 BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) corrupt=(\d+)"
                      r"(?: written=(\d+))?(?: ticks=([\d/]+))?")
@@ -104,7 +105,8 @@ class Console:
 class Vmm:
     """A ferry-vmm process with the console on its stdout."""
 
-    def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=()):
+    def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=(),
+                 stdin=subprocess.DEVNULL):
         self.tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
         self.control_path = os.path.join(self.tmp, "control.sock") if control else None
         args = [VMM, "--kernel", kernel or GUEST, "--cpus", str(cpus), "--memory", str(memory)]
@@ -114,7 +116,7 @@ class Vmm:
             args += ["--control", self.control_path]
         args += list(extra)
         self.started = time.monotonic()
-        self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        self.p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         self.console = Console(self.p.stdout)
         self.ctl = None

@@ -40,6 +40,20 @@ def test_dirty_256_at_50():
         vm.kill()
 
 
+def test_corruption_is_detected():
+    """The check can fail: ferry.inject corrupts a page and the PRNG region."""
+    vm = Vmm(cmdline="ferry.dirty=16@20 ferry.inject=2 ferry.poweroff=4", cpus=2, memory=256,
+             control=False)
+    try:
+        check(vm.wait_exit(20) == 0, "ferry-vmm did not exit 0")
+        lines = [l for _, l in vm.console.lines]
+        check(any("CORRUPT page=" in l for l in lines), "injected page corruption not reported")
+        check(any("CORRUPT region=prng" in l for l in lines), "injected PRNG corruption not reported")
+        check(vm.console.beats()[-1]["corrupt"] >= 2, "corrupt= does not count the injections")
+    finally:
+        vm.kill()
+
+
 if __name__ == "__main__":
     require_kvm()
-    run_tests([test_dirty_256_at_50])
+    run_tests([test_corruption_is_detected, test_dirty_256_at_50])

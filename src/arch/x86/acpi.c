@@ -12,7 +12,7 @@
 #define FADT_LEN 276 /* revision 6 */
 #define FACS_LEN 64
 
-/* A bump allocator over the ACPI area; tables are 16-byte aligned. */
+/* A bump allocator over the ACPI area. */
 struct acpi_area {
 	uint8_t *base;
 	uint64_t gpa;
@@ -21,9 +21,9 @@ struct acpi_area {
 	bool full;
 };
 
-static uint8_t *acpi_alloc(struct acpi_area *a, size_t len, uint64_t *gpa)
+static uint8_t *acpi_alloc_aligned(struct acpi_area *a, size_t len, size_t align, uint64_t *gpa)
 {
-	size_t off = ALIGN_UP(a->used, 16);
+	size_t off = ALIGN_UP(a->used, align);
 
 	if (a->full || !range_within(off, len, a->cap)) {
 		a->full = true;
@@ -33,6 +33,12 @@ static uint8_t *acpi_alloc(struct acpi_area *a, size_t len, uint64_t *gpa)
 	*gpa = a->gpa + off;
 	memset(a->base + off, 0, len);
 	return a->base + off;
+}
+
+/* Tables are 16-byte aligned (the RSDP must be, for OSes that scan). */
+static uint8_t *acpi_alloc(struct acpi_area *a, size_t len, uint64_t *gpa)
+{
+	return acpi_alloc_aligned(a, len, 16, gpa);
 }
 
 uint8_t acpi_checksum(const void *p, size_t len)
@@ -100,7 +106,7 @@ static uint64_t acpi_dsdt(struct acpi_area *a)
 static uint64_t acpi_facs(struct acpi_area *a)
 {
 	uint64_t gpa = 0;
-	uint8_t *t = acpi_alloc(a, FACS_LEN, &gpa);
+	uint8_t *t = acpi_alloc_aligned(a, FACS_LEN, 64, &gpa); /* ACPI: 64-byte aligned */
 
 	if (!t)
 		return 0;

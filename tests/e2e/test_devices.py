@@ -1,0 +1,72 @@
+"""Devices seen through the ferry-vmm binary with tiny payloads: serial
+input from stdin (every byte delivered, in order, even when typed faster
+than the guest drains the FIFO), resets through the i8042 and port 0xCF9,
+and the report of an instruction KVM cannot run."""
+
+import os
+
+from ferrytest import *
+
+
+def payload(name):
+    return os.path.join(PAYLOADS, name + ".elf")
+
+
+def test_serial_input():
+    vm = Vmm(kernel=payload("echo"), stdin=subprocess.PIPE)
+    try:
+        vm.console.wait_for(r"echo ready", 10)
+        text = "".join(chr(ord("a") + i % 26) for i in range(300))  # > 16-byte FIFO
+        vm.p.stdin.write((text + "\n!").encode())
+        vm.p.stdin.flush()
+        check(vm.wait_exit(10) == 0, "echo payload did not power off")
+        out = "\n".join(l for _, l in vm.console.lines[1:])
+        check(out.startswith(text.upper()), f"echoed {out[:40]!r}... expected {text.upper()[:40]!r}...")
+    finally:
+        vm.kill()
+
+
+def reset_by(how):
+    vm = Vmm(kernel=payload("reset"), cmdline=how, extra=["--paused"])
+    try:
+        ctl = vm.connect()
+        check(ctl.execute("query-status")["return"]["status"] == "paused", "--paused")
+        vm.console.collect(0.3)
+        check(not vm.console.lines, "the guest ran before cont")
+        ctl.execute("cont")
+        ev = ctl.wait_event("SHUTDOWN", 10)
+        check(ev["data"] == {"guest": True, "reason": "guest-reset"}, str(ev))
+        check(vm.wait_exit(5) == 0, "reset did not exit 0")
+        check(vm.console.lines[0][1] == "reset " + how, str(vm.console.lines))
+    finally:
+        vm.kill()
+
+
+def test_i8042_reset():
+    reset_by("k")
+
+
+def test_cf9_reset():
+    reset_by("c")
+
+
+def test_unrunnable_instruction():
+    vm = Vmm(kernel=payload("reset"), cmdline="b", control=False)
+    try:
+        rc = vm.wait_exit(10)
+        err = vm.stderr()
+        if os.path.exists("/sys/module/kvm_pvm"):
+            lines = [l for l in err.splitlines() if l.strip()]
+            check(rc == 1, f"exit status {rc}, expected 1")
+            check(len(lines) == 1 and "emulation failure at guest rip 0x" in lines[0] and
+                  "kvm_pvm" in lines[0], f"report: {lines}")
+            print(f"  {lines[0][:120]}...")
+        else:  # VMX/SVM: int3 without an IDT triple-faults, which resets
+            check(rc == 0 and "triple fault" in err, f"exit {rc}, stderr {err!r}")
+    finally:
+        vm.kill()
+
+
+if __name__ == "__main__":
+    require_kvm()
+    run_tests([test_serial_input, test_i8042_reset, test_cf9_reset, test_unrunnable_instruction])
