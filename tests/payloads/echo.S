@@ -1,11 +1,11 @@
 /* Serial input: prints "echo ready", then echoes every byte received on
  * COM1 in upper case (polling LSR.DR), until it reads '!'; then powers off. */
-#include "pvh_note.h"
+#include "payload.h"
 	.code32
 	.text
 	.globl pvh_start
 pvh_start:
-	mov $0x90000, %esp
+	mov $PAYLOAD_STACK, %esp
 	mov $0x3fa, %dx
 	mov $0x07, %al          /* FCR: FIFO on, both cleared (before "ready") */
 	out %al, %dx
@@ -33,14 +33,5 @@ off:	mov $0x604, %dx
 	out %ax, %dx
 4:	hlt
 	jmp 4b
-
-puts:
-	mov $0x3f8, %dx
-1:	lodsb
-	test %al, %al
-	jz 2f
-	out %al, %dx
-	jmp 1b
-2:	ret
 
 msg:	.asciz "echo ready\n"

@@ -1,12 +1,12 @@
 /* Exercises the ferry PC's port-I/O devices from 32-bit protected mode and
  * reports on COM1: "pio ok" when every device answered as a PC's would,
  * else "pio FAIL <letter>". Then powers off (ACPI PM1a_CNT, SLP_TYP 5). */
-#include "pvh_note.h"
+#include "payload.h"
 	.code32
 	.text
 	.globl pvh_start
 pvh_start:
-	mov $0x90000, %esp /* PVH gives no stack */
+	mov $PAYLOAD_STACK, %esp
 	/* a: CMOS register D reads 0x80 (valid RAM and time). */
 	mov $'a', %bl
 	mov $0x0d, %al
@@ -73,15 +73,6 @@ off:
 	out %ax, %dx
 3:	hlt
 	jmp 3b
-
-puts:
-	mov $0x3f8, %dx
-1:	lodsb
-	test %al, %al
-	jz 2f
-	out %al, %dx
-	jmp 1b
-2:	ret
 
 msg_ok:	.asciz "pio ok\n"
 msg_fail: .asciz "pio FAIL "

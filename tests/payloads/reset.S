@@ -2,21 +2,18 @@
  * 'k' = i8042 command 0xFE, 'c' = 0xCF9 <- 0x06, 'b' = int3 in ring 0
  * without an IDT (an emulation failure on kvm_pvm, a triple fault on
  * VMX/SVM). Prints "reset <how>" first. */
-#include "pvh_note.h"
+#include "payload.h"
 	.code32
 	.text
 	.globl pvh_start
 pvh_start:
+	mov $PAYLOAD_STACK, %esp
 	mov 24(%ebx), %esi      /* hvm_start_info.cmdline_paddr (low half) */
 	movb (%esi), %bl
-	mov $0x3f8, %dx
 	mov $msg, %esi
-1:	lodsb
-	test %al, %al
-	jz 2f
-	out %al, %dx
-	jmp 1b
-2:	mov %bl, %al
+	call puts
+	mov $0x3f8, %dx
+	mov %bl, %al
 	out %al, %dx
 	mov $'\n', %al
 	out %al, %dx

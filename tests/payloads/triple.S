@@ -1,5 +1,5 @@
 /* Triple-faults: an empty IDT, then an invalid opcode. A PC resets. */
-#include "pvh_note.h"
+#include "payload.h"
 	.code32
 	.text
 	.globl pvh_start
