@@ -82,18 +82,26 @@ void smp_start_aps(const struct madt_info *madt)
 	}
 	memcpy((void *)(uintptr_t)page, trampoline_start,
 	       (size_t)(trampoline_end - trampoline_start));
-	/* INIT all APs first, then one 10 ms wait for all of them. */
-	for (u32 i = 0; i < madt->ncpus; i++)
-		if (madt->apic_id[i] != self && madt->apic_id[i] < 255)
+	/* INIT all APs first (as many as the guest can run), then one 10 ms
+	 * wait for all of them. */
+	for (u32 i = 0, k = 1; i < madt->ncpus && k < MAX_CPUS; i++) {
+		if (madt->apic_id[i] != self && madt->apic_id[i] < 255) {
 			apic_send_init(madt->apic_id[i]);
+			k++;
+		}
+	}
 	tsc_delay_us(10000);
 	for (u32 i = 0; i < madt->ncpus; i++) {
 		u32 apic = madt->apic_id[i];
 
 		if (apic == self)
 			continue;
-		if (n == MAX_CPUS || apic >= 255 ||
-		    !start_one(apic, (u32)(page >> 12), n)) {
+		if (n == MAX_CPUS) {
+			console_printf("ferry-agent warning: cpu apic_id=%u not started: "
+				       "the guest supports %u CPUs\n", apic, MAX_CPUS);
+			continue;
+		}
+		if (apic >= 255 || !start_one(apic, (u32)(page >> 12), n)) {
 			console_printf("ferry-agent warning: cpu apic_id=%u did "
 				       "not start\n", apic);
 			continue;
