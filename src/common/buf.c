@@ -54,6 +54,12 @@ void buf_put_u64(struct buf *b, uint64_t v)
 	buf_put(b, le, sizeof(le));
 }
 
+void buf_put_u8s(struct buf *b, uint8_t *const *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		buf_put_u8(b, *f[i]);
+}
+
 int buf_finish(const struct buf *b)
 {
 	return b->oom ? -ENOMEM : 0;
@@ -114,6 +120,12 @@ uint64_t reader_u64(struct reader *r)
 
 	reader_get(r, le, sizeof(le));
 	return get_le64(le);
+}
+
+void reader_u8s(struct reader *r, uint8_t *const *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		*f[i] = reader_u8(r);
 }
 
 int reader_finish(const struct reader *r)

@@ -23,6 +23,9 @@ void buf_put_u16(struct buf *b, uint16_t v);
 void buf_put_u32(struct buf *b, uint32_t v);
 void buf_put_u64(struct buf *b, uint64_t v);
 
+/* Appends *f[0], *f[1], ... (n single bytes gathered from struct fields). */
+void buf_put_u8s(struct buf *b, uint8_t *const *f, size_t n);
+
 /* Returns 0, or -ENOMEM if any append failed. */
 int buf_finish(const struct buf *b);
 void buf_free(struct buf *b);
@@ -40,6 +43,8 @@ uint8_t reader_u8(struct reader *r);
 uint16_t reader_u16(struct reader *r);
 uint32_t reader_u32(struct reader *r);
 uint64_t reader_u64(struct reader *r);
+/* Reads n single bytes into *f[0], *f[1], ... (the inverse of buf_put_u8s). */
+void reader_u8s(struct reader *r, uint8_t *const *f, size_t n);
 
 /* Returns 0 when every get was in bounds and all input was consumed,
  * -EINVAL otherwise (truncated or trailing bytes). */

@@ -31,6 +31,7 @@ struct device {
 	const struct device_ops *ops;
 	unsigned instance; /* 0, 1, ... among devices with the same name */
 	void *dev;
+	bool after_vcpus;  /* state loads after the vCPUs' (the guest clock) */
 };
 
 /* The VM's devices, in registration order: the order their state is saved
@@ -43,6 +44,10 @@ struct device_list {
 /* Adds a device. Returns 0 or -ENOSPC / -EEXIST (same name and instance). */
 int device_register(struct device_list *l, const struct device_ops *ops, unsigned instance,
 		    void *dev);
+
+/* The same, for a device whose state must be loaded after the vCPUs'. */
+int device_register_after_vcpus(struct device_list *l, const struct device_ops *ops,
+				unsigned instance, void *dev);
 
 /* An interrupt line to the interrupt controllers (in-kernel on KVM). */
 struct irq_line {

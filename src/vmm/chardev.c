@@ -37,7 +37,7 @@ static int chardev_unix_listen(struct chardev *c, const char *path)
 	return 0;
 }
 
-int chardev_open(struct chardev *c, const char *spec)
+int chardev_open(struct chardev *c, const char *spec, bool append)
 {
 	*c = (struct chardev){ .out_fd = -1, .in_fd = -1, .listen_fd = -1 };
 	if (!strcmp(spec, "stdio")) {
@@ -53,7 +53,8 @@ int chardev_open(struct chardev *c, const char *spec)
 	if (!strncmp(spec, "file:", 5) && spec[5]) {
 		c->kind = CHARDEV_FILE;
 		c->path = strdup(spec + 5);
-		c->out_fd = open(spec + 5, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		c->out_fd = open(spec + 5, O_WRONLY | O_CREAT | O_CLOEXEC | (append ? O_APPEND : O_TRUNC),
+				 0600);
 		if (c->out_fd < 0) {
 			int err = errno;
 

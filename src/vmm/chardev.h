@@ -5,6 +5,7 @@
 #ifndef FERRY_VMM_CHARDEV_H
 #define FERRY_VMM_CHARDEV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -18,9 +19,10 @@ struct chardev {
 	char *path;    /* FILE/UNIX path */
 };
 
-/* Opens spec: "stdio", "file:PATH", "unix:PATH" or "null". Returns 0 or
- * -errno with one error line logged. */
-int chardev_open(struct chardev *c, const char *spec);
+/* Opens spec: "stdio", "file:PATH", "unix:PATH" or "null"; a file is
+ * truncated unless append is set. Returns 0 or -errno with one error line
+ * logged. */
+int chardev_open(struct chardev *c, const char *spec, bool append);
 void chardev_close(struct chardev *c);
 
 /* Sends one byte of guest output (never blocks on a socket client). */

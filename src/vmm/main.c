@@ -7,6 +7,7 @@
  * Exit status: 0 when the guest powered off or reset, or on quit or
  * SIGINT/SIGTERM; 1 when the VM could not start or stopped on an error. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "migration/state.h"
 #include "vmm/monitor.h"
 #include "vmm/vm.h"
 
@@ -26,12 +28,18 @@
 struct options {
 	struct vm_config vm;
 	const char *control;
+	const char *restore;   /* --restore FILE */
+	bool shape_given;      /* --kernel/--initrd/--cmdline/--memory/--cpus */
+	bool serial_given;
+	bool name_given;
+	bool debug_ram_hash;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ferry-vmm --kernel PATH [options]\n"
+		"       ferry-vmm --restore FILE [--serial SPEC] [--control PATH] [--paused]\n"
 		"  --kernel PATH      PVH ELF kernel (Linux vmlinux, the ferry test guest)\n"
 		"  --initrd PATH      initial ramdisk, passed as PVH module 0\n"
 		"  --cmdline STR      kernel command line\n"
@@ -41,6 +49,9 @@ static void usage(FILE *f)
 		"  --control PATH     control socket (JSON lines, QMP-style)\n"
 		"  --name NAME        VM name\n"
 		"  --paused           do not run the guest until the control command cont\n"
+		"  --restore FILE     restore a VM saved with the control command save; its\n"
+		"                     shape comes from the file, its serial backend by default\n"
+		"  --debug-ram-hash   with --restore: print a checksum of guest RAM after loading\n"
 		"  --verbose          debug messages\n",
 		DEFAULT_MEMORY_MIB);
 }
@@ -67,6 +78,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "control", required_argument, NULL, 'C' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "paused", no_argument, NULL, 'p' },
+		{ "restore", required_argument, NULL, 'R' },
+		{ "debug-ram-hash", no_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -79,22 +92,26 @@ static int parse_options(int argc, char **argv, struct options *o)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'k': o->vm.kernel = optarg; break;
-		case 'i': o->vm.initrd = optarg; break;
-		case 'c': o->vm.cmdline = optarg; break;
-		case 's': o->vm.serial = optarg; break;
+		case 'k': o->vm.kernel = optarg; o->shape_given = true; break;
+		case 'i': o->vm.initrd = optarg; o->shape_given = true; break;
+		case 'c': o->vm.cmdline = optarg; o->shape_given = true; break;
+		case 's': o->vm.serial = optarg; o->serial_given = true; break;
 		case 'C': o->control = optarg; break;
-		case 'N': o->vm.name = optarg; break;
+		case 'N': o->vm.name = optarg; o->name_given = true; break;
 		case 'p': o->vm.start_paused = true; break;
+		case 'R': o->restore = optarg; break;
+		case 'H': o->debug_ram_hash = true; break;
 		case 'v': log_set_verbose(true); break;
 		case 'm':
 			if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
 				return -EINVAL;
+			o->shape_given = true;
 			break;
 		case 'n':
 			if (parse_number("--cpus", optarg, UINT32_MAX, &v))
 				return -EINVAL;
 			o->vm.cpus = (unsigned)v;
+			o->shape_given = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -108,8 +125,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		log_error("unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
 	}
-	if (!o->vm.kernel) {
+	if (o->restore && o->shape_given) {
+		log_error("--restore: the VM's kernel, command line, memory and vCPUs come from "
+			  "the saved file; do not give --kernel, --initrd, --cmdline, --memory "
+			  "or --cpus");
+		return -EINVAL;
+	}
+	if (!o->restore && !o->vm.kernel) {
 		log_error("--kernel PATH is required (see --help)");
+		return -EINVAL;
+	}
+	if (!o->restore && o->debug_ram_hash) {
+		log_error("--debug-ram-hash goes with --restore");
 		return -EINVAL;
 	}
 	return 0;
@@ -176,9 +203,55 @@ static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_
 	return vm_stop_reason(vm);
 }
 
+/* Builds the VM a saved file describes and loads its state: nothing runs
+ * until every record has been read and checked. Host-side resources come
+ * from the command line, or the saved ones (serial) by default. */
+static int restore_vm(struct vm *vm, struct options *o, struct state_info *info)
+{
+	struct stream_reader r;
+	int fd, ret;
+
+	fd = open(o->restore, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_error("--restore %s: %s", o->restore, strerror(errno));
+		return -errno;
+	}
+	ret = state_read_info(&r, fd, info);
+	if (ret) {
+		log_error("--restore %s: %s", o->restore, r.error);
+		goto out;
+	}
+	o->vm.memory_mib = info->ram_size >> 20;
+	o->vm.cpus = info->ncpus;
+	o->vm.cmdline = info->cmdline;
+	o->vm.kernel = NULL;
+	if (!o->name_given && info->name[0])
+		o->vm.name = info->name;
+	if (!o->serial_given && info->serial[0]) {
+		o->vm.serial = info->serial;
+		o->vm.serial_append = true; /* the console log goes on */
+	}
+	ret = vm_create(vm, &o->vm);
+	if (ret)
+		goto out;
+	ret = state_load(vm, &r, true);
+	if (ret) {
+		log_error("--restore %s: %s", o->restore, r.error);
+		vm_destroy(vm);
+		goto out;
+	}
+	if (o->debug_ram_hash)
+		log_info("ram-hash=%08x (after loading %s)", state_ram_hash(vm), o->restore);
+out:
+	stream_reader_free(&r);
+	close(fd);
+	return ret;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
+	struct state_info info = { 0 };
 	struct monitor mon = { 0 };
 	static struct vm vm;
 	enum vm_stop_reason reason;
@@ -192,14 +265,17 @@ int main(int argc, char **argv)
 		log_error("signalfd: %s", strerror(errno));
 		return 1;
 	}
-	if (vm_create(&vm, &o.vm))
+	if (o.restore ? restore_vm(&vm, &o, &info) : vm_create(&vm, &o.vm)) {
+		state_info_free(&info);
 		return 1;
+	}
 	ret = monitor_open(&mon, &vm, o.control);
 	if (ret == 0)
 		ret = vm_start(&vm);
 	if (ret) {
 		monitor_close(&mon);
 		vm_destroy(&vm);
+		state_info_free(&info);
 		return 1;
 	}
 	reason = run_loop(&vm, &mon, sig_fd);
@@ -212,6 +288,7 @@ int main(int argc, char **argv)
 	monitor_shutdown_event(&mon, reason);
 	monitor_close(&mon);
 	vm_destroy(&vm);
+	state_info_free(&info);
 	close(sig_fd);
 	return reason == VM_STOP_ERROR ? 1 : 0;
 }

@@ -3,6 +3,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/util.h"
+#include "migration/channel_file.h"
+#include "migration/state.h"
+
 static int cmd_capabilities(void *ctx, struct json_object *args, struct json_object **ret,
 			    char *err, size_t errlen)
 {
@@ -105,6 +109,95 @@ static int cmd_quit(void *ctx, struct json_object *args, struct json_object **re
 	return 0;
 }
 
+/* Checks that args has only the named members; returns -1 with a message. */
+static int monitor_args_only(struct json_object *args, const char *const *names, char *err,
+			     size_t errlen)
+{
+	if (!args)
+		return 0;
+	json_object_object_foreach(args, key, val) {
+		bool known = false;
+
+		(void)val;
+		for (unsigned i = 0; names[i]; i++)
+			known |= !strcmp(key, names[i]);
+		if (!known) {
+			snprintf(err, errlen, "unexpected argument \"%s\"", key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Writes the paused VM to path, atomically. */
+static int monitor_save_file(struct vm *vm, const char *path, struct state_stats *st)
+{
+	struct file_channel ch;
+	int ret = file_channel_create(&ch, path);
+
+	if (ret)
+		return ret;
+	ret = state_save(vm, ch.fd, st);
+	if (ret) {
+		file_channel_abort(&ch);
+		return ret;
+	}
+	return file_channel_commit(&ch);
+}
+
+/* save {"path": FILE, "debug-ram-hash": bool}: pauses the VM (if it runs),
+ * writes its complete state to FILE and stays paused; on failure the VM
+ * goes on as it was and no file is left. */
+static int cmd_save(void *ctx, struct json_object *args, struct json_object **ret, char *err,
+		    size_t errlen)
+{
+	static const char *const names[] = { "path", "debug-ram-hash", NULL };
+	struct monitor *m = ctx;
+	struct json_object *jpath = NULL, *jhash = NULL;
+	struct state_stats st;
+	bool was_running;
+	uint64_t t0;
+	int r;
+
+	if (monitor_args_only(args, names, err, errlen))
+		return -1;
+	if (!args || !json_object_object_get_ex(args, "path", &jpath) ||
+	    !json_object_is_type(jpath, json_type_string) || !json_object_get_string_len(jpath)) {
+		snprintf(err, errlen, "save needs \"path\": a file name");
+		return -1;
+	}
+	json_object_object_get_ex(args, "debug-ram-hash", &jhash);
+	if (monitor_check_live(m, err, errlen))
+		return -1;
+	was_running = !vm_is_paused(m->vm);
+	t0 = time_now_ns();
+	vm_pause(m->vm);
+	if (was_running)
+		control_event(&m->ctl, "STOP", NULL);
+	r = monitor_save_file(m->vm, json_object_get_string(jpath), &st);
+	if (r) {
+		snprintf(err, errlen, "saving to %s failed: %s", json_object_get_string(jpath),
+			 strerror(-r));
+		if (was_running) {
+			vm_resume(m->vm);
+			control_event(&m->ctl, "RESUME", NULL);
+		}
+		return -1;
+	}
+	*ret = json_object_new_object();
+	json_object_object_add(*ret, "size", json_object_new_int64((int64_t)st.bytes));
+	json_object_object_add(*ret, "ram-pages", json_object_new_int64((int64_t)st.pages_full));
+	json_object_object_add(*ret, "total-time",
+			       json_object_new_int64((int64_t)((time_now_ns() - t0) / 1000000)));
+	if (jhash && json_object_get_boolean(jhash)) {
+		char hex[16];
+
+		snprintf(hex, sizeof(hex), "%08x", state_ram_hash(m->vm));
+		json_object_object_add(*ret, "ram-hash", json_object_new_string(hex));
+	}
+	return 0;
+}
+
 static const struct control_command monitor_commands[] = {
 	{ "qmp_capabilities", cmd_capabilities },
 	{ "query-status", cmd_query_status },
@@ -113,6 +206,7 @@ static const struct control_command monitor_commands[] = {
 	{ "stop", cmd_stop },
 	{ "cont", cmd_cont },
 	{ "quit", cmd_quit },
+	{ "save", cmd_save },
 };
 
 int monitor_open(struct monitor *m, struct vm *vm, const char *path)

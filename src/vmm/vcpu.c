@@ -171,6 +171,19 @@ static enum vcpu_next vcpu_handle_exit(struct vcpu *v)
 	return vcpu_fail(v, what);
 }
 
+/* An I/O or MMIO exit is finished by the next KVM_RUN (an IN's value
+ * lands in RAX only then). A parked vCPU must have no such half-done
+ * instruction, or its saved registers would lack it: re-enter with
+ * immediate_exit set, which completes the exit and returns -EINTR before
+ * running any guest instruction. Called under run_lock with the kick's
+ * immediate_exit already set. */
+static void vcpu_complete_exit(struct vcpu *v)
+{
+	v->run->immediate_exit = 1;
+	if (ioctl(v->fd, KVM_RUN, 0) == 0 || errno == EINTR)
+		v->exit_pending = false;
+}
+
 /* Parks while the VM is paused. Returns true when the thread must end.
  * immediate_exit is cleared under run_lock only when no pause is asked
  * for, so a kick between here and KVM_RUN is never lost. */
@@ -180,6 +193,8 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 	bool stop;
 
 	pthread_mutex_lock(&vm->run_lock);
+	if (vm->pause_req && !vm->stopping && v->exit_pending)
+		vcpu_complete_exit(v);
 	while (vm->pause_req && !vm->stopping) {
 		vm->nparked++;
 		pthread_cond_broadcast(&vm->run_cond);
@@ -218,6 +233,8 @@ static void *vcpu_thread(void *arg)
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;
 		}
+		v->exit_pending = v->run->exit_reason == KVM_EXIT_IO ||
+				  v->run->exit_reason == KVM_EXIT_MMIO;
 		if (vcpu_handle_exit(v) == VCPU_STOP)
 			break;
 	}

@@ -17,6 +17,7 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool thread_started;
+	bool exit_pending; /* the last exit (I/O, MMIO) completes on the next KVM_RUN */
 };
 
 /* Creates vCPU id of vm with its CPUID and LAPIC set up. Returns 0/-errno. */

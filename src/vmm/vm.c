@@ -195,10 +195,16 @@ static int vm_create_devices(struct vm *vm)
 	ret = ret ?: bus_register(pio, PORT_ACPI_PM, 12, &acpi_pm_bus_ops, &vm->pm);
 	ret = ret ?: bus_register(pio, PORT_RESET, 1, &acpi_cf9_bus_ops, &vm->pm);
 
+	/* Save/load order: the in-kernel irqchip and PIT first, the emulated
+	 * devices, (the vCPUs,) and the guest clock after the vCPUs. */
+	vm->kvm_devs.vm_fd = vm->fd;
+	ret = ret ?: device_register(&vm->devices, &x86_irqchip_ops, 0, &vm->kvm_devs);
+	ret = ret ?: device_register(&vm->devices, &x86_pit_ops, 0, &vm->kvm_devs);
 	ret = ret ?: device_register(&vm->devices, &serial_device_ops, 0, &vm->serial);
 	ret = ret ?: device_register(&vm->devices, &i8042_device_ops, 0, &vm->i8042);
 	ret = ret ?: device_register(&vm->devices, &rtc_device_ops, 0, &vm->rtc);
 	ret = ret ?: device_register(&vm->devices, &acpi_pm_device_ops, 0, &vm->pm);
+	ret = ret ?: device_register_after_vcpus(&vm->devices, &x86_clock_ops, 0, &vm->kvm_devs);
 	if (ret)
 		log_error("registering devices: %s", strerror(-ret));
 	return ret;
@@ -206,24 +212,31 @@ static int vm_create_devices(struct vm *vm)
 
 static int vm_create_vcpus(struct vm *vm)
 {
-	uint64_t entry = 0, start_info = 0;
-	int ret;
-
 	vm->vcpus = calloc(vm->ncpus, sizeof(*vm->vcpus));
 	if (!vm->vcpus)
 		return -ENOMEM;
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		vm->vcpus[i] = (struct vcpu){ .vm = vm, .fd = -1 };
-	ret = vm_load_guest(vm, &entry, &start_info);
-	if (ret)
-		return ret;
 	for (unsigned i = 0; i < vm->ncpus; i++) {
-		ret = vcpu_create(&vm->vcpus[i], vm, i);
+		int ret = vcpu_create(&vm->vcpus[i], vm, i);
+
 		if (ret) {
 			log_error("creating vCPU %u: %s", i, strerror(-ret));
 			return ret;
 		}
 	}
+	return 0;
+}
+
+/* A fresh boot: the kernel and its PVH start info in RAM, the boot vCPU
+ * at the entry point. (A restore loads all of this from the stream.) */
+static int vm_boot_setup(struct vm *vm)
+{
+	uint64_t entry = 0, start_info = 0;
+	int ret = vm_load_guest(vm, &entry, &start_info);
+
+	if (ret)
+		return ret;
 	ret = x86_vcpu_set_pvh_entry(vm->vcpus[0].fd, entry, start_info);
 	if (ret)
 		log_error("setting the boot vCPU's entry state: %s", strerror(-ret));
@@ -275,9 +288,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	tsc = ioctl(vm->fd, KVM_GET_TSC_KHZ, 0);
 	vm->tsc_khz = tsc > 0 ? (uint32_t)tsc : 0;
-	ret = chardev_open(&vm->console, cfg->serial);
+	ret = chardev_open(&vm->console, cfg->serial, cfg->serial_append);
 	ret = ret ?: vm_create_devices(vm);
 	ret = ret ?: vm_create_vcpus(vm);
+	if (ret == 0 && cfg->kernel)
+		ret = vm_boot_setup(vm);
 	if (ret)
 		goto fail;
 	return 0;

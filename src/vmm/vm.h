@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/kvm_devices.h"
 #include "arch/x86/cpuid.h"
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
@@ -23,12 +24,13 @@
 
 struct vm_config {
 	const char *name;
-	const char *kernel;
+	const char *kernel;   /* NULL: no boot (a restore fills the VM) */
 	const char *initrd;   /* may be NULL */
 	const char *cmdline;  /* may be NULL */
 	uint64_t memory_mib;
 	unsigned cpus;
 	const char *serial;   /* chardev spec */
+	bool serial_append;   /* file: append rather than truncate (restore) */
 	bool start_paused;    /* vCPUs wait for vm_resume() (QEMU -S) */
 };
 
@@ -66,6 +68,7 @@ struct vm {
 	struct i8042 i8042;
 	struct rtc rtc;
 	struct acpi_pm pm;
+	struct x86_kvm_devices kvm_devs; /* irqchip, PIT, clock: state in KVM */
 	struct chardev console;
 
 	/* Run state, under run_lock. */
@@ -78,9 +81,9 @@ struct vm {
 	int event_fd;            /* eventfd: the main loop has something to look at */
 };
 
-/* Builds the VM described by cfg: KVM VM, RAM, irqchip, PIT, devices, the
- * kernel loaded with its PVH start info, vCPUs created (threads not yet
- * started). Returns 0 or -errno with one error line logged; on error
+/* Builds the VM described by cfg: KVM VM, RAM, irqchip, PIT, devices,
+ * vCPUs created (threads not yet started), and, when cfg->kernel is set,
+ * the kernel loaded with its PVH start info. Returns 0 or -errno with one error line logged; on error
  * everything already made is undone. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 

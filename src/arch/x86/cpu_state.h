@@ -1,12 +1,19 @@
-/* x86 vCPU register state that ferry sets: the PVH entry state at boot and
- * the local APIC's virtual-wire setup. (Save and restore of the complete
- * state will live here too.) */
+/* x86 vCPU register state: the PVH entry state at boot, the local APIC's
+ * virtual-wire setup, and the save and restore of a vCPU's complete state
+ * and of the VM-wide in-kernel devices (irqchip, PIT, clock).
+ *
+ * State records are fixed-width little-endian byte strings (STYLE.md §11);
+ * their layout, field by field, is written down above each *_put function
+ * in cpu_state.c and in docs/stream-format.md. */
 #ifndef FERRY_ARCH_X86_CPU_STATE_H
 #define FERRY_ARCH_X86_CPU_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "arch/x86/cpuid.h"
+#include "common/buf.h"
+#include "devices/device.h"
 
 /* Gives vCPU fd its CPUID. Returns 0 or -errno. */
 int x86_vcpu_set_cpuid(int vcpu_fd, struct cpuid_table *t);
@@ -22,5 +29,51 @@ int x86_vcpu_set_pvh_entry(int vcpu_fd, uint64_t entry, uint64_t start_info);
 
 /* The guest's instruction pointer (for error messages); 0 if unknown. */
 uint64_t x86_vcpu_rip(int vcpu_fd);
+
+/* ---- vCPU state save and load ---- */
+
+#define X86_VCPU_STATE_VERSION 1
+
+/* Limits a reader enforces before it allocates anything. */
+#define X86_STATE_MSR_MAX 1024          /* MSRs in a vCPU record */
+#define X86_STATE_XSAVE_MAX (64 * 1024) /* bytes of XSAVE area */
+
+/* Appends the complete state of vCPU vcpu_fd to out: CPUID, TSC rate,
+ * registers, FPU/vector state, MSRs, MP state, local APIC, pending events,
+ * debug registers. kvm_fd is /dev/kvm (for the MSR list and the XSAVE
+ * size). The vCPU must not be in KVM_RUN (another thread's ioctl would
+ * block) and its last I/O or MMIO exit must have been completed (or the
+ * instruction's result would be missing). MSR_IA32_TSC is read at the
+ * moment of the save: two saves of a paused vCPU differ there (and only
+ * there) by the time between them. Returns 0 or -errno with one error
+ * logged; on error out is left as it was (but for -ENOMEM: out->oom). */
+int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out);
+
+/* Loads a record written by x86_vcpu_save (of `version`) into vCPU
+ * vcpu_fd, freshly created and never run, of a VM whose irqchip and PIT
+ * are loaded already (the LAPIC goes after the irqchip); the VM's clock
+ * comes after every vCPU. The whole record is checked before KVM is
+ * touched. Refuses (with a message naming both rates) a TSC rate this
+ * host's KVM cannot give the vCPU. Returns 0, -EPROTO for an unknown
+ * version, -EINVAL for a malformed record or state KVM refuses (an error
+ * logged naming what), -EOPNOTSUPP for a TSC rate KVM cannot set, or
+ * another -errno from KVM. */
+int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len);
+
+/* Where the sections of a vCPU record start (byte offsets into it), for
+ * tools that dump or compare records. */
+struct x86_vcpu_record_layout {
+	size_t cpuid, tsc_khz, sregs, regs, xsave, xcrs, msrs, mp_state, lapic, events,
+		debugregs;
+	uint32_t nmsrs; /* MSR entries, each {u32 index, u64 value}, from msrs + 4 */
+};
+
+/* Checks a vCPU record exactly as x86_vcpu_load does, without KVM, and
+ * fills in *layout (may be NULL). Logs nothing. Returns 0, -EPROTO or
+ * -EINVAL. */
+int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
+			  struct x86_vcpu_record_layout *layout);
+
+/* ---- VM-wide in-kernel devices ---- */
 
 #endif

@@ -1,0 +1,533 @@
+#include "migration/state.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "arch/x86/cpu_state.h"
+#include "common/buf.h"
+#include "common/crc32c.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm.h"
+
+#define PAGE_SIZE 4096u
+#define CHUNK_PAGES 512u /* mincore() granularity of the RAM walk: 2 MiB */
+#define INFO_MAX_STRING 65536u
+#define DEVICE_MAX_NAME 64u
+
+/* A stretch of guest RAM and where it is mapped. */
+struct ram_range {
+	uint64_t gpa;
+	uint64_t len;
+	uint8_t *hva;
+};
+
+static unsigned ram_ranges(const struct guest_mem *m, struct ram_range r[2])
+{
+	unsigned n = 0;
+
+	r[n++] = (struct ram_range){ 0, m->low_size, m->host };
+	if (m->high_size)
+		r[n++] = (struct ram_range){ MEM_HIGH_BASE, m->high_size, m->host + m->low_size };
+	return n;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+	const uint64_t *w = (const uint64_t *)(const void *)p;
+
+	for (unsigned i = 0; i < PAGE_SIZE / 8; i += 4)
+		if (w[i] | w[i + 1] | w[i + 2] | w[i + 3])
+			return false;
+	return true;
+}
+
+/* ---- saving ---- */
+
+static void put_string(struct buf *b, const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	buf_put_u32(b, (uint32_t)len);
+	buf_put(b, s, len);
+}
+
+static int save_info(struct vm *vm, struct stream_writer *w)
+{
+	struct ram_range r[2];
+	unsigned n = ram_ranges(&vm->mem, r);
+	struct buf b = { 0 };
+	int ret;
+
+	buf_put_u64(&b, vm->mem.size);
+	buf_put_u32(&b, PAGE_SIZE);
+	buf_put_u32(&b, vm->ncpus);
+	buf_put_u32(&b, n);
+	for (unsigned i = 0; i < n; i++) {
+		buf_put_u64(&b, r[i].gpa);
+		buf_put_u64(&b, r[i].len);
+	}
+	put_string(&b, vm->cfg.name);
+	put_string(&b, vm->cfg.cmdline);
+	put_string(&b, vm->cfg.kernel);
+	put_string(&b, vm->cfg.serial);
+	ret = buf_finish(&b) ?: stream_write_record(w, REC_VM_INFO, b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+/* Up to RAM_MAX_BATCH full pages on their way into one RAM record. */
+struct ram_batch {
+	uint8_t head[8];
+	uint8_t desc[RAM_MAX_BATCH * 8];
+	struct iovec iov[2 + RAM_MAX_BATCH];
+	unsigned n;
+};
+
+static int batch_flush(struct stream_writer *w, struct ram_batch *b)
+{
+	int ret;
+
+	if (!b->n)
+		return 0;
+	put_le32(b->head, b->n);
+	put_le32(b->head + 4, 0);
+	b->iov[0] = (struct iovec){ b->head, sizeof(b->head) };
+	b->iov[1] = (struct iovec){ b->desc, 8u * b->n };
+	ret = stream_write_recordv(w, REC_RAM, b->iov, 2 + b->n);
+	b->n = 0;
+	return ret;
+}
+
+static int batch_add(struct stream_writer *w, struct ram_batch *b, uint64_t gpa, uint8_t *page)
+{
+	put_le64(b->desc + 8 * b->n, gpa | RAM_PAGE_FULL);
+	b->iov[2 + b->n] = (struct iovec){ page, PAGE_SIZE };
+	if (++b->n == RAM_MAX_BATCH)
+		return batch_flush(w, b);
+	return 0;
+}
+
+/* Writes every page that holds data. Pages the guest never touched are
+ * not in the memfd at all: mincore() finds them without reading (and so
+ * without allocating) them; touched pages that are all zero are skipped
+ * too, since a restored VM's RAM starts zeroed. */
+static int save_ram(struct vm *vm, struct stream_writer *w, struct state_stats *st)
+{
+	struct ram_range r[2];
+	unsigned n = ram_ranges(&vm->mem, r);
+	struct ram_batch *b = calloc(1, sizeof(*b));
+	unsigned char vec[CHUNK_PAGES];
+	int ret = 0;
+
+	if (!b)
+		return -ENOMEM;
+	for (unsigned i = 0; i < n && !ret; i++) {
+		for (uint64_t off = 0; off < r[i].len && !ret; off += CHUNK_PAGES * PAGE_SIZE) {
+			uint64_t len = MIN((uint64_t)CHUNK_PAGES * PAGE_SIZE, r[i].len - off);
+
+			if (mincore(r[i].hva + off, len, vec) < 0) {
+				ret = -errno;
+				break;
+			}
+			for (unsigned p = 0; p < len / PAGE_SIZE && !ret; p++) {
+				uint8_t *page = r[i].hva + off + (uint64_t)p * PAGE_SIZE;
+
+				if (!(vec[p] & 1) || page_is_zero(page)) {
+					st->pages_skipped++;
+					continue;
+				}
+				st->pages_full++;
+				ret = batch_add(w, b, r[i].gpa + off + (uint64_t)p * PAGE_SIZE, page);
+			}
+		}
+	}
+	if (!ret)
+		ret = batch_flush(w, b);
+	free(b);
+	return ret;
+}
+
+static int save_device(struct stream_writer *w, const struct device *d)
+{
+	struct buf b = { 0 };
+	int ret;
+
+	put_string(&b, d->ops->name);
+	buf_put_u32(&b, d->instance);
+	buf_put_u32(&b, d->ops->version);
+	ret = d->ops->save(d->dev, &b);
+	if (ret == 0)
+		ret = buf_finish(&b) ?: stream_write_record(w, REC_DEVICE, b.data, b.len);
+	else
+		log_error("saving device %s: %s", d->ops->name, strerror(-ret));
+	buf_free(&b);
+	return ret;
+}
+
+static int save_devices(struct vm *vm, struct stream_writer *w, bool after_vcpus)
+{
+	for (unsigned i = 0; i < vm->devices.n; i++) {
+		const struct device *d = &vm->devices.items[i];
+		int ret;
+
+		if (d->after_vcpus != after_vcpus)
+			continue;
+		ret = save_device(w, d);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static int save_vcpus(struct vm *vm, struct stream_writer *w)
+{
+	for (unsigned i = 0; i < vm->ncpus; i++) {
+		struct buf b = { 0 };
+		int ret;
+
+		buf_put_u32(&b, i);
+		buf_put_u32(&b, X86_VCPU_STATE_VERSION);
+		ret = x86_vcpu_save(vm->kvm.fd, vm->vcpus[i].fd, &b);
+		if (ret == 0)
+			ret = buf_finish(&b) ?: stream_write_record(w, REC_VCPU, b.data, b.len);
+		else
+			log_error("saving vCPU %u: %s", i, strerror(-ret));
+		buf_free(&b);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+int state_save(struct vm *vm, int fd, struct state_stats *st)
+{
+	struct stream_writer w;
+	int ret;
+
+	memset(st, 0, sizeof(*st));
+	/* The order docs/stream-format.md gives: in-kernel irqchip and PIT and
+	 * the emulated devices, then the vCPUs (their LAPICs after the
+	 * irqchip), then the clock, last so that it neither jumps nor runs
+	 * backwards. */
+	ret = stream_writer_start(&w, fd);
+	ret = ret ?: save_info(vm, &w);
+	ret = ret ?: save_ram(vm, &w, st);
+	ret = ret ?: save_devices(vm, &w, false);
+	ret = ret ?: save_vcpus(vm, &w);
+	ret = ret ?: save_devices(vm, &w, true);
+	ret = ret ?: stream_write_record(&w, REC_END, NULL, 0);
+	st->bytes = w.offset;
+	return ret;
+}
+
+/* ---- loading ---- */
+
+static int load_fail(struct stream_reader *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int load_fail(struct stream_reader *r, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r->error, sizeof(r->error), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static char *get_string(struct reader *rd)
+{
+	uint32_t len = reader_u32(rd);
+	char *s;
+
+	if (rd->short_read || len > INFO_MAX_STRING || !range_within(rd->off, len, rd->len)) {
+		rd->short_read = true;
+		return NULL;
+	}
+	s = malloc(len + 1);
+	if (!s) {
+		rd->short_read = true;
+		return NULL;
+	}
+	reader_get(rd, s, len);
+	s[len] = 0;
+	return s;
+}
+
+static int parse_info(struct stream_reader *r, const uint8_t *p, size_t len,
+		      struct state_info *info)
+{
+	struct reader rd;
+	uint64_t low, high;
+	uint32_t page, nranges;
+
+	reader_init(&rd, p, len);
+	info->ram_size = reader_u64(&rd);
+	page = reader_u32(&rd);
+	info->ncpus = reader_u32(&rd);
+	nranges = reader_u32(&rd);
+	if (rd.short_read)
+		return load_fail(r, -EINVAL, "VM_INFO record is truncated");
+	if (page != PAGE_SIZE)
+		return load_fail(r, -EINVAL, "page size %u; ferry uses %u", page, PAGE_SIZE);
+	if (info->ram_size == 0 || info->ram_size % MiB(1))
+		return load_fail(r, -EINVAL, "RAM size %llu is not a whole number of MiB",
+				 (unsigned long long)info->ram_size);
+	if (info->ncpus == 0)
+		return load_fail(r, -EINVAL, "VM_INFO has no vCPUs");
+	/* The ranges must be the layout ferry builds for this RAM size. */
+	low = MIN(info->ram_size, MEM_LOW_LIMIT);
+	high = info->ram_size - low;
+	if (nranges != (high ? 2u : 1u) || reader_u64(&rd) != 0 || reader_u64(&rd) != low ||
+	    (high && (reader_u64(&rd) != MEM_HIGH_BASE || reader_u64(&rd) != high)))
+		return load_fail(r, -EINVAL, "RAM layout in VM_INFO does not match a %llu MiB VM",
+				 (unsigned long long)(info->ram_size >> 20));
+	info->name = get_string(&rd);
+	info->cmdline = get_string(&rd);
+	info->kernel = get_string(&rd);
+	info->serial = get_string(&rd);
+	if (reader_finish(&rd))
+		return load_fail(r, -EINVAL, "VM_INFO record is malformed");
+	return 0;
+}
+
+int state_read_info(struct stream_reader *r, int fd, struct state_info *info)
+{
+	const uint8_t *p;
+	uint32_t type;
+	size_t len;
+	int ret;
+
+	memset(info, 0, sizeof(*info));
+	ret = stream_reader_start(r, fd);
+	ret = ret ?: stream_read_record(r, &type, &p, &len);
+	if (ret)
+		return ret;
+	if (type != REC_VM_INFO)
+		return load_fail(r, -EINVAL, "the stream starts with a %s record, not VM_INFO",
+				 stream_rec_name(type));
+	ret = parse_info(r, p, len, info);
+	if (ret)
+		state_info_free(info);
+	return ret;
+}
+
+void state_info_free(struct state_info *info)
+{
+	free(info->name);
+	free(info->cmdline);
+	free(info->kernel);
+	free(info->serial);
+	memset(info, 0, sizeof(*info));
+}
+
+static int load_ram(struct vm *vm, struct stream_reader *r, const uint8_t *p, size_t len)
+{
+	uint32_t n, full = 0;
+	const uint8_t *data;
+
+	if (len < 8)
+		return load_fail(r, -EINVAL, "RAM record is truncated");
+	n = get_le32(p);
+	if (n == 0 || n > RAM_MAX_BATCH || get_le32(p + 4) || len < 8 + 8ull * n)
+		return load_fail(r, -EINVAL, "RAM record has a bad page count");
+	/* Check every descriptor before copying any page. */
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t d = get_le64(p + 8 + 8 * i), gpa = d & ~(uint64_t)(PAGE_SIZE - 1);
+		unsigned enc = d & (PAGE_SIZE - 1);
+
+		if (enc != RAM_PAGE_FULL && enc != RAM_PAGE_ZERO)
+			return load_fail(r, -EINVAL, "RAM page 0x%llx has unknown encoding %u",
+					 (unsigned long long)gpa, enc);
+		if (!mem_gpa_to_hva(&vm->mem, gpa, PAGE_SIZE))
+			return load_fail(r, -EINVAL, "RAM page 0x%llx is outside the VM's RAM",
+					 (unsigned long long)gpa);
+		full += enc == RAM_PAGE_FULL;
+	}
+	if (len != 8 + 8ull * n + (uint64_t)full * PAGE_SIZE)
+		return load_fail(r, -EINVAL, "RAM record length does not match its pages");
+	data = p + 8 + 8ull * n;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t d = get_le64(p + 8 + 8 * i), gpa = d & ~(uint64_t)(PAGE_SIZE - 1);
+		uint8_t *dst = mem_gpa_to_hva(&vm->mem, gpa, PAGE_SIZE);
+
+		if ((d & (PAGE_SIZE - 1)) == RAM_PAGE_ZERO) {
+			memset(dst, 0, PAGE_SIZE);
+			continue;
+		}
+		memcpy(dst, data, PAGE_SIZE);
+		data += PAGE_SIZE;
+	}
+	return 0;
+}
+
+/* Where the loader is: devices before the vCPUs, the vCPUs, devices after. */
+struct load_progress {
+	bool dev_seen[DEVICE_MAX];
+	bool *cpu_seen;
+	unsigned early_left; /* devices still due before the vCPUs */
+	unsigned cpus_left;
+	unsigned late_left;
+};
+
+static int load_device(struct vm *vm, struct stream_reader *r, struct load_progress *lp,
+		       const uint8_t *p, size_t len)
+{
+	struct reader rd;
+	char name[DEVICE_MAX_NAME + 1];
+	uint32_t nlen, instance, version;
+	struct device *d = NULL;
+	unsigned i;
+	int ret;
+
+	reader_init(&rd, p, len);
+	nlen = reader_u32(&rd);
+	if (nlen > DEVICE_MAX_NAME || !range_within(rd.off, nlen, len))
+		return load_fail(r, -EINVAL, "DEVICE record has a bad name");
+	reader_get(&rd, name, nlen);
+	name[nlen] = 0;
+	instance = reader_u32(&rd);
+	version = reader_u32(&rd);
+	if (rd.short_read)
+		return load_fail(r, -EINVAL, "DEVICE record is truncated");
+	for (i = 0; i < vm->devices.n; i++) {
+		d = &vm->devices.items[i];
+		if (!strcmp(d->ops->name, name) && d->instance == instance)
+			break;
+	}
+	if (i == vm->devices.n)
+		return load_fail(r, -EINVAL, "the stream has state for device %s/%u, which this VM "
+				 "does not have", name, instance);
+	if (lp->dev_seen[i])
+		return load_fail(r, -EINVAL, "device %s/%u appears twice", name, instance);
+	if (d->after_vcpus && lp->cpus_left)
+		return load_fail(r, -EINVAL, "device %s comes before the vCPUs it must follow", name);
+	if (!d->after_vcpus && lp->cpus_left < vm->ncpus)
+		return load_fail(r, -EINVAL, "device %s comes after the vCPUs", name);
+	ret = d->ops->load(d->dev, version, p + rd.off, len - rd.off);
+	if (ret == -EPROTO)
+		return load_fail(r, ret, "device %s: state version %u is not supported (this ferry "
+				 "writes %u)", name, version, d->ops->version);
+	if (ret)
+		return load_fail(r, ret, "device %s: invalid state record (%s)", name, strerror(-ret));
+	lp->dev_seen[i] = true;
+	if (d->after_vcpus)
+		lp->late_left--;
+	else
+		lp->early_left--;
+	return 0;
+}
+
+static int load_vcpu(struct vm *vm, struct stream_reader *r, struct load_progress *lp,
+		     const uint8_t *p, size_t len)
+{
+	uint32_t idx, version;
+	int ret;
+
+	if (len < 8)
+		return load_fail(r, -EINVAL, "VCPU record is truncated");
+	idx = get_le32(p);
+	version = get_le32(p + 4);
+	if (idx >= vm->ncpus)
+		return load_fail(r, -EINVAL, "VCPU record for vCPU %u; the VM has %u", idx, vm->ncpus);
+	if (lp->cpu_seen[idx])
+		return load_fail(r, -EINVAL, "vCPU %u appears twice", idx);
+	if (lp->early_left)
+		return load_fail(r, -EINVAL, "vCPU %u comes before the devices it must follow", idx);
+	ret = x86_vcpu_load(vm->kvm.fd, vm->vcpus[idx].fd, version, p + 8, len - 8);
+	if (ret == -EPROTO)
+		return load_fail(r, ret, "vCPU %u: state version %u is not supported", idx, version);
+	if (ret)
+		return load_fail(r, ret, "vCPU %u: state record rejected (%s)", idx, strerror(-ret));
+	lp->cpu_seen[idx] = true;
+	lp->cpus_left--;
+	return 0;
+}
+
+static int load_end(struct vm *vm, struct stream_reader *r, struct load_progress *lp)
+{
+	for (unsigned i = 0; i < vm->devices.n; i++)
+		if (!lp->dev_seen[i])
+			return load_fail(r, -EINVAL, "the stream has no state for device %s",
+					 vm->devices.items[i].ops->name);
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		if (!lp->cpu_seen[i])
+			return load_fail(r, -EINVAL, "the stream has no state for vCPU %u", i);
+	return 0;
+}
+
+static int load_records(struct vm *vm, struct stream_reader *r, struct load_progress *lp)
+{
+	for (;;) {
+		const uint8_t *p;
+		uint32_t type;
+		size_t len;
+		int ret = stream_read_record(r, &type, &p, &len);
+
+		if (ret)
+			return ret;
+		switch (type) {
+		case REC_RAM: ret = load_ram(vm, r, p, len); break;
+		case REC_DEVICE: ret = load_device(vm, r, lp, p, len); break;
+		case REC_VCPU: ret = load_vcpu(vm, r, lp, p, len); break;
+		case REC_END: return load_end(vm, r, lp);
+		case REC_VM_INFO:
+			return load_fail(r, -EINVAL, "a second VM_INFO record");
+		default:
+			if (!(type & STREAM_REC_OPTIONAL))
+				return load_fail(r, -EINVAL, "unknown mandatory record type %u", type);
+		}
+		if (ret)
+			return ret;
+	}
+}
+
+int state_load(struct vm *vm, struct stream_reader *r, bool expect_eof)
+{
+	struct load_progress lp = { .cpus_left = vm->ncpus };
+	int ret;
+
+	lp.cpu_seen = calloc(vm->ncpus, sizeof(bool));
+	if (!lp.cpu_seen)
+		return load_fail(r, -ENOMEM, "out of memory");
+	for (unsigned i = 0; i < vm->devices.n; i++) {
+		if (vm->devices.items[i].after_vcpus)
+			lp.late_left++;
+		else
+			lp.early_left++;
+	}
+	ret = load_records(vm, r, &lp);
+	if (ret == 0 && expect_eof && !stream_reader_at_eof(r))
+		ret = load_fail(r, -EINVAL, "data after the END record");
+	free(lp.cpu_seen);
+	return ret;
+}
+
+uint32_t state_ram_hash(const struct vm *vm)
+{
+	static const uint8_t zero[PAGE_SIZE];
+	struct ram_range r[2];
+	unsigned n = ram_ranges(&vm->mem, r);
+	unsigned char vec[CHUNK_PAGES];
+	uint32_t crc = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		for (uint64_t off = 0; off < r[i].len; off += CHUNK_PAGES * PAGE_SIZE) {
+			uint64_t len = MIN((uint64_t)CHUNK_PAGES * PAGE_SIZE, r[i].len - off);
+			bool known = mincore(r[i].hva + off, len, vec) == 0;
+
+			for (unsigned p = 0; p < len / PAGE_SIZE; p++) {
+				const uint8_t *page = r[i].hva + off + (uint64_t)p * PAGE_SIZE;
+
+				crc = crc32c(crc, (known && !(vec[p] & 1)) ? zero : page, PAGE_SIZE);
+			}
+		}
+	}
+	return crc;
+}

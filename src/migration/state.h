@@ -1,0 +1,51 @@
+/* The whole VM as stream records: its shape (VM_INFO), RAM, every
+ * registered device, every vCPU — written by one function and read by one,
+ * for save/restore now and migration next (docs/stream-format.md). */
+#ifndef FERRY_MIGRATION_STATE_H
+#define FERRY_MIGRATION_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "migration/stream.h"
+
+struct vm;
+
+/* The VM's shape as VM_INFO carries it. Strings are owned (state_info_free). */
+struct state_info {
+	uint64_t ram_size;
+	uint32_t ncpus;
+	char *name;
+	char *cmdline;
+	char *kernel;
+	char *serial;
+};
+
+struct state_stats {
+	uint64_t pages_full;    /* RAM pages written with their contents */
+	uint64_t pages_skipped; /* never touched, or all zero */
+	uint64_t bytes;         /* stream bytes written */
+};
+
+/* Writes the complete state of a paused VM (every vCPU parked, its last
+ * exit completed) as a whole stream to fd: header, VM_INFO, RAM, devices,
+ * vCPUs, END. Returns 0 or -errno, with a message logged. */
+int state_save(struct vm *vm, int fd, struct state_stats *stats);
+
+/* Starts reading a stream and reads its VM_INFO, so that the caller can
+ * build a VM of that shape. Returns 0 or -errno, with r->error set. */
+int state_read_info(struct stream_reader *r, int fd, struct state_info *info);
+void state_info_free(struct state_info *info);
+
+/* Reads the rest of the stream into vm, which has the shape of the info
+ * and has never run: RAM, device and vCPU records in their order, up to
+ * END (and, for a file, nothing after it). Every record is checked before
+ * it is applied; every device and vCPU must get exactly one record.
+ * Returns 0 or -errno with r->error saying what was wrong. */
+int state_load(struct vm *vm, struct stream_reader *r, bool expect_eof);
+
+/* A checksum of all guest RAM (never-touched pages count as zeros without
+ * being read), for checking that a restore reproduced memory exactly. */
+uint32_t state_ram_hash(const struct vm *vm);
+
+#endif
