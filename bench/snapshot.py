@@ -1,0 +1,175 @@
+"""Save/restore benchmark: ferry-vmm vs QEMU/KVM, same test guest, same
+workload, one run. A 1 GiB guest with 2 vCPUs runs ferry.dirty=256@200 for
+3 s (every page of its 256 MiB working set written), then:
+
+  save     ferry: control command save (includes fsync + rename);
+           QEMU:  stop + migrate "exec:cat > FILE" until completed
+                  (no fsync; the fsync it would need is shown apart)
+  restore  from process start to the guest's first heartbeat after it
+           ferry: ferry-vmm --restore FILE
+           QEMU:  -incoming "exec:cat FILE"
+
+Each figure is the median of RUNS runs.  bench/snapshot.py BUILD [RUNS]"""
+
+import json
+import os
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+build = sys.argv[1] if len(sys.argv) > 1 else "build"
+runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+guest = os.path.join(build, "guest", "ferry-guest.elf")
+vmm = os.path.join(build, "src", "ferry-vmm")
+CMDLINE = "ferry.dirty=256@200"
+MEM, CPUS = 1024, 2
+
+
+class Qmp:
+    def __init__(self, path, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.s = socket.socket(socket.AF_UNIX)
+                self.s.connect(path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+        self.f = self.s.makefile("r")
+        self.f.readline()
+
+    def cmd(self, name, args=None):
+        req = {"execute": name}
+        if args:
+            req["arguments"] = args
+        self.s.sendall((json.dumps(req) + "\n").encode())
+        while True:
+            m = json.loads(self.f.readline())
+            if "event" not in m:
+                if "error" in m:
+                    raise RuntimeError(f"{name}: {m['error']}")
+                return m["return"]
+
+
+def wait_line(p, needle, timeout=60):
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while needle not in buf:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no {needle!r}")
+        r, _, _ = select.select([p.stdout], [], [], 1)
+        if r:
+            data = os.read(p.stdout.fileno(), 65536)
+            if not data:
+                raise RuntimeError(f"EOF before {needle!r}")
+            buf += data
+    return buf
+
+
+def drain(p):
+    """Keeps reading a process's console so it never blocks on a full pipe."""
+    while select.select([p.stdout], [], [], 0)[0]:
+        if not os.read(p.stdout.fileno(), 65536):
+            break
+
+
+def stop(p):
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+
+
+def qemu_args(sock):
+    return ["qemu-system-x86_64", "-enable-kvm", "-cpu", "host,-arch-capabilities", "-M", "pc",
+            "-m", str(MEM), "-smp", str(CPUS), "-kernel", guest, "-append", CMDLINE,
+            "-nographic", "-nodefaults", "-serial", "stdio", "-display", "none",
+            "-qmp", f"unix:{sock},server=on,wait=off"]
+
+
+def ferry_once(tmp):
+    sock, path = os.path.join(tmp, "f.sock"), os.path.join(tmp, "f.save")
+    p = subprocess.Popen([vmm, "--kernel", guest, "--cpus", str(CPUS), "--memory", str(MEM),
+                          "--cmdline", CMDLINE, "--control", sock],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        wait_line(p, b"beat=30 ")
+        q = Qmp(sock)
+        t0 = time.monotonic()
+        info = q.cmd("save", {"path": path})
+        t_save = time.monotonic() - t0
+        q.cmd("quit")
+    finally:
+        stop(p)
+    size = os.path.getsize(path)
+    t0 = time.monotonic()
+    p = subprocess.Popen([vmm, "--restore", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    try:
+        wait_line(p, b"ferry-agent beat=")
+        t_restore = time.monotonic() - t0
+    finally:
+        stop(p)
+    os.unlink(path)
+    return t_save, 0.0, t_restore, size, info["ram-pages"]
+
+
+def qemu_once(tmp):
+    sock, path = os.path.join(tmp, "q.sock"), os.path.join(tmp, "q.save")
+    p = subprocess.Popen(qemu_args(sock), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    try:
+        wait_line(p, b"beat=30 ", 90)
+        q = Qmp(sock)
+        t0 = time.monotonic()
+        q.cmd("stop")
+        q.cmd("migrate", {"uri": f"exec:cat > {path}"})
+        while q.cmd("query-migrate").get("status") not in ("completed", "failed"):
+            drain(p)
+            time.sleep(0.002)
+        t_save = time.monotonic() - t0
+        t1 = time.monotonic()
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+        t_fsync = time.monotonic() - t1
+        q.cmd("quit")
+    finally:
+        stop(p)
+    size = os.path.getsize(path)
+    t0 = time.monotonic()
+    p = subprocess.Popen(qemu_args(os.path.join(tmp, "q2.sock")) + ["-incoming", f"exec:cat {path}"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        wait_line(p, b"ferry-agent beat=", 90)
+        t_restore = time.monotonic() - t0
+    finally:
+        stop(p)
+    os.unlink(path)
+    return t_save, t_fsync, t_restore, size, None
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="ferry-bench-")
+    print(f"save/restore: {MEM} MiB guest, {CPUS} vCPUs, {CMDLINE} (256 MiB touched), "
+          f"median of {runs} runs")
+    print(f"{'system':10} {'save':>9} {'(+fsync)':>9} {'restore':>9} {'file':>9}")
+    res = {}
+    for name, fn in (("ferry", ferry_once), ("qemu", qemu_once)):
+        r = [fn(tmp) for _ in range(runs)]
+        med = [statistics.median(x[i] for x in r) for i in range(4)]
+        res[name] = med
+        fs = f"{med[1] * 1000:7.0f}ms" if name == "qemu" else "incl."
+        print(f"{name:10} {med[0] * 1000:7.0f}ms {fs:>9} {med[2] * 1000:7.0f}ms "
+              f"{med[3] / 2**20:6.0f}MiB", flush=True)
+    f, q = res["ferry"], res["qemu"]
+    print(f"ratio ferry/qemu: save {f[0] / q[0]:.2f} (vs QEMU save+fsync {f[0] / (q[0] + q[1]):.2f}), "
+          f"restore {f[2] / q[2]:.2f}")
+    os.rmdir(tmp)
+
+
+main()
