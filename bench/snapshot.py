@@ -3,17 +3,20 @@ workload, one run. A 1 GiB guest with 2 vCPUs runs ferry.dirty=256@200 for
 3 s (every page of its 256 MiB working set written), then:
 
   save     ferry: control command save (includes fsync + rename);
-           QEMU:  stop + migrate "exec:cat > FILE" until completed
+           QEMU:  stop + migrate "exec:cat > FILE" until completed, with
+                  max-bandwidth unlimited as libvirt sets it for virsh save
                   (no fsync; the fsync it would need is shown apart)
   restore  from process start to the guest's first heartbeat after it
            ferry: ferry-vmm --restore FILE
-           QEMU:  -incoming "exec:cat FILE"
+           QEMU:  -incoming "exec:cat FILE", then cont once it has loaded (it
+                  keeps the saved VM's paused state)
 
 Each figure is the median of RUNS runs.  bench/snapshot.py BUILD [RUNS]"""
 
 import json
 import os
 import select
+import shutil
 import socket
 import statistics
 import subprocess
@@ -43,6 +46,7 @@ class Qmp:
                 time.sleep(0.01)
         self.f = self.s.makefile("r")
         self.f.readline()
+        self.cmd("qmp_capabilities")
 
     def cmd(self, name, args=None):
         req = {"execute": name}
@@ -126,6 +130,9 @@ def qemu_once(tmp):
         wait_line(p, b"beat=30 ", 90)
         q = Qmp(sock)
         t0 = time.monotonic()
+        # As libvirt does for virsh save: no bandwidth limit (QEMU's default
+        # is 128 MiB/s).
+        q.cmd("migrate-set-parameters", {"max-bandwidth": 1 << 40})
         q.cmd("stop")
         q.cmd("migrate", {"uri": f"exec:cat > {path}"})
         while q.cmd("query-migrate").get("status") not in ("completed", "failed"):
@@ -142,9 +149,16 @@ def qemu_once(tmp):
         stop(p)
     size = os.path.getsize(path)
     t0 = time.monotonic()
-    p = subprocess.Popen(qemu_args(os.path.join(tmp, "q2.sock")) + ["-incoming", f"exec:cat {path}"],
+    sock2 = os.path.join(tmp, "q2.sock")
+    p = subprocess.Popen(qemu_args(sock2) + ["-incoming", f"exec:cat {path}"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
+        # QEMU keeps the source's run state: a VM saved paused loads paused,
+        # and is continued as soon as the load has finished.
+        q = Qmp(sock2)
+        while q.cmd("query-status")["status"] == "inmigrate":
+            time.sleep(0.002)
+        q.cmd("cont")
         wait_line(p, b"ferry-agent beat=", 90)
         t_restore = time.monotonic() - t0
     finally:
@@ -169,7 +183,7 @@ def main():
     f, q = res["ferry"], res["qemu"]
     print(f"ratio ferry/qemu: save {f[0] / q[0]:.2f} (vs QEMU save+fsync {f[0] / (q[0] + q[1]):.2f}), "
           f"restore {f[2] / q[2]:.2f}")
-    os.rmdir(tmp)
+    shutil.rmtree(tmp)
 
 
 main()
