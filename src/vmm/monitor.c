@@ -166,7 +166,11 @@ static int cmd_save(void *ctx, struct json_object *args, struct json_object **re
 		snprintf(err, errlen, "save needs \"path\": a file name");
 		return -1;
 	}
-	json_object_object_get_ex(args, "debug-ram-hash", &jhash);
+	if (json_object_object_get_ex(args, "debug-ram-hash", &jhash) &&
+	    !json_object_is_type(jhash, json_type_boolean)) {
+		snprintf(err, errlen, "\"debug-ram-hash\" must be true or false");
+		return -1;
+	}
 	if (monitor_check_live(m, err, errlen))
 		return -1;
 	was_running = !vm_is_paused(m->vm);

@@ -98,6 +98,11 @@ class Console:
         while time.monotonic() < deadline and not self.eof:
             self.poll(min(0.1, max(0, deadline - time.monotonic())))
 
+    def transcript(self):
+        """Everything read so far, as the bytes arrived (a last partial line
+        included)."""
+        return "".join(l + "\n" for _, l in self.lines) + self.buf.decode(errors="replace")
+
     def beats(self, start=0):
         return [b for b in (parse_beat(l) for _, l in self.lines[start:]) if b]
 
