@@ -209,6 +209,7 @@ static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_
 static int restore_vm(struct vm *vm, struct options *o, struct state_info *info)
 {
 	struct stream_reader r;
+	uint64_t t0, t1;
 	int fd, ret;
 
 	fd = open(o->restore, O_RDONLY | O_CLOEXEC);
@@ -231,10 +232,15 @@ static int restore_vm(struct vm *vm, struct options *o, struct state_info *info)
 		o->vm.serial = info->serial;
 		o->vm.serial_append = true; /* the console log goes on */
 	}
+	t0 = time_now_ns();
 	ret = vm_create(vm, &o->vm);
 	if (ret)
 		goto out;
+	t1 = time_now_ns();
 	ret = state_load(vm, &r, true);
+	log_debug("restore: VM built in %llu ms, state loaded in %llu ms",
+		  (unsigned long long)(t1 - t0) / 1000000,
+		  (unsigned long long)(time_now_ns() - t1) / 1000000);
 	if (ret) {
 		log_error("--restore %s: %s", o->restore, r.error);
 		vm_destroy(vm);

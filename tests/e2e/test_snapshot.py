@@ -75,8 +75,8 @@ def test_save_restore_dirty():
     try:
         ctl = vm.connect()
         vm.console.wait_for(r"ferry-agent beat=30 ", 20)
+        t_saved = time.monotonic()  # the VM pauses as the save begins
         info = save(ctl, path, **{"debug-ram-hash": True})
-        t_saved = time.monotonic()
         check(ctl.execute("query-status")["return"]["status"] == "paused", "not paused after save")
         vm.console.collect(0.3)
         before = last_beat(vm)
