@@ -82,8 +82,9 @@ ap_entry32:
 	movl %eax, %ss
 	ENTER_LONG ap_long
 
-	.code64
-bsp_long:
+/* Kernel data in DS/ES/SS, null FS/GS: the state both long-mode entries
+ * start C with. Clobbers %eax. */
+.macro LOAD_LONG_SEGS
 	movl $SEL_KDATA, %eax
 	movl %eax, %ds
 	movl %eax, %es
@@ -91,6 +92,11 @@ bsp_long:
 	xorl %eax, %eax
 	movl %eax, %fs
 	movl %eax, %gs
+.endm
+
+	.code64
+bsp_long:
+	LOAD_LONG_SEGS
 	leaq kstacks + KSTACK_SIZE(%rip), %rsp
 	call kmain
 	jmp park
@@ -99,13 +105,7 @@ bsp_long:
  * xchg so that an AP which comes up after the BSP gave up on it (AP_NONE)
  * parks instead of sharing another CPU's stack. */
 ap_long:
-	movl $SEL_KDATA, %eax
-	movl %eax, %ds
-	movl %eax, %es
-	movl %eax, %ss
-	xorl %eax, %eax
-	movl %eax, %fs
-	movl %eax, %gs
+	LOAD_LONG_SEGS
 	movl $AP_NONE, %eax
 	xchgl %eax, ap_boot_cpu(%rip)
 	cmpl $AP_NONE, %eax
