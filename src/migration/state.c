@@ -351,31 +351,60 @@ static void populate_pages(struct vm *vm, const uint8_t *desc, uint32_t n)
 	}
 }
 
-static int load_ram(struct vm *vm, struct stream_reader *r, const uint8_t *p, size_t len)
+/* True when [gpa, gpa + 4 KiB) is RAM in a VM of ram_size bytes (the
+ * layout memory.c builds). */
+static bool ram_page_valid(uint64_t ram_size, uint64_t gpa)
 {
-	uint32_t n, full = 0;
-	const uint8_t *data;
+	uint64_t low = MIN(ram_size, MEM_LOW_LIMIT);
 
-	if (len < 8)
-		return load_fail(r, -EINVAL, "RAM record is truncated");
-	n = get_le32(p);
-	if (n == 0 || n > RAM_MAX_BATCH || get_le32(p + 4) || len < 8 + 8ull * n)
-		return load_fail(r, -EINVAL, "RAM record has a bad page count");
-	/* Check every descriptor before copying any page. */
+	if (gpa < MEM_HIGH_BASE)
+		return range_within(gpa, PAGE_SIZE, low);
+	return range_within(gpa - MEM_HIGH_BASE, PAGE_SIZE, ram_size - low);
+}
+
+int state_ram_record_check(uint64_t ram_size, const uint8_t *p, size_t len, uint32_t *pages,
+			   uint32_t *full, char *err, size_t errlen)
+{
+	uint32_t n;
+
+	*full = 0;
+	if (len < 8 || (n = get_le32(p)) == 0 || n > RAM_MAX_BATCH || get_le32(p + 4) ||
+	    len < 8 + 8ull * n) {
+		snprintf(err, errlen, "RAM record has a bad page count");
+		return -EINVAL;
+	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint64_t d = get_le64(p + 8 + 8 * i), gpa = d & ~(uint64_t)(PAGE_SIZE - 1);
 		unsigned enc = d & (PAGE_SIZE - 1);
 
-		if (enc != RAM_PAGE_FULL && enc != RAM_PAGE_ZERO)
-			return load_fail(r, -EINVAL, "RAM page 0x%llx has unknown encoding %u",
-					 (unsigned long long)gpa, enc);
-		if (!mem_gpa_to_hva(&vm->mem, gpa, PAGE_SIZE))
-			return load_fail(r, -EINVAL, "RAM page 0x%llx is outside the VM's RAM",
-					 (unsigned long long)gpa);
-		full += enc == RAM_PAGE_FULL;
+		if (enc != RAM_PAGE_FULL && enc != RAM_PAGE_ZERO) {
+			snprintf(err, errlen, "RAM page 0x%llx has unknown encoding %u",
+				 (unsigned long long)gpa, enc);
+			return -EINVAL;
+		}
+		if (!ram_page_valid(ram_size, gpa)) {
+			snprintf(err, errlen, "RAM page 0x%llx is outside the VM's RAM",
+				 (unsigned long long)gpa);
+			return -EINVAL;
+		}
+		*full += enc == RAM_PAGE_FULL;
 	}
-	if (len != 8 + 8ull * n + (uint64_t)full * PAGE_SIZE)
-		return load_fail(r, -EINVAL, "RAM record length does not match its pages");
+	if (len != 8 + 8ull * n + (uint64_t)*full * PAGE_SIZE) {
+		snprintf(err, errlen, "RAM record length does not match its pages");
+		return -EINVAL;
+	}
+	*pages = n;
+	return 0;
+}
+
+static int load_ram(struct vm *vm, struct stream_reader *r, const uint8_t *p, size_t len)
+{
+	uint32_t n, full;
+	const uint8_t *data;
+
+	/* Check every descriptor before copying any page. */
+	if (state_ram_record_check(vm->mem.size, p, len, &n, &full, r->error, sizeof(r->error)))
+		return -EINVAL;
 	populate_pages(vm, p + 8, n);
 	data = p + 8 + 8ull * n;
 	for (uint32_t i = 0; i < n; i++) {

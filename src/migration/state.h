@@ -4,6 +4,7 @@
 #ifndef FERRY_MIGRATION_STATE_H
 #define FERRY_MIGRATION_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -43,6 +44,12 @@ void state_info_free(struct state_info *info);
  * it is applied; every device and vCPU must get exactly one record.
  * Returns 0 or -errno with r->error saying what was wrong. */
 int state_load(struct vm *vm, struct stream_reader *r, bool expect_eof);
+
+/* Checks a RAM record's payload against a VM of ram_size bytes without
+ * touching any VM: page count, encodings, every address inside RAM, the
+ * length. Sets *pages and *full. Returns 0, or -EINVAL with err set. */
+int state_ram_record_check(uint64_t ram_size, const uint8_t *p, size_t len, uint32_t *pages,
+			   uint32_t *full, char *err, size_t errlen);
 
 /* A checksum of all guest RAM (never-touched pages count as zeros without
  * being read), for checking that a restore reproduced memory exactly. */

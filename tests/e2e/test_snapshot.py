@@ -32,6 +32,15 @@ def restore(path, extra=(), control=True):
                restore=True)
 
 
+STREAM_TOOL = os.path.join(BUILD, "src", "ferry-stream")
+
+
+def stream_verify(path):
+    """ferry-stream verify: exit status and output (an independent reader)."""
+    p = subprocess.run([STREAM_TOOL, "verify", path], capture_output=True, timeout=60)
+    return p.returncode, (p.stdout + p.stderr).decode(errors="replace").strip()
+
+
 def records(path):
     """(type, payload) of every record of a saved stream."""
     data = open(path, "rb").read()
@@ -164,7 +173,8 @@ def test_save_restore_ten_times():
 
 
 def test_records_identical_after_load():
-    """save -> restore (paused) -> save: device and vCPU records are the
+    """save -> restore (paused) -> save: both files pass ferry-stream verify,
+    and device and vCPU records are the
     same bytes, but for the clocks, which go on while a VM is paused: the
     kvm-clock record, the ACPI PM timer (the last 4 bytes of acpi-pm) and
     the guest TSC (MSR 0x10 in the vCPU records; the kvm-state test checks
@@ -182,6 +192,9 @@ def test_records_identical_after_load():
         vm = restore(a, ["--paused"])
         vm.connect()
         save(vm.ctl, b)
+        for f in (a, b):
+            rc, out = stream_verify(f)
+            check(rc == 0 and ": ok: " in out, f"ferry-stream verify {f}: {out}")
         ra, rb = records(a), records(b)
         check(len(ra) == len(rb), f"{len(ra)} records, then {len(rb)}")
         same = 0
@@ -229,6 +242,8 @@ def test_damaged_files_are_refused():
         check(b"ferry-agent" not in p.stdout, f"{what}: the guest ran")
         check(hashlib.sha256(open(bad, "rb").read()).hexdigest() == hdig, f"{what}: file changed")
         messages.add(err[0].split(": ", 3)[-1][:60])
+        rc, out = stream_verify(bad)
+        check(rc == 1 and "ferry-stream: " in out, f"{what}: ferry-stream verify said {out!r}")
 
     try:
         step = max(1, size // 50)

@@ -1,0 +1,175 @@
+/* ferry-stream: reads a saved ferry stream without the VMM — an independent
+ * check of docs/stream-format.md and a debugging aid.
+ *
+ *   ferry-stream verify FILE   checks every record; exit 0 when it is sound
+ *   ferry-stream dump FILE     prints every record, then the same verdict
+ *
+ * It checks what can be checked without KVM: the header, each record's
+ * length, padding and CRC32C, VM_INFO first and END last with nothing
+ * after it, RAM descriptors against the RAM layout, device records' form,
+ * vCPU records in full (x86_vcpu_record_check), one record per vCPU. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "arch/x86/cpu_state.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "migration/state.h"
+
+struct totals {
+	uint64_t records, pages_full, pages_zero, devices, vcpus;
+};
+
+static int check_device(const uint8_t *p, size_t len, bool dump)
+{
+	uint32_t nlen;
+
+	if (len < 12 || (nlen = get_le32(p)) > 64 || len < 12ull + nlen)
+		return -EINVAL;
+	if (dump)
+		printf("DEVICE %.*s/%u version %u, %zu bytes of state\n", (int)nlen,
+		       (const char *)p + 4, get_le32(p + 4 + nlen), get_le32(p + 8 + nlen),
+		       len - 12 - nlen);
+	return 0;
+}
+
+static int check_vcpu(const uint8_t *p, size_t len, bool *seen, uint32_t ncpus, bool dump,
+		      char *err, size_t errlen)
+{
+	struct x86_vcpu_record_layout l;
+	uint32_t idx;
+	int ret;
+
+	if (len < 8 || (idx = get_le32(p)) >= ncpus || seen[idx]) {
+		snprintf(err, errlen, "VCPU record with a bad or repeated index");
+		return -EINVAL;
+	}
+	ret = x86_vcpu_record_check(get_le32(p + 4), p + 8, len - 8, &l);
+	if (ret) {
+		snprintf(err, errlen, "vCPU %u: %s", idx,
+			 ret == -EPROTO ? "unknown state version" : "malformed state record");
+		return ret;
+	}
+	seen[idx] = true;
+	if (dump)
+		printf("VCPU %u version %u, %zu bytes: %u MSRs\n", idx, get_le32(p + 4), len - 8,
+		       l.nmsrs);
+	return 0;
+}
+
+static int check_ram(const struct state_info *info, const uint8_t *p, size_t len,
+		     struct totals *t, bool dump, char *err, size_t errlen)
+{
+	uint32_t n, full;
+	int ret = state_ram_record_check(info->ram_size, p, len, &n, &full, err, errlen);
+
+	if (ret)
+		return ret;
+	t->pages_full += full;
+	t->pages_zero += n - full;
+	if (dump)
+		printf("RAM %u pages (%u full) from 0x%llx\n", n, full,
+		       (unsigned long long)(get_le64(p + 8) & ~0xfffull));
+	return 0;
+}
+
+static int check_records(struct stream_reader *r, const struct state_info *info, bool dump,
+			 struct totals *t)
+{
+	bool *seen = calloc(info->ncpus, sizeof(bool));
+	int ret = seen ? 0 : -ENOMEM;
+
+	while (ret == 0) {
+		const uint8_t *p;
+		uint32_t type;
+		size_t len;
+		uint64_t off = r->offset;
+
+		ret = stream_read_record(r, &type, &p, &len);
+		if (ret)
+			break;
+		t->records++;
+		if (dump)
+			printf("%10llu  ", (unsigned long long)off);
+		if (type == REC_RAM) {
+			ret = check_ram(info, p, len, t, dump, r->error, sizeof(r->error));
+		} else if (type == REC_DEVICE) {
+			ret = check_device(p, len, dump);
+			if (ret)
+				snprintf(r->error, sizeof(r->error), "malformed DEVICE record");
+			t->devices++;
+		} else if (type == REC_VCPU) {
+			ret = check_vcpu(p, len, seen, info->ncpus, dump, r->error, sizeof(r->error));
+			t->vcpus++;
+		} else if (type == REC_END) {
+			if (dump)
+				printf("END\n");
+			if (t->vcpus != info->ncpus) {
+				snprintf(r->error, sizeof(r->error), "%llu VCPU records for %u vCPUs",
+					 (unsigned long long)t->vcpus, info->ncpus);
+				ret = -EINVAL;
+			} else if (!stream_reader_at_eof(r)) {
+				snprintf(r->error, sizeof(r->error), "data after the END record");
+				ret = -EINVAL;
+			}
+			break;
+		} else if (!(type & STREAM_REC_OPTIONAL)) {
+			snprintf(r->error, sizeof(r->error), "%s record (type %u) where none may be",
+				 stream_rec_name(type), type);
+			ret = -EINVAL;
+		} else if (dump) {
+			printf("optional record type %u, %zu bytes (skipped)\n",
+			       type & ~STREAM_REC_OPTIONAL, len);
+		}
+	}
+	free(seen);
+	return ret;
+}
+
+static int run(const char *path, bool dump)
+{
+	struct stream_reader r;
+	struct state_info info;
+	struct totals t = { 0 };
+	int fd = open(path, O_RDONLY | O_CLOEXEC), ret;
+
+	if (fd < 0) {
+		fprintf(stderr, "ferry-stream: %s: %s\n", path, strerror(errno));
+		return 1;
+	}
+	ret = state_read_info(&r, fd, &info);
+	if (ret == 0) {
+		if (dump)
+			printf("%10u  VM_INFO: %llu MiB RAM, %u vCPUs, name \"%s\", cmdline \"%s\", "
+			       "kernel \"%s\", serial \"%s\"\n", STREAM_HEADER_SIZE,
+			       (unsigned long long)(info.ram_size >> 20), info.ncpus, info.name,
+			       info.cmdline, info.kernel, info.serial);
+		ret = check_records(&r, &info, dump, &t);
+		state_info_free(&info);
+	}
+	if (ret)
+		fprintf(stderr, "ferry-stream: %s: %s\n", path, r.error);
+	else
+		printf("%s: ok: %llu records, %llu RAM pages (%llu MiB) + %llu zero, %llu devices, "
+		       "%llu vCPUs\n", path, (unsigned long long)t.records + 1,
+		       (unsigned long long)t.pages_full, (unsigned long long)(t.pages_full >> 8),
+		       (unsigned long long)t.pages_zero, (unsigned long long)t.devices,
+		       (unsigned long long)t.vcpus);
+	stream_reader_free(&r);
+	close(fd);
+	return ret ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	log_init("ferry-stream");
+	if (argc != 3 || (strcmp(argv[1], "verify") && strcmp(argv[1], "dump"))) {
+		fprintf(stderr, "usage: ferry-stream verify|dump FILE\n");
+		return 2;
+	}
+	return run(argv[2], !strcmp(argv[1], "dump"));
+}
