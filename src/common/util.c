@@ -71,6 +71,14 @@ int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+void unlink_stale_socket(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+}
+
 uint64_t time_now_ns(void)
 {
 	struct timespec ts;

@@ -69,6 +69,10 @@ int file_read_all(const char *path, size_t max_size, uint8_t **data, size_t *siz
  * Returns 0 or -EINVAL / -ERANGE. */
 int parse_u64(const char *s, uint64_t *out);
 
+/* Removes path if it is a socket (a stale one from an earlier run), and
+ * nothing else: a socket path given by mistake never deletes a file. */
+void unlink_stale_socket(const char *path);
+
 /* Monotonic time in nanoseconds. */
 uint64_t time_now_ns(void);
 

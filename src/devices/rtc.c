@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/util.h"
+
 #define RTC_SEC 0x00
 #define RTC_MIN 0x02
 #define RTC_HOUR 0x04
@@ -21,7 +23,7 @@
 #define REG_B_SET 0x80
 #define REG_B_24H 0x02
 #define REG_B_BINARY 0x04
-#define RTC_MAX_OFFSET (1ll << 39) /* beyond any date a guest can write */
+#define RTC_MAX_OFFSET (1ll << 40) /* ~34,800 years: guest writes are clamped to it */
 
 static uint8_t rtc_to_guest(const struct rtc *r, int v)
 {
@@ -75,6 +77,13 @@ static uint8_t rtc_time_reg(const struct rtc *r, unsigned reg)
 	}
 }
 
+/* Whatever date the guest writes, the offset stays within what a saved
+ * rtc record may hold, so that a VM's own save always restores. */
+static void rtc_set_offset(struct rtc *r, int64_t offset)
+{
+	r->s.offset = MAX(MIN(offset, RTC_MAX_OFFSET), -RTC_MAX_OFFSET);
+}
+
 /* A write to a time register moves the guest's clock: recompute the
  * offset so that the register now reads the written value. */
 static void rtc_set_time_reg(struct rtc *r, unsigned reg, uint8_t v)
@@ -95,7 +104,7 @@ static void rtc_set_time_reg(struct rtc *r, unsigned reg, uint8_t v)
 	}
 	t = timegm(&tm);
 	if (t != (time_t)-1)
-		r->s.offset = (int64_t)(t - now);
+		rtc_set_offset(r, (int64_t)(t - now));
 }
 
 static bool rtc_is_time_reg(unsigned reg)
@@ -136,7 +145,7 @@ static void rtc_thaw(struct rtc *r)
 	time_t t = timegm(&tm);
 
 	if (t != (time_t)-1)
-		r->s.offset = (int64_t)(t - time(NULL));
+		rtc_set_offset(r, (int64_t)(t - time(NULL)));
 }
 
 static void rtc_write_b(struct rtc *r, uint8_t v)

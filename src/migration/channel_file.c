@@ -55,7 +55,9 @@ int file_channel_commit(struct file_channel *c)
 {
 	int ret = 0;
 
-	if (fsync(c->fd) < 0 || close(c->fd) < 0)
+	if (fsync(c->fd) < 0)
+		ret = -errno;
+	if (close(c->fd) < 0 && ret == 0)
 		ret = -errno;
 	c->fd = -1;
 	if (ret == 0 && rename(c->tmp, c->path) < 0)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "arch/x86/cpu_state.h"
 #include "common/buf.h"
@@ -16,7 +17,6 @@
 #include "vmm/vm.h"
 
 #define PAGE_SIZE 4096u
-#define CHUNK_PAGES 512u /* mincore() granularity of the RAM walk: 2 MiB */
 #define INFO_MAX_STRING 65536u
 #define DEVICE_MAX_NAME 64u
 
@@ -113,40 +113,59 @@ static int batch_add(struct stream_writer *w, struct ram_batch *b, uint64_t gpa,
 	return 0;
 }
 
+/* The next stretch of a RAM range that holds data, from off on: the
+ * memfd's data extents (SEEK_DATA/SEEK_HOLE), which cover every page the
+ * guest ever touched, resident or swapped out, and none it never touched.
+ * Returns false when there is none; on an lseek error, treats the rest of
+ * the range as data (slower, never wrong). */
+static bool ram_next_data(const struct vm *vm, const struct ram_range *r, uint64_t off,
+			  uint64_t *start, uint64_t *end)
+{
+	off_t base = r->hva - vm->mem.host, d, h;
+
+	if (off >= r->len)
+		return false;
+	d = lseek(vm->mem.memfd, base + (off_t)off, SEEK_DATA);
+	if (d < 0 && errno == ENXIO)
+		return false;
+	h = d < 0 ? -1 : lseek(vm->mem.memfd, d, SEEK_HOLE);
+	if (d < 0 || h < 0) {
+		*start = off;
+		*end = r->len;
+		return true;
+	}
+	if ((uint64_t)(d - base) >= r->len)
+		return false;
+	*start = ALIGN_DOWN((uint64_t)(d - base), PAGE_SIZE);
+	*end = MIN(ALIGN_UP((uint64_t)(h - base), PAGE_SIZE), r->len);
+	return true;
+}
+
 /* Writes every page that holds data. Pages the guest never touched are
- * not in the memfd at all: mincore() finds them without reading (and so
- * without allocating) them; touched pages that are all zero are skipped
- * too, since a restored VM's RAM starts zeroed. */
+ * holes in the memfd: skipped without reading (and so without allocating)
+ * them; touched pages that are all zero are skipped too, since a restored
+ * VM's RAM starts zeroed. */
 static int save_ram(struct vm *vm, struct stream_writer *w, struct state_stats *st)
 {
 	struct ram_range r[2];
 	unsigned n = ram_ranges(&vm->mem, r);
 	struct ram_batch *b = calloc(1, sizeof(*b));
-	unsigned char vec[CHUNK_PAGES];
+	uint64_t start, end;
 	int ret = 0;
 
 	if (!b)
 		return -ENOMEM;
 	for (unsigned i = 0; i < n && !ret; i++) {
-		for (uint64_t off = 0; off < r[i].len && !ret; off += CHUNK_PAGES * PAGE_SIZE) {
-			uint64_t len = MIN((uint64_t)CHUNK_PAGES * PAGE_SIZE, r[i].len - off);
-
-			if (mincore(r[i].hva + off, len, vec) < 0) {
-				ret = -errno;
-				break;
-			}
-			for (unsigned p = 0; p < len / PAGE_SIZE && !ret; p++) {
-				uint8_t *page = r[i].hva + off + (uint64_t)p * PAGE_SIZE;
-
-				if (!(vec[p] & 1) || page_is_zero(page)) {
-					st->pages_skipped++;
+		for (uint64_t off = 0; !ret && ram_next_data(vm, &r[i], off, &start, &end); off = end) {
+			for (uint64_t a = start; a < end && !ret; a += PAGE_SIZE) {
+				if (page_is_zero(r[i].hva + a))
 					continue;
-				}
 				st->pages_full++;
-				ret = batch_add(w, b, r[i].gpa + off + (uint64_t)p * PAGE_SIZE, page);
+				ret = batch_add(w, b, r[i].gpa + a, r[i].hva + a);
 			}
 		}
 	}
+	st->pages_skipped = vm->mem.size / PAGE_SIZE - st->pages_full;
 	if (!ret)
 		ret = batch_flush(w, b);
 	free(b);
@@ -279,8 +298,9 @@ static int parse_info(struct stream_reader *r, const uint8_t *p, size_t len,
 	if (info->ram_size == 0 || info->ram_size % MiB(1))
 		return load_fail(r, -EINVAL, "RAM size %llu is not a whole number of MiB",
 				 (unsigned long long)info->ram_size);
-	if (info->ncpus == 0)
-		return load_fail(r, -EINVAL, "VM_INFO has no vCPUs");
+	if (info->ncpus == 0 || info->ncpus > STATE_MAX_VCPUS)
+		return load_fail(r, -EINVAL, "VM_INFO has %u vCPUs (1 to %u)", info->ncpus,
+				 STATE_MAX_VCPUS);
 	/* The ranges must be the layout ferry builds for this RAM size. */
 	low = MIN(info->ram_size, MEM_LOW_LIMIT);
 	high = info->ram_size - low;
@@ -446,6 +466,8 @@ static int load_device(struct vm *vm, struct stream_reader *r, struct load_progr
 		return load_fail(r, -EINVAL, "DEVICE record has a bad name");
 	reader_get(&rd, name, nlen);
 	name[nlen] = 0;
+	if (strlen(name) != nlen)
+		return load_fail(r, -EINVAL, "DEVICE record has a NUL in its name");
 	instance = reader_u32(&rd);
 	version = reader_u32(&rd);
 	if (rd.short_read)
@@ -568,20 +590,20 @@ uint32_t state_ram_hash(const struct vm *vm)
 	static const uint8_t zero[PAGE_SIZE];
 	struct ram_range r[2];
 	unsigned n = ram_ranges(&vm->mem, r);
-	unsigned char vec[CHUNK_PAGES];
+	uint64_t start, end;
 	uint32_t crc = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		for (uint64_t off = 0; off < r[i].len; off += CHUNK_PAGES * PAGE_SIZE) {
-			uint64_t len = MIN((uint64_t)CHUNK_PAGES * PAGE_SIZE, r[i].len - off);
-			bool known = mincore(r[i].hva + off, len, vec) == 0;
+		uint64_t a = 0;
 
-			for (unsigned p = 0; p < len / PAGE_SIZE; p++) {
-				const uint8_t *page = r[i].hva + off + (uint64_t)p * PAGE_SIZE;
-
-				crc = crc32c(crc, (known && !(vec[p] & 1)) ? zero : page, PAGE_SIZE);
-			}
+		for (uint64_t off = 0; ram_next_data(vm, &r[i], off, &start, &end); off = end) {
+			for (; a < start; a += PAGE_SIZE) /* a hole reads as zeros */
+				crc = crc32c(crc, zero, PAGE_SIZE);
+			for (; a < end; a += PAGE_SIZE)
+				crc = crc32c(crc, r[i].hva + a, PAGE_SIZE);
 		}
+		for (; a < r[i].len; a += PAGE_SIZE)
+			crc = crc32c(crc, zero, PAGE_SIZE);
 	}
 	return crc;
 }

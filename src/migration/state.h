@@ -12,6 +12,9 @@
 
 struct vm;
 
+/* More vCPUs than any VM ferry builds (ACPI_MAX_CPUS): a bound for readers. */
+#define STATE_MAX_VCPUS 255u
+
 /* The VM's shape as VM_INFO carries it. Strings are owned (state_info_free). */
 struct state_info {
 	uint64_t ram_size;

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -10,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/util.h"
 
 static int chardev_unix_listen(struct chardev *c, const char *path)
 {
@@ -24,7 +27,7 @@ static int chardev_unix_listen(struct chardev *c, const char *path)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(path);
+	unlink_stale_socket(path);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0600) < 0 ||
 	    listen(fd, 1) < 0) {
 		int err = errno;
@@ -99,15 +102,43 @@ void chardev_close(struct chardev *c)
 	*c = (struct chardev){ .kind = CHARDEV_NULL, .out_fd = -1, .in_fd = -1, .listen_fd = -1 };
 }
 
+/* Waits briefly for out_fd to take data: at most 100 ms, and not at all
+ * while the reader is known to be stalled. True when a write will not
+ * block (or will report an error). */
+static bool chardev_writable(struct chardev *c)
+{
+	struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
+	int n;
+
+	do
+		n = poll(&p, 1, c->stalled ? 0 : 100);
+	while (n < 0 && errno == EINTR);
+	c->stalled = n == 0;
+	return n > 0;
+}
+
+static void chardev_drop(struct chardev *c, size_t len)
+{
+	if (!c->dropped)
+		log_warn("serial: nobody reads the console output; dropping it");
+	c->dropped += len;
+}
+
 void chardev_write(struct chardev *c, const uint8_t *data, size_t len)
 {
 	while (len && c->out_fd >= 0) {
+		size_t chunk = MIN(len, (size_t)PIPE_BUF); /* never a partial pipe write */
 		ssize_t n;
 
-		if (c->kind == CHARDEV_UNIX)
+		if (c->kind == CHARDEV_UNIX) {
 			n = send(c->out_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		else
-			n = write(c->out_fd, data, len);
+		} else {
+			if (!chardev_writable(c)) {
+				chardev_drop(c, len);
+				return;
+			}
+			n = write(c->out_fd, data, chunk);
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {

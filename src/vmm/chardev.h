@@ -17,6 +17,8 @@ struct chardev {
 	int in_fd;     /* where guest input comes from; -1 = none */
 	int listen_fd; /* UNIX: the listening socket */
 	char *path;    /* FILE/UNIX path */
+	bool stalled;  /* the reader of out_fd stopped reading: output is dropped */
+	uint64_t dropped; /* bytes dropped so far */
 };
 
 /* Opens spec: "stdio", "file:PATH", "unix:PATH" or "null"; a file is
@@ -25,7 +27,9 @@ struct chardev {
 int chardev_open(struct chardev *c, const char *spec, bool append);
 void chardev_close(struct chardev *c);
 
-/* Sends one byte of guest output (never blocks on a socket client). */
+/* Sends guest output. Never blocks for long (it runs on a vCPU thread under
+ * the VM's I/O lock): a reader that stops reading loses output, as with a
+ * UART without flow control, rather than stalling the VM. */
 void chardev_write(struct chardev *c, const uint8_t *data, size_t len);
 
 /* The fd to poll for input or a connecting client, or -1. */

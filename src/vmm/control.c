@@ -112,6 +112,9 @@ struct json_object *control_handle_line(struct control *c, const char *line, siz
 	char msg[160], lax[160];
 	size_t end;
 
+	/* json-c stops at a NUL: a line with one would run its first part. */
+	if (memchr(line, 0, len))
+		return control_error("GenericError", "JSON parse error: a NUL byte in the line");
 	/* Strict JSON and valid UTF-8: what is not JSON is not run (json-c's
 	 * default mode takes trailing commas and single quotes). */
 	req = control_parse(line, len, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8, msg,
@@ -281,7 +284,7 @@ int control_open(struct control *c, const char *path, const struct control_comma
 	c->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (c->listen_fd < 0)
 		return -errno;
-	unlink(path);
+	unlink_stale_socket(path);
 	old = umask(0177); /* the socket is born 0600: no window for others */
 	err = bind(c->listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? errno : 0;
 	umask(old);

@@ -228,10 +228,15 @@ static int restore_vm(struct vm *vm, struct options *o, struct state_info *info)
 	o->vm.kernel = NULL;
 	if (!o->name_given && info->name[0])
 		o->vm.name = info->name;
-	if (!o->serial_given && info->serial[0]) {
+	/* A saved file names host paths; taking them on trust would let a
+	 * crafted file make ferry-vmm write or unlink any file. Only stdio and
+	 * null carry over by themselves; a file or socket must be given again. */
+	if (!o->serial_given && (!strcmp(info->serial, "stdio") || !strcmp(info->serial, "null")))
 		o->vm.serial = info->serial;
-		o->vm.serial_append = true; /* the console log goes on */
-	}
+	else if (!o->serial_given && info->serial[0])
+		log_info("the saved VM's console was --serial %s; the restored one is on stdio "
+			 "(give --serial to choose)", info->serial);
+	o->vm.serial_append = true; /* a console log file goes on */
 	t0 = time_now_ns();
 	ret = vm_create(vm, &o->vm);
 	if (ret)

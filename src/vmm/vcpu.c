@@ -171,20 +171,16 @@ static enum vcpu_next vcpu_handle_exit(struct vcpu *v)
 	return vcpu_fail(v, what);
 }
 
-/* An I/O or MMIO exit is finished by the next KVM_RUN (an IN's value
- * lands in RAX only then). A parked vCPU must have no such half-done
- * instruction, or its saved registers would lack it: re-enter with
- * immediate_exit set, which completes the exit and returns -EINTR before
- * running any guest instruction. Called under run_lock with the kick's
- * immediate_exit already set. */
-static void vcpu_complete_exit(struct vcpu *v)
-{
-	v->run->immediate_exit = 1;
-	if (ioctl(v->fd, KVM_RUN, 0) == 0 || errno == EINTR)
-		v->exit_pending = false;
-}
-
-/* Parks while the VM is paused. Returns true when the thread must end.
+/* Parks while the VM is paused; returns true when the thread must end.
+ *
+ * An I/O or MMIO exit is finished by the next KVM_RUN (an IN's value lands
+ * in RAX only then), and a parked vCPU must have no half-done instruction,
+ * or its saved registers would lack it. So a vCPU asked to pause with an
+ * exit pending runs once more with immediate_exit set: KVM completes the
+ * exit and returns -EINTR before any further guest instruction — or
+ * returns another exit (the next piece of a split MMIO access, a rep ins
+ * refill), which the run loop handles as usual before coming back here.
+ *
  * immediate_exit is cleared under run_lock only when no pause is asked
  * for, so a kick between here and KVM_RUN is never lost. */
 static bool vcpu_wait_runnable(struct vcpu *v)
@@ -193,12 +189,16 @@ static bool vcpu_wait_runnable(struct vcpu *v)
 	bool stop;
 
 	pthread_mutex_lock(&vm->run_lock);
-	if (vm->pause_req && !vm->stopping && v->exit_pending)
-		vcpu_complete_exit(v);
-	while (vm->pause_req && !vm->stopping) {
+	if (vm->pause_req && !vm->stopping && v->exit_pending) {
+		v->run->immediate_exit = 1;
+		pthread_mutex_unlock(&vm->run_lock);
+		return false;
+	}
+	if (vm->pause_req && !vm->stopping) {
 		vm->nparked++;
-		pthread_cond_broadcast(&vm->run_cond);
-		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+		pthread_cond_broadcast(&vm->parked_cond);
+		while (vm->pause_req && !vm->stopping)
+			pthread_cond_wait(&vm->run_cond, &vm->run_lock);
 		vm->nparked--;
 	}
 	stop = vm->stopping;
@@ -214,7 +214,7 @@ static void vcpu_mark_ended(struct vcpu *v)
 
 	pthread_mutex_lock(&vm->run_lock);
 	vm->nparked++; /* an ended vCPU counts as parked for good */
-	pthread_cond_broadcast(&vm->run_cond);
+	pthread_cond_broadcast(&vm->parked_cond);
 	pthread_mutex_unlock(&vm->run_lock);
 }
 
@@ -227,8 +227,10 @@ static void *vcpu_thread(void *arg)
 	pthread_setname_np(pthread_self(), name);
 	while (!vcpu_wait_runnable(v)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				v->exit_pending = false; /* completed before returning */
 				continue;
+			}
 			log_error("vCPU %u: KVM_RUN failed: %s", v->id, strerror(errno));
 			vm_request_stop(v->vm, VM_STOP_ERROR);
 			break;

@@ -258,6 +258,7 @@ static int vm_init_state(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->io_lock, NULL);
 	pthread_mutex_init(&vm->run_lock, NULL);
 	pthread_cond_init(&vm->run_cond, NULL);
+	pthread_cond_init(&vm->parked_cond, NULL);
 	vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	return vm->event_fd < 0 ? -errno : 0;
 }
@@ -340,14 +341,15 @@ void vm_pause(struct vm *vm)
 	vm->pause_req = true;
 	vm_kick_all(vm);
 	while (vm->nparked < vm_started_vcpus(vm))
-		pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+		pthread_cond_wait(&vm->parked_cond, &vm->run_lock);
 	pthread_mutex_unlock(&vm->run_lock);
 }
 
 void vm_resume(struct vm *vm)
 {
 	pthread_mutex_lock(&vm->run_lock);
-	if (!vm->stopping) {
+	/* Nothing resumes a VM that has asked to stop for good. */
+	if (!vm->stopping && vm->stop_reason == VM_STOP_NONE) {
 		vm->pause_req = false;
 		pthread_cond_broadcast(&vm->run_cond);
 	}

@@ -73,7 +73,8 @@ struct vm {
 
 	/* Run state, under run_lock. */
 	pthread_mutex_t run_lock;
-	pthread_cond_t run_cond;
+	pthread_cond_t run_cond;    /* parked vCPUs wait here for resume/stop */
+	pthread_cond_t parked_cond; /* vm_pause waits here for nparked to grow */
 	bool pause_req;          /* vCPUs must park */
 	bool stopping;           /* vCPU threads must end */
 	unsigned nparked;        /* vCPUs parked or ended */

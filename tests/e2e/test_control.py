@@ -127,7 +127,24 @@ def test_stopped_vm_still_quits():
         vm.kill()
 
 
+def test_console_reader_stalls():
+    """Nobody reads the console pipe: output is dropped, the VM and its
+    control socket go on (a vCPU must never block on the console)."""
+    vm = Vmm(cmdline="ferry.beat_ms=1", cpus=2)
+    try:
+        ctl = vm.connect()
+        time.sleep(8)  # the guest writes ~80 KB/s; the pipe is not read
+        check(ctl.execute("query-status")["return"]["status"] == "running", "query-status")
+        check(ctl.execute("stop") == {"return": {}}, "stop with a stalled console")
+        vm.p.terminate()
+        check(vm.p.wait(5) == 0, "SIGTERM with a stalled console")
+        check("dropping it" in vm.stderr(), "no word that console output is dropped")
+    finally:
+        vm.kill()
+
+
 if __name__ == "__main__":
     require_kvm()
     run_tests([test_status_stop_cont, test_socket_is_private, test_malformed_messages,
-               test_guest_poweroff, test_sigterm, test_stopped_vm_still_quits])
+               test_guest_poweroff, test_sigterm, test_stopped_vm_still_quits,
+               test_console_reader_stalls])

@@ -416,6 +416,18 @@ static void test_no_socket(void **state)
 	control_event(&f->c, "STOP", json_object_new_object()); /* no client: freed */
 }
 
+/* json-c stops at a NUL: "{...quit...}\0junk" must not run the command. */
+static void test_nul_in_line(void **state)
+{
+	static const char line[] = "{\"execute\":\"stop\"}\0junk";
+	struct fix *f = *state;
+	struct json_object *r = control_handle_line(&f->c, line, sizeof(line) - 1), *e;
+
+	assert_true(json_object_object_get_ex(r, "error", &e));
+	assert_int_equal(f->ctx.calls, 0);
+	json_object_put(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +444,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_goes_on_after_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deep_nesting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_socket, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nul_in_line, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,6 +7,7 @@
 #include <sys/ioctl.h>
 
 #include "arch/x86/kvm_ioctl.h"
+#include "arch/x86/layout.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -113,7 +114,9 @@ static int irqchip_load(void *dev, uint32_t version, const uint8_t *data, size_t
 	pic_get(&r, &c[KVM_IRQCHIP_PIC_MASTER].chip.pic);
 	pic_get(&r, &c[KVM_IRQCHIP_PIC_SLAVE].chip.pic);
 	ioapic_get(&r, &c[KVM_IRQCHIP_IOAPIC].chip.ioapic);
-	if (reader_finish(&r))
+	/* KVM takes the IOAPIC's address from here: it must stay where the
+	 * MADT says it is. */
+	if (reader_finish(&r) || c[KVM_IRQCHIP_IOAPIC].chip.ioapic.base_address != IOAPIC_ADDR)
 		return -EINVAL;
 	for (unsigned i = 0; i < KVM_NR_IRQCHIPS && ret == 0; i++) {
 		c[i].chip_id = i;
