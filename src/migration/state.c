@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "arch/x86/cpu_state.h"
@@ -347,28 +348,45 @@ void state_info_free(struct state_info *info)
 	memset(info, 0, sizeof(*info));
 }
 
-/* Allocates and maps the guest pages a RAM record is about to fill, one
- * madvise per contiguous run: page by page, the first-touch faults of a
- * fresh VM's RAM cost more than the copy itself. Only a speed-up: if the
- * kernel lacks MADV_POPULATE_WRITE, the copy faults the pages in. */
-static void populate_pages(struct vm *vm, const uint8_t *desc, uint32_t n)
+/* Writes the record's full pages into the memfd, one pwritev per run of
+ * contiguous pages. A write that fills a whole page lets shmem allocate it
+ * without zeroing it first and without a page fault per page: on a fresh
+ * VM's RAM that costs more than the copy itself. Returns 0 or -errno. */
+static int write_pages(struct vm *vm, const uint8_t *desc, uint32_t n, const uint8_t *data)
 {
-	uint64_t start = 0, len = 0;
+	struct iovec iov[RAM_MAX_BATCH];
+	uint64_t start = 0;
+	unsigned cnt = 0;
 
 	for (uint32_t i = 0; i <= n; i++) {
 		uint64_t d = i < n ? get_le64(desc + 8 * i) : 0;
 		uint64_t gpa = d & ~(uint64_t)(PAGE_SIZE - 1);
+		bool full = i < n && (d & (PAGE_SIZE - 1)) == RAM_PAGE_FULL;
 
-		if (i < n && (d & (PAGE_SIZE - 1)) == RAM_PAGE_FULL && len && gpa == start + len &&
-		    mem_gpa_to_hva(&vm->mem, start, len + PAGE_SIZE)) {
-			len += PAGE_SIZE;
+		if (full && cnt && gpa == start + (uint64_t)cnt * PAGE_SIZE &&
+		    mem_gpa_to_hva(&vm->mem, start, (uint64_t)(cnt + 1) * PAGE_SIZE)) {
+			iov[cnt++] = (struct iovec){ (void *)data, PAGE_SIZE };
+			data += PAGE_SIZE;
 			continue;
 		}
-		if (len)
-			madvise(mem_gpa_to_hva(&vm->mem, start, len), len, MADV_POPULATE_WRITE);
-		start = gpa;
-		len = i < n && (d & (PAGE_SIZE - 1)) == RAM_PAGE_FULL ? PAGE_SIZE : 0;
+		if (cnt) {
+			off_t off = (uint8_t *)mem_gpa_to_hva(&vm->mem, start, PAGE_SIZE) - vm->mem.host;
+			size_t want = (size_t)cnt * PAGE_SIZE;
+			ssize_t done = pwritev(vm->mem.memfd, iov, (int)cnt, off);
+
+			if (done != (ssize_t)want)
+				return done < 0 ? -errno : -EIO;
+		}
+		cnt = 0;
+		if (full) {
+			start = gpa;
+			iov[cnt++] = (struct iovec){ (void *)data, PAGE_SIZE };
+			data += PAGE_SIZE;
+		} else if (i < n) {
+			memset(mem_gpa_to_hva(&vm->mem, gpa, PAGE_SIZE), 0, PAGE_SIZE);
+		}
 	}
+	return 0;
 }
 
 /* True when [gpa, gpa + 4 KiB) is RAM in a VM of ram_size bytes (the
@@ -420,24 +438,15 @@ int state_ram_record_check(uint64_t ram_size, const uint8_t *p, size_t len, uint
 static int load_ram(struct vm *vm, struct stream_reader *r, const uint8_t *p, size_t len)
 {
 	uint32_t n, full;
-	const uint8_t *data;
+	int ret;
 
-	/* Check every descriptor before copying any page. */
+	/* Check every descriptor before copying any page; the full pages'
+	 * count is already matched against the length there. */
 	if (state_ram_record_check(vm->mem.size, p, len, &n, &full, r->error, sizeof(r->error)))
 		return -EINVAL;
-	populate_pages(vm, p + 8, n);
-	data = p + 8 + 8ull * n;
-	for (uint32_t i = 0; i < n; i++) {
-		uint64_t d = get_le64(p + 8 + 8 * i), gpa = d & ~(uint64_t)(PAGE_SIZE - 1);
-		uint8_t *dst = mem_gpa_to_hva(&vm->mem, gpa, PAGE_SIZE);
-
-		if ((d & (PAGE_SIZE - 1)) == RAM_PAGE_ZERO) {
-			memset(dst, 0, PAGE_SIZE);
-			continue;
-		}
-		memcpy(dst, data, PAGE_SIZE);
-		data += PAGE_SIZE;
-	}
+	ret = write_pages(vm, p + 8, n, p + 8 + 8ull * n);
+	if (ret)
+		return load_fail(r, ret, "writing guest RAM: %s", strerror(-ret));
 	return 0;
 }
 

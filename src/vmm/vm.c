@@ -87,6 +87,15 @@ static int vm_create_kvm(struct vm *vm)
 		log_error("setting up the KVM VM (TSS, irqchip, PIT): %s", strerror(errno));
 		return -errno;
 	}
+	/* Exact exception state in KVM_GET/SET_VCPU_EVENTS: without it KVM
+	 * reports a pending exception as injected, and a save -> restore ->
+	 * save would not give the same vCPU state (QEMU enables it too). */
+	if (kvm_check_cap(&vm->kvm, KVM_CAP_EXCEPTION_PAYLOAD)) {
+		struct kvm_enable_cap cap = { .cap = KVM_CAP_EXCEPTION_PAYLOAD, .args = { 1 } };
+
+		if (ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0)
+			log_warn("KVM_CAP_EXCEPTION_PAYLOAD: %s", strerror(errno));
+	}
 	if (vm_set_gsi_routing(vm) < 0) {
 		log_error("KVM_SET_GSI_ROUTING: %s", strerror(errno));
 		return -errno;

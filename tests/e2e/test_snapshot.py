@@ -185,6 +185,11 @@ def test_records_identical_after_load():
     try:
         vm.connect()
         vm.console.wait_for(r"ferry-agent beat=10 ", 20)
+        # Paused long enough for the guest's one-shot APIC timers (10 ms at
+        # most) to have fired: a timer still armed in `a` would fire while
+        # the restored VM waits paused, and `b` would rightly differ (IRR).
+        vm.ctl.execute("stop")
+        time.sleep(0.1)
         save(vm.ctl, a)
         vm.ctl.execute("quit")
         vm.wait_exit(5)
