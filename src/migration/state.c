@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -303,7 +302,7 @@ static int parse_info(struct stream_reader *r, const uint8_t *p, size_t len,
 		return load_fail(r, -EINVAL, "VM_INFO has %u vCPUs (1 to %u)", info->ncpus,
 				 STATE_MAX_VCPUS);
 	/* The ranges must be the layout ferry builds for this RAM size. */
-	low = MIN(info->ram_size, MEM_LOW_LIMIT);
+	low = mem_low_size(info->ram_size);
 	high = info->ram_size - low;
 	if (nranges != (high ? 2u : 1u) || reader_u64(&rd) != 0 || reader_u64(&rd) != low ||
 	    (high && (reader_u64(&rd) != MEM_HIGH_BASE || reader_u64(&rd) != high)))
@@ -389,15 +388,12 @@ static int write_pages(struct vm *vm, const uint8_t *desc, uint32_t n, const uin
 	return 0;
 }
 
-/* True when [gpa, gpa + 4 KiB) is RAM in a VM of ram_size bytes (the
- * layout memory.c builds). */
+/* True when [gpa, gpa + 4 KiB) is RAM in a VM of ram_size bytes. */
 static bool ram_page_valid(uint64_t ram_size, uint64_t gpa)
 {
-	uint64_t low = MIN(ram_size, MEM_LOW_LIMIT);
+	uint64_t low = mem_low_size(ram_size);
 
-	if (gpa < MEM_HIGH_BASE)
-		return range_within(gpa, PAGE_SIZE, low);
-	return range_within(gpa - MEM_HIGH_BASE, PAGE_SIZE, ram_size - low);
+	return mem_layout_offset(low, ram_size - low, gpa, PAGE_SIZE) >= 0;
 }
 
 int state_ram_record_check(uint64_t ram_size, const uint8_t *p, size_t len, uint32_t *pages,

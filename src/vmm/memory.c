@@ -33,7 +33,7 @@ int mem_create(struct guest_mem *mem, uint64_t size, const char *name)
 		goto fail;
 	}
 	mem->size = size;
-	mem->low_size = MIN(size, MEM_LOW_LIMIT);
+	mem->low_size = mem_low_size(size);
 	mem->high_size = size - mem->low_size;
 	return 0;
 fail: {
@@ -77,13 +77,25 @@ void mem_destroy(struct guest_mem *mem)
 	mem->memfd = -1;
 }
 
+uint64_t mem_low_size(uint64_t size)
+{
+	return MIN(size, MEM_LOW_LIMIT);
+}
+
+int64_t mem_layout_offset(uint64_t low, uint64_t high, uint64_t gpa, uint64_t len)
+{
+	if (range_within(gpa, len, low))
+		return (int64_t)gpa;
+	if (gpa >= MEM_HIGH_BASE && range_within(gpa - MEM_HIGH_BASE, len, high))
+		return (int64_t)(low + (gpa - MEM_HIGH_BASE));
+	return -1;
+}
+
 void *mem_gpa_to_hva(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 {
-	if (range_within(gpa, len, mem->low_size))
-		return mem->host + gpa;
-	if (gpa >= MEM_HIGH_BASE && range_within(gpa - MEM_HIGH_BASE, len, mem->high_size))
-		return mem->host + mem->low_size + (gpa - MEM_HIGH_BASE);
-	return NULL;
+	int64_t off = mem_layout_offset(mem->low_size, mem->high_size, gpa, len);
+
+	return off < 0 ? NULL : mem->host + off;
 }
 
 uint64_t mem_host_total(void)

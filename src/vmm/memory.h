@@ -31,6 +31,15 @@ int mem_register(const struct guest_mem *mem, int vm_fd);
 
 void mem_destroy(struct guest_mem *mem);
 
+/* The layout of size bytes of RAM: [0, low) with low = this, and the rest
+ * from MEM_HIGH_BASE. The one place that rule is written. */
+uint64_t mem_low_size(uint64_t size);
+
+/* Where guest-physical [gpa, gpa + len) sits in RAM laid out as
+ * [0, low) + [MEM_HIGH_BASE, + high): its offset in the memfd, or -1 when
+ * any part of it is not RAM. Usable without a VM (stream checks). */
+int64_t mem_layout_offset(uint64_t low, uint64_t high, uint64_t gpa, uint64_t len);
+
 /* Host address of guest-physical [gpa, gpa + len), or NULL when any part of
  * it is not RAM. Every guest-supplied address goes through here. */
 void *mem_gpa_to_hva(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
