@@ -57,7 +57,7 @@ static void put_string(struct buf *b, const char *s)
 	buf_put(b, s, len);
 }
 
-static int save_info(struct vm *vm, struct stream_writer *w)
+int state_write_info(struct vm *vm, struct stream_writer *w)
 {
 	struct ram_range r[2];
 	unsigned n = ram_ranges(&vm->mem, r);
@@ -81,15 +81,36 @@ static int save_info(struct vm *vm, struct stream_writer *w)
 	return ret;
 }
 
-/* Up to RAM_MAX_BATCH full pages on their way into one RAM record. */
-struct ram_batch {
+/* Up to RAM_MAX_BATCH pages on their way into one RAM record. */
+struct state_ram_batch {
 	uint8_t head[8];
 	uint8_t desc[RAM_MAX_BATCH * 8];
 	struct iovec iov[2 + RAM_MAX_BATCH];
-	unsigned n;
+	unsigned n;     /* descriptors */
+	unsigned nfull; /* of which full pages (iov[2..]) */
+	uint64_t bytes; /* payload of the records written */
+	uint8_t *copy;  /* RAM_MAX_BATCH pages, when the guest runs */
 };
 
-static int batch_flush(struct stream_writer *w, struct ram_batch *b)
+struct state_ram_batch *state_ram_batch_new(bool copy)
+{
+	struct state_ram_batch *b = calloc(1, sizeof(*b));
+
+	if (b && copy && !(b->copy = aligned_alloc(PAGE_SIZE, RAM_MAX_BATCH * PAGE_SIZE))) {
+		free(b);
+		b = NULL;
+	}
+	return b;
+}
+
+void state_ram_batch_free(struct state_ram_batch *b)
+{
+	if (b)
+		free(b->copy);
+	free(b);
+}
+
+int state_ram_batch_flush(struct stream_writer *w, struct state_ram_batch *b)
 {
 	int ret;
 
@@ -99,18 +120,35 @@ static int batch_flush(struct stream_writer *w, struct ram_batch *b)
 	put_le32(b->head + 4, 0);
 	b->iov[0] = (struct iovec){ b->head, sizeof(b->head) };
 	b->iov[1] = (struct iovec){ b->desc, 8u * b->n };
-	ret = stream_write_recordv(w, REC_RAM, b->iov, 2 + b->n);
+	ret = stream_write_recordv(w, REC_RAM, b->iov, 2 + b->nfull);
+	b->bytes += 8 + 8u * b->n + (uint64_t)b->nfull * PAGE_SIZE;
 	b->n = 0;
+	b->nfull = 0;
 	return ret;
 }
 
-static int batch_add(struct stream_writer *w, struct ram_batch *b, uint64_t gpa, uint8_t *page)
+int state_ram_batch_add(struct stream_writer *w, struct state_ram_batch *b, uint64_t gpa,
+			const uint8_t *page, bool zero)
 {
-	put_le64(b->desc + 8 * b->n, gpa | RAM_PAGE_FULL);
-	b->iov[2 + b->n] = (struct iovec){ page, PAGE_SIZE };
+	put_le64(b->desc + 8 * b->n, gpa | (zero ? RAM_PAGE_ZERO : RAM_PAGE_FULL));
+	if (!zero && b->copy) {
+		/* A running guest may write the page at any time: the record's
+		 * checksum and the bytes sent must be of one snapshot of it. */
+		uint8_t *dst = b->copy + (size_t)b->nfull * PAGE_SIZE;
+
+		memcpy(dst, page, PAGE_SIZE);
+		page = dst;
+	}
+	if (!zero)
+		b->iov[2 + b->nfull++] = (struct iovec){ (void *)page, PAGE_SIZE };
 	if (++b->n == RAM_MAX_BATCH)
-		return batch_flush(w, b);
+		return state_ram_batch_flush(w, b);
 	return 0;
+}
+
+bool state_page_is_zero(const uint8_t *p)
+{
+	return page_is_zero(p);
 }
 
 /* The next stretch of a RAM range that holds data, from off on: the
@@ -149,7 +187,7 @@ static int save_ram(struct vm *vm, struct stream_writer *w, struct state_stats *
 {
 	struct ram_range r[2];
 	unsigned n = ram_ranges(&vm->mem, r);
-	struct ram_batch *b = calloc(1, sizeof(*b));
+	struct state_ram_batch *b = state_ram_batch_new(false);
 	uint64_t start, end;
 	int ret = 0;
 
@@ -161,14 +199,14 @@ static int save_ram(struct vm *vm, struct stream_writer *w, struct state_stats *
 				if (page_is_zero(r[i].hva + a))
 					continue;
 				st->pages_full++;
-				ret = batch_add(w, b, r[i].gpa + a, r[i].hva + a);
+				ret = state_ram_batch_add(w, b, r[i].gpa + a, r[i].hva + a, false);
 			}
 		}
 	}
 	st->pages_skipped = vm->mem.size / PAGE_SIZE - st->pages_full;
 	if (!ret)
-		ret = batch_flush(w, b);
-	free(b);
+		ret = state_ram_batch_flush(w, b);
+	state_ram_batch_free(b);
 	return ret;
 }
 
@@ -235,13 +273,22 @@ int state_save(struct vm *vm, int fd, struct state_stats *st)
 	 * irqchip), then the clock, last so that it neither jumps nor runs
 	 * backwards. */
 	ret = stream_writer_start(&w, fd);
-	ret = ret ?: save_info(vm, &w);
+	ret = ret ?: state_write_info(vm, &w);
 	ret = ret ?: save_ram(vm, &w, st);
-	ret = ret ?: save_devices(vm, &w, false);
-	ret = ret ?: save_vcpus(vm, &w);
-	ret = ret ?: save_devices(vm, &w, true);
-	ret = ret ?: stream_write_record(&w, REC_END, NULL, 0);
+	ret = ret ?: state_write_final(vm, &w);
 	st->bytes = w.offset;
+	return ret;
+}
+
+int state_write_final(struct vm *vm, struct stream_writer *w)
+{
+	int ret;
+
+	/* The order docs/stream-format.md gives (see state_save). */
+	ret = save_devices(vm, w, false);
+	ret = ret ?: save_vcpus(vm, w);
+	ret = ret ?: save_devices(vm, w, true);
+	ret = ret ?: stream_write_record(w, REC_END, NULL, 0);
 	return ret;
 }
 
@@ -319,14 +366,22 @@ static int parse_info(struct stream_reader *r, const uint8_t *p, size_t len,
 
 int state_read_info(struct stream_reader *r, int fd, struct state_info *info)
 {
+	int ret;
+
+	memset(info, 0, sizeof(*info));
+	ret = stream_reader_start(r, fd);
+	return ret ?: state_read_info_record(r, info);
+}
+
+int state_read_info_record(struct stream_reader *r, struct state_info *info)
+{
 	const uint8_t *p;
 	uint32_t type;
 	size_t len;
 	int ret;
 
 	memset(info, 0, sizeof(*info));
-	ret = stream_reader_start(r, fd);
-	ret = ret ?: stream_read_record(r, &type, &p, &len);
+	ret = stream_read_record(r, &type, &p, &len);
 	if (ret)
 		return ret;
 	if (type != REC_VM_INFO)

@@ -36,10 +36,32 @@ struct state_stats {
  * vCPUs, END. Returns 0 or -errno, with a message logged. */
 int state_save(struct vm *vm, int fd, struct state_stats *stats);
 
+/* The pieces of state_save, for a migration that sends RAM in passes
+ * while the guest runs: VM_INFO; and, once the VM is paused, the devices,
+ * vCPUs and END. */
+int state_write_info(struct vm *vm, struct stream_writer *w);
+int state_write_final(struct vm *vm, struct stream_writer *w);
+
+/* RAM records: pages gathered into batches of up to RAM_MAX_BATCH, each
+ * sent whole (its contents referenced, not copied, until the flush) or as
+ * a zero-page flag. copy: the guest may write its RAM meanwhile, so each
+ * page is copied as it is added (its checksum then matches what is sent);
+ * without, the pages must stay unchanged until the flush (a paused VM). */
+struct state_ram_batch;
+struct state_ram_batch *state_ram_batch_new(bool copy);
+void state_ram_batch_free(struct state_ram_batch *b);
+int state_ram_batch_add(struct stream_writer *w, struct state_ram_batch *b, uint64_t gpa,
+			const uint8_t *page, bool zero);
+int state_ram_batch_flush(struct stream_writer *w, struct state_ram_batch *b);
+bool state_page_is_zero(const uint8_t *page);
+
 /* Starts reading a stream and reads its VM_INFO, so that the caller can
  * build a VM of that shape. Returns 0 or -errno, with r->error set. */
 int state_read_info(struct stream_reader *r, int fd, struct state_info *info);
 void state_info_free(struct state_info *info);
+
+/* Reads the next record of a started stream, which must be VM_INFO. */
+int state_read_info_record(struct stream_reader *r, struct state_info *info);
 
 /* Reads the rest of the stream into vm, which has the shape of the info
  * and has never run: RAM, device and vCPU records in their order, up to

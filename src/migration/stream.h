@@ -21,7 +21,21 @@ enum stream_rec_type {
 	REC_DEVICE = 3,
 	REC_VCPU = 4,
 	REC_END = 5,
+	/* Migration channels only (docs/migration-protocol.md): the hand-shake
+	 * and the two-phase hand-over. A save file never has them. */
+	REC_HELLO = 16,   /* source: protocol version, flags, token */
+	REC_WELCOME = 17, /* destination: protocol version; the stream may come */
+	REC_ERROR = 18,   /* either side: why it gives up (a message) */
+	REC_READY = 19,   /* destination: all state loaded and checked */
+	REC_GO = 20,      /* source: start the guest; the source will not */
+	REC_STARTED = 21, /* destination: the guest runs here */
 };
+
+/* The migration protocol this ferry speaks, and the oldest it accepts. */
+#define MIG_PROTOCOL_VERSION 1
+#define MIG_PROTOCOL_OLDEST 1
+#define MIG_HELLO_RAM_HASH 0x1u /* HELLO flag: hash RAM, send it in READY */
+#define MIG_GO_RUN 0x1u         /* GO flag: the guest was running; run it */
 
 /* RAM record: page descriptor encodings (low 12 bits of the address). */
 #define RAM_PAGE_FULL 0

@@ -3,6 +3,9 @@
  *   ferry-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory MIB]
  *             [--cpus N] [--serial stdio|file:PATH|unix:PATH|null]
  *             [--control PATH] [--name NAME] [--paused]
+ *   ferry-vmm --restore FILE [--serial SPEC] [--control PATH] [--paused]
+ *   ferry-vmm --incoming tcp:HOST:PORT|unix:PATH [--incoming-token TOKEN]
+ *             [--serial SPEC] [--control PATH] [--paused]
  *
  * Exit status: 0 when the guest powered off or reset, or on quit or
  * SIGINT/SIGTERM; 1 when the VM could not start or stopped on an error. */
@@ -19,6 +22,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "migration/incoming.h"
 #include "migration/state.h"
 #include "vmm/monitor.h"
 #include "vmm/vm.h"
@@ -29,6 +33,8 @@ struct options {
 	struct vm_config vm;
 	const char *control;
 	const char *restore;   /* --restore FILE */
+	const char *incoming;  /* --incoming URI */
+	const char *incoming_token;
 	bool shape_given;      /* --kernel/--initrd/--cmdline/--memory/--cpus */
 	bool serial_given;
 	bool name_given;
@@ -40,6 +46,8 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: ferry-vmm --kernel PATH [options]\n"
 		"       ferry-vmm --restore FILE [--serial SPEC] [--control PATH] [--paused]\n"
+		"       ferry-vmm --incoming URI [--incoming-token TOKEN] [--serial SPEC]\n"
+		"                 [--control PATH] [--paused]\n"
 		"  --kernel PATH      PVH ELF kernel (Linux vmlinux, the ferry test guest)\n"
 		"  --initrd PATH      initial ramdisk, passed as PVH module 0\n"
 		"  --cmdline STR      kernel command line\n"
@@ -51,6 +59,10 @@ static void usage(FILE *f)
 		"  --paused           do not run the guest until the control command cont\n"
 		"  --restore FILE     restore a VM saved with the control command save; its\n"
 		"                     shape comes from the file, its serial backend by default\n"
+		"  --incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH; the\n"
+		"                     VM's shape comes from the stream (the control socket\n"
+		"                     opens once the migrated guest runs)\n"
+		"  --incoming-token T drop connections that do not present token T first\n"
 		"  --debug-ram-hash   with --restore: print a checksum of guest RAM after loading\n"
 		"  --verbose          debug messages\n",
 		DEFAULT_MEMORY_MIB);
@@ -80,6 +92,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "paused", no_argument, NULL, 'p' },
 		{ "restore", required_argument, NULL, 'R' },
 		{ "debug-ram-hash", no_argument, NULL, 'H' },
+		{ "incoming", required_argument, NULL, 'I' },
+		{ "incoming-token", required_argument, NULL, 'T' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -101,6 +115,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'p': o->vm.start_paused = true; break;
 		case 'R': o->restore = optarg; break;
 		case 'H': o->debug_ram_hash = true; break;
+		case 'I': o->incoming = optarg; break;
+		case 'T': o->incoming_token = optarg; break;
 		case 'v': log_set_verbose(true); break;
 		case 'm':
 			if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
@@ -125,18 +141,36 @@ static int parse_options(int argc, char **argv, struct options *o)
 		log_error("unexpected argument '%s' (see --help)", argv[optind]);
 		return -EINVAL;
 	}
+	if (o->incoming && o->restore) {
+		log_error("--incoming and --restore: choose one");
+		return -EINVAL;
+	}
+	if (o->incoming && o->shape_given) {
+		log_error("--incoming: the VM's kernel, command line, memory and vCPUs come from "
+			  "the migration stream; do not give --kernel, --initrd, --cmdline, "
+			  "--memory or --cpus");
+		return -EINVAL;
+	}
+	if (o->incoming_token && !o->incoming) {
+		log_error("--incoming-token goes with --incoming");
+		return -EINVAL;
+	}
+	if (o->incoming_token && (!o->incoming_token[0] || strlen(o->incoming_token) > 256)) {
+		log_error("--incoming-token: 1 to 256 bytes");
+		return -EINVAL;
+	}
 	if (o->restore && o->shape_given) {
 		log_error("--restore: the VM's kernel, command line, memory and vCPUs come from "
 			  "the saved file; do not give --kernel, --initrd, --cmdline, --memory "
 			  "or --cpus");
 		return -EINVAL;
 	}
-	if (!o->restore && !o->vm.kernel) {
+	if (!o->restore && !o->incoming && !o->vm.kernel) {
 		log_error("--kernel PATH is required (see --help)");
 		return -EINVAL;
 	}
-	if (!o->restore && o->debug_ram_hash) {
-		log_error("--debug-ram-hash goes with --restore");
+	if (!o->restore && !o->incoming && o->debug_ram_hash) {
+		log_error("--debug-ram-hash goes with --restore or --incoming");
 		return -EINVAL;
 	}
 	return 0;
@@ -199,8 +233,81 @@ static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_
 		if (fds[2].revents)
 			vm_console_input(vm);
 		control_dispatch(&mon->ctl, fds + n, nctl);
+		monitor_poll(mon);
 	}
 	return vm_stop_reason(vm);
+}
+
+/* The VM's shape from a saved or migrated stream's VM_INFO; host-side
+ * resources from the command line. */
+static void take_shape(struct options *o, const struct state_info *info)
+{
+	o->vm.memory_mib = info->ram_size >> 20;
+	o->vm.cpus = info->ncpus;
+	o->vm.cmdline = info->cmdline;
+	o->vm.kernel = NULL;
+	if (!o->name_given && info->name[0])
+		o->vm.name = info->name;
+	/* A stream names host paths; taking them on trust would let a crafted
+	 * one make ferry-vmm write or unlink any file. Only stdio and null
+	 * carry over by themselves; a file or socket must be given again. */
+	if (!o->serial_given && (!strcmp(info->serial, "stdio") || !strcmp(info->serial, "null")))
+		o->vm.serial = info->serial;
+	else if (!o->serial_given && info->serial[0])
+		log_info("the VM's console was --serial %s; here it is on stdio "
+			 "(give --serial to choose)", info->serial);
+	o->vm.serial_append = true; /* a console log file goes on */
+}
+
+/* --incoming: waits for a source, builds the VM of the shape it sends,
+ * loads everything and takes part in the hand-over. On success the VM's
+ * vCPU threads run (or wait, paused) and the monitor is open. Returns 0,
+ * 1 when a signal ended the wait (nothing ran), or -errno. */
+static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, int sig_fd)
+{
+	struct incoming in;
+	bool run = false;
+	uint64_t t;
+	int ret;
+
+	if (incoming_listen(&in, o->incoming))
+		return -EINVAL;
+	ret = incoming_accept(&in, o->incoming_token, sig_fd);
+	if (ret == -EINTR) {
+		log_info("terminating on a signal while waiting for a migration; no VM ran");
+		incoming_close(&in);
+		return 1;
+	}
+	if (ret)
+		goto out;
+	take_shape(o, &in.info);
+	ret = vm_create(vm, &o->vm);
+	if (ret) {
+		incoming_refuse(&in, "the destination cannot build a %llu MiB, %u-vCPU VM (its "
+				"log says why)", (unsigned long long)o->vm.memory_mib, o->vm.cpus);
+		goto out;
+	}
+	ret = incoming_load(&in, vm);
+	ret = ret ?: incoming_handover(&in, vm, &run);
+	if (ret) {
+		vm_destroy(vm);
+		goto out;
+	}
+	/* GO: the guest is ours now. Start it, then say so. */
+	t = time_now_ns();
+	vm->cfg.start_paused = o->vm.start_paused || !run;
+	ret = vm_start(vm);
+	incoming_started(&in);
+	log_debug("incoming: vCPUs started in %llu us",
+		  (unsigned long long)(time_now_ns() - t) / 1000);
+	if (ret == 0)
+		ret = monitor_open(mon, vm, o->control);
+	if (ret)
+		vm_request_stop(vm, VM_STOP_ERROR);
+	ret = 0; /* the VM exists; main's loop reports how it ends */
+out:
+	incoming_close(&in);
+	return ret;
 }
 
 /* Builds the VM a saved file describes and loads its state: nothing runs
@@ -222,21 +329,7 @@ static int restore_vm(struct vm *vm, struct options *o, struct state_info *info)
 		log_error("--restore %s: %s", o->restore, r.error);
 		goto out;
 	}
-	o->vm.memory_mib = info->ram_size >> 20;
-	o->vm.cpus = info->ncpus;
-	o->vm.cmdline = info->cmdline;
-	o->vm.kernel = NULL;
-	if (!o->name_given && info->name[0])
-		o->vm.name = info->name;
-	/* A saved file names host paths; taking them on trust would let a
-	 * crafted file make ferry-vmm write or unlink any file. Only stdio and
-	 * null carry over by themselves; a file or socket must be given again. */
-	if (!o->serial_given && (!strcmp(info->serial, "stdio") || !strcmp(info->serial, "null")))
-		o->vm.serial = info->serial;
-	else if (!o->serial_given && info->serial[0])
-		log_info("the saved VM's console was --serial %s; the restored one is on stdio "
-			 "(give --serial to choose)", info->serial);
-	o->vm.serial_append = true; /* a console log file goes on */
+	take_shape(o, info);
 	t0 = time_now_ns();
 	ret = vm_create(vm, &o->vm);
 	if (ret)
@@ -276,13 +369,20 @@ int main(int argc, char **argv)
 		log_error("signalfd: %s", strerror(errno));
 		return 1;
 	}
-	if (o.restore ? restore_vm(&vm, &o, &info) : vm_create(&vm, &o.vm)) {
-		state_info_free(&info);
-		return 1;
+	if (o.incoming) {
+		ret = incoming_vm(&vm, &o, &mon, sig_fd);
+		if (ret)
+			return ret == 1 ? 0 : 1;
+		ret = mon.vm ? 0 : -EIO;
+	} else {
+		if (o.restore ? restore_vm(&vm, &o, &info) : vm_create(&vm, &o.vm)) {
+			state_info_free(&info);
+			return 1;
+		}
+		ret = monitor_open(&mon, &vm, o.control);
+		if (ret == 0)
+			ret = vm_start(&vm);
 	}
-	ret = monitor_open(&mon, &vm, o.control);
-	if (ret == 0)
-		ret = vm_start(&vm);
 	if (ret) {
 		monitor_close(&mon);
 		vm_destroy(&vm);

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -45,10 +47,12 @@ fail: {
 }
 }
 
-static int mem_set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva)
+static int mem_set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,
+			uint32_t flags)
 {
 	struct kvm_userspace_memory_region r = {
 		.slot = slot,
+		.flags = flags,
 		.guest_phys_addr = gpa,
 		.memory_size = size,
 		.userspace_addr = (uint64_t)(uintptr_t)hva,
@@ -57,18 +61,77 @@ static int mem_set_slot(int vm_fd, uint32_t slot, uint64_t gpa, uint64_t size, v
 	return ioctl(vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
 
-int mem_register(const struct guest_mem *mem, int vm_fd)
+int mem_set_slot_flags(const struct guest_mem *mem, int vm_fd, uint32_t flags)
 {
-	int ret = mem_set_slot(vm_fd, 0, 0, mem->low_size, mem->host);
+	int ret = mem_set_slot(vm_fd, 0, 0, mem->low_size, mem->host, flags);
 
 	if (ret == 0 && mem->high_size)
 		ret = mem_set_slot(vm_fd, 1, MEM_HIGH_BASE, mem->high_size,
-				   mem->host + mem->low_size);
+				   mem->host + mem->low_size, flags);
 	return ret;
+}
+
+int mem_register(const struct guest_mem *mem, int vm_fd)
+{
+	return mem_set_slot_flags(mem, vm_fd, 0);
+}
+
+void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
+{
+	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+	int64_t off;
+
+	if (!bm || !len)
+		return;
+	off = mem_layout_offset(mem->low_size, mem->high_size, gpa, len);
+	if (off < 0)
+		return;
+	for (uint64_t p = (uint64_t)off >> 12; p <= ((uint64_t)off + len - 1) >> 12; p++)
+		__atomic_fetch_or(&bm[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
+}
+
+int mem_vmm_dirty_enable(struct guest_mem *mem, bool on)
+{
+	uint64_t *bm = NULL;
+
+	if (on) {
+		bm = calloc((mem->size >> 12) / 64 + 1, sizeof(uint64_t));
+		if (!bm)
+			return -ENOMEM;
+	}
+	/* Writers run on other threads; a disabled bitmap is only freed
+	 * after they can no longer see it (devices write under io_lock,
+	 * which the caller of a disable holds or has paused). */
+	bm = atomic_exchange(&mem->vmm_dirty, bm);
+	free(bm);
+	return 0;
+}
+
+void mem_vmm_dirty_harvest(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
+{
+	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+
+	if (!bm)
+		return;
+	for (uint64_t w = 0; w < words; w++)
+		if (__atomic_load_n(&bm[w], __ATOMIC_RELAXED))
+			bitmap[w] |= __atomic_exchange_n(&bm[w], 0, __ATOMIC_RELAXED);
+}
+
+void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
+{
+	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+
+	if (!bm)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (bits[i])
+			__atomic_fetch_or(&bm[w + i], bits[i], __ATOMIC_RELAXED);
 }
 
 void mem_destroy(struct guest_mem *mem)
 {
+	free(atomic_exchange(&mem->vmm_dirty, NULL));
 	if (mem->host)
 		munmap(mem->host, mem->size);
 	if (mem->memfd >= 0)

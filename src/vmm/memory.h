@@ -20,6 +20,9 @@ struct guest_mem {
 	uint64_t size;     /* total RAM bytes */
 	uint64_t low_size; /* RAM at [0, low_size) */
 	uint64_t high_size;/* RAM at [MEM_HIGH_BASE, MEM_HIGH_BASE + high_size) */
+	/* Pages the VMM itself wrote while dirty tracking is on (one bit per
+	 * memfd page, set atomically; NULL when tracking is off). */
+	uint64_t *_Atomic vmm_dirty;
 };
 
 /* Creates and maps size bytes of guest RAM (a multiple of 1 MiB). Returns 0
@@ -30,6 +33,23 @@ int mem_create(struct guest_mem *mem, uint64_t size, const char *name);
 int mem_register(const struct guest_mem *mem, int vm_fd);
 
 void mem_destroy(struct guest_mem *mem);
+
+/* Re-registers the slots with flags (KVM_MEM_LOG_DIRTY_PAGES or 0). */
+int mem_set_slot_flags(const struct guest_mem *mem, int vm_fd, uint32_t flags);
+
+/* Every place where ferry writes guest RAM on the guest's behalf (a device
+ * doing DMA) calls this after the write: while a migration tracks dirty
+ * pages, those pages are sent again. Cheap when nothing tracks. */
+void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
+
+/* Dirty tracking of VMM writes on or off (migration/dirty.c). */
+int mem_vmm_dirty_enable(struct guest_mem *mem, bool on);
+
+/* ORs the VMM's dirty bits into bitmap (words of it) and clears them. */
+void mem_vmm_dirty_harvest(struct guest_mem *mem, uint64_t *bitmap, uint64_t words);
+
+/* ORs bits [w, w + n) back into the VMM's bitmap (a failed send). */
+void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n);
 
 /* The layout of size bytes of RAM: [0, low) with low = this, and the rest
  * from MEM_HIGH_BASE. The one place that rule is written. */

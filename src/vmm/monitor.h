@@ -3,12 +3,15 @@
 #ifndef FERRY_VMM_MONITOR_H
 #define FERRY_VMM_MONITOR_H
 
+#include "migration/migrate.h"
 #include "vmm/control.h"
 #include "vmm/vm.h"
 
 struct monitor {
 	struct vm *vm;
 	struct control ctl;
+	struct migration mig;
+	bool reported_paused; /* what the last STOP/RESUME event said */
 };
 
 /* Opens the control socket at path (NULL: no socket, commands still
@@ -20,6 +23,11 @@ void monitor_close(struct monitor *m);
 void monitor_shutdown_event(struct monitor *m, enum vm_stop_reason reason);
 
 /* QMP's RunState name of the VM now. */
-const char *monitor_status(struct vm *vm);
+const char *monitor_status(struct monitor *m);
+
+/* After each turn of the main loop: emits the events of a migration
+ * (MIGRATION, MIGRATION_PASS) and STOP/RESUME when it paused or resumed
+ * the VM. */
+void monitor_poll(struct monitor *m);
 
 #endif

@@ -229,6 +229,8 @@ static void *vcpu_thread(void *arg)
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				v->exit_pending = false; /* completed before returning */
+				if (__atomic_exchange_n(&v->throttle_due, false, __ATOMIC_ACQ_REL))
+					vm_throttle_sleep(v->vm);
 				continue;
 			}
 			log_error("vCPU %u: KVM_RUN failed: %s", v->id, strerror(errno));
@@ -264,6 +266,18 @@ void vcpu_kick(struct vcpu *v)
 	v->run->immediate_exit = 1;
 	if (v->thread_started)
 		pthread_kill(v->thread, VCPU_KICK_SIGNAL);
+}
+
+void vcpu_kick_throttle(struct vcpu *v)
+{
+	if (!v->run || !v->thread_started)
+		return;
+	__atomic_store_n(&v->throttle_due, true, __ATOMIC_RELEASE);
+	/* immediate_exit makes a KVM_RUN entered after this return at once;
+	 * vcpu_wait_runnable clears it again (a lost throttle kick costs
+	 * nothing but one slice of throttling). */
+	v->run->immediate_exit = 1;
+	pthread_kill(v->thread, VCPU_KICK_SIGNAL);
 }
 
 int vcpu_create(struct vcpu *v, struct vm *vm, unsigned id)

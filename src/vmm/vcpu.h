@@ -18,6 +18,7 @@ struct vcpu {
 	pthread_t thread;
 	bool thread_started;
 	bool exit_pending; /* the last exit (I/O, MMIO) completes on the next KVM_RUN */
+	bool throttle_due; /* kicked to sleep its throttle share (atomic) */
 };
 
 /* Creates vCPU id of vm with its CPUID and LAPIC set up. Returns 0/-errno. */
@@ -29,6 +30,9 @@ int vcpu_start(struct vcpu *v);
 /* Makes the vCPU leave KVM_RUN soon (safe from any thread). The caller
  * must have set the VM's pause or stop flag under run_lock first. */
 void vcpu_kick(struct vcpu *v);
+
+/* Kicks the vCPU out of KVM_RUN to sleep its throttle share. */
+void vcpu_kick_throttle(struct vcpu *v);
 
 void vcpu_destroy(struct vcpu *v);
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arch/x86/acpi.h"
@@ -349,6 +350,7 @@ void vm_pause(struct vm *vm)
 	pthread_mutex_lock(&vm->run_lock);
 	vm->pause_req = true;
 	vm_kick_all(vm);
+	pthread_cond_broadcast(&vm->run_cond); /* ends throttle sleeps */
 	while (vm->nparked < vm_started_vcpus(vm))
 		pthread_cond_wait(&vm->parked_cond, &vm->run_lock);
 	pthread_mutex_unlock(&vm->run_lock);
@@ -400,8 +402,81 @@ enum vm_stop_reason vm_stop_reason(struct vm *vm)
 	return r;
 }
 
+#define THROTTLE_SLICE_NS 10000000ull
+
+void vm_throttle_sleep(struct vm *vm)
+{
+	struct timespec until;
+	uint64_t ns;
+
+	pthread_mutex_lock(&vm->run_lock);
+	ns = vm->throttle_pct ? THROTTLE_SLICE_NS * vm->throttle_pct / (100 - vm->throttle_pct) : 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += (time_t)(ns / 1000000000u);
+	until.tv_nsec += (long)(ns % 1000000000u);
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (ns && !vm->pause_req && !vm->stopping && vm->throttle_pct &&
+	       pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &until) == 0)
+		;
+	pthread_mutex_unlock(&vm->run_lock);
+}
+
+/* Kicks every vCPU once per period: each runs a 10 ms slice, then sleeps
+ * its share (QEMU's cpu_throttle_timer_tick, one thread for all). */
+static void *throttle_thread(void *arg)
+{
+	struct vm *vm = arg;
+
+	pthread_setname_np(pthread_self(), "throttle");
+	for (;;) {
+		unsigned pct;
+		uint64_t period;
+		struct timespec ts;
+
+		pthread_mutex_lock(&vm->run_lock);
+		pct = vm->throttle_pct;
+		if (pct && !vm->pause_req && !vm->stopping)
+			for (unsigned i = 0; i < vm->ncpus; i++)
+				vcpu_kick_throttle(&vm->vcpus[i]);
+		pthread_mutex_unlock(&vm->run_lock);
+		if (!pct)
+			return NULL;
+		period = THROTTLE_SLICE_NS * 100 / (100 - pct);
+		ts = (struct timespec){ (time_t)(period / 1000000000u), (long)(period % 1000000000u) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+void vm_set_throttle(struct vm *vm, unsigned pct)
+{
+	bool join = false;
+
+	if (pct > 99)
+		pct = 99;
+	pthread_mutex_lock(&vm->run_lock);
+	vm->throttle_pct = pct;
+	pthread_cond_broadcast(&vm->run_cond); /* a new share from the next slice */
+	if (pct && !vm->throttle_running) {
+		if (pthread_create(&vm->throttle_thread, NULL, throttle_thread, vm) == 0)
+			vm->throttle_running = true;
+		else
+			log_warn("cannot start the vCPU throttle thread; not throttling");
+	} else if (!pct && vm->throttle_running) {
+		vm->throttle_running = false;
+		join = true;
+	}
+	pthread_mutex_unlock(&vm->run_lock);
+	if (join)
+		pthread_join(vm->throttle_thread, NULL);
+}
+
 void vm_destroy(struct vm *vm)
 {
+	if (vm->throttle_running) /* only this thread starts or stops it */
+		vm_set_throttle(vm, 0);
 	if (vm->vcpus) {
 		pthread_mutex_lock(&vm->run_lock);
 		vm->stopping = true;

@@ -80,6 +80,12 @@ struct vm {
 	unsigned nparked;        /* vCPUs parked or ended */
 	enum vm_stop_reason stop_reason;
 	int event_fd;            /* eventfd: the main loop has something to look at */
+
+	/* vCPU throttling (migration auto-converge): every 10 ms of running, a
+	 * vCPU sleeps throttle_pct / (100 - throttle_pct) × 10 ms. */
+	unsigned throttle_pct;   /* under run_lock */
+	pthread_t throttle_thread;
+	bool throttle_running;
 };
 
 /* Builds the VM described by cfg: KVM VM, RAM, irqchip, PIT, devices,
@@ -100,6 +106,14 @@ void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 
 bool vm_is_paused(struct vm *vm);
+
+/* Throttles every vCPU to run (100 - pct) % of the time (0: not at all),
+ * as QEMU's cpu-throttle does. Call from the main or migration thread. */
+void vm_set_throttle(struct vm *vm, unsigned pct);
+
+/* Called by a vCPU thread kicked for throttling: sleeps its share, or
+ * less when the VM pauses or stops meanwhile. */
+void vm_throttle_sleep(struct vm *vm);
 
 /* Records why the VM must stop (first reason wins), parks the vCPUs and
  * wakes the main loop. Safe from any thread, including a vCPU's. */

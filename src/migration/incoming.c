@@ -1,0 +1,276 @@
+#include "migration/incoming.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "migration/channel_sock.h"
+#include "vmm/vm.h"
+
+#define HELLO_TIMEOUT_MS 10000
+#define IO_TIMEOUT_MS 60000
+#define MAX_TOKEN 256u
+
+int incoming_listen(struct incoming *in, const char *uri)
+{
+	struct mig_uri u;
+	char err[512];
+
+	memset(in, 0, sizeof(*in));
+	in->fd = -1;
+	in->r.fd = -1;
+	snprintf(in->uri, sizeof(in->uri), "%s", uri);
+	if (mig_uri_parse(uri, &u, err, sizeof(err)) ||
+	    (in->listen_fd = mig_listen(&u, err, sizeof(err))) < 0) {
+		log_error("--incoming: %s", err);
+		in->listen_fd = -1;
+		return -1;
+	}
+	log_info("waiting for a migration on %s", uri);
+	return 0;
+}
+
+/* Compares without leaking, through timing, how much of a guess was right. */
+static bool token_equal(const char *want, const uint8_t *got, size_t len)
+{
+	size_t wlen = strlen(want);
+	unsigned diff = wlen != len;
+
+	for (size_t i = 0; i < len && i < wlen; i++)
+		diff |= (unsigned)(want[i] ^ got[i]);
+	return diff == 0;
+}
+
+static void drop(struct incoming *in)
+{
+	if (in->fd >= 0)
+		close(in->fd);
+	in->fd = -1;
+	stream_reader_free(&in->r);
+	in->r.fd = -1;
+}
+
+/* Reads header + HELLO. Returns 0; 1 when the token is wrong or missing
+ * (drop, wait on); or -EINVAL with msg for a stream that is not ours. */
+static int read_hello(struct incoming *in, const char *token, char *msg, size_t msglen)
+{
+	const uint8_t *p;
+	uint32_t type, version, flags, tlen;
+	size_t len;
+	struct reader rd;
+
+	if (stream_reader_start(&in->r, in->fd) ||
+	    stream_read_record(&in->r, &type, &p, &len)) {
+		snprintf(msg, msglen, "%s", in->r.error);
+		return token ? 1 : -EINVAL;
+	}
+	if (type != REC_HELLO) {
+		snprintf(msg, msglen, "the stream starts with %s, not HELLO (a saved file? use "
+			 "--restore)", stream_rec_name(type));
+		return token ? 1 : -EINVAL;
+	}
+	reader_init(&rd, p, len);
+	version = reader_u32(&rd);
+	flags = reader_u32(&rd);
+	tlen = reader_u32(&rd);
+	if (rd.short_read || tlen > MAX_TOKEN || !range_within(rd.off, tlen, len)) {
+		snprintf(msg, msglen, "malformed HELLO");
+		return token ? 1 : -EINVAL;
+	}
+	if (token && !token_equal(token, p + rd.off, tlen)) {
+		snprintf(msg, msglen, "it did not present the incoming token");
+		return 1;
+	}
+	if (version < MIG_PROTOCOL_OLDEST || version > MIG_PROTOCOL_VERSION) {
+		snprintf(msg, msglen, "the source speaks migration protocol version %u; this "
+			 "ferry-vmm speaks %u to %u", version, MIG_PROTOCOL_OLDEST,
+			 MIG_PROTOCOL_VERSION);
+		return -EPROTO;
+	}
+	in->ram_hash = flags & MIG_HELLO_RAM_HASH;
+	return 0;
+}
+
+static int send_error(struct incoming *in, const char *text)
+{
+	struct buf b = { 0 };
+	size_t n = strlen(text);
+	int ret;
+
+	buf_put_u32(&b, (uint32_t)n);
+	buf_put(&b, text, n);
+	ret = buf_finish(&b) ?: stream_write_record(&in->w, REC_ERROR, b.data, b.len);
+	buf_free(&b);
+	return ret;
+}
+
+void incoming_refuse(struct incoming *in, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	uint8_t sink[65536];
+
+	if (in->fd < 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (in->w.fd == in->fd && send_error(in, text) == 0) {
+		/* Let the message arrive: stop writing, read what the source
+		 * still sends until it closes (bounded), then close — closing
+		 * with unread data would reset the connection, message and all. */
+		shutdown(in->fd, SHUT_WR);
+		mig_set_timeouts(in->fd, 0, 2000);
+		for (int i = 0; i < 100000 && read(in->fd, sink, sizeof(sink)) > 0; i++)
+			;
+	}
+	drop(in);
+}
+
+int incoming_accept(struct incoming *in, const char *token, int sig_fd)
+{
+	char msg[300];
+	int ret;
+
+	for (;;) {
+		struct pollfd fds[2] = { { .fd = in->listen_fd, .events = POLLIN },
+					 { .fd = sig_fd, .events = POLLIN } };
+		char err[300];
+
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("poll: %s", strerror(errno));
+			return -errno;
+		}
+		if (fds[1].revents)
+			return -EINTR;
+		in->fd = mig_accept(in->listen_fd, in->peer, sizeof(in->peer), err, sizeof(err));
+		if (in->fd < 0) {
+			log_warn("%s", err);
+			continue;
+		}
+		mig_set_timeouts(in->fd, HELLO_TIMEOUT_MS, HELLO_TIMEOUT_MS);
+		ret = read_hello(in, token, msg, sizeof(msg));
+		if (ret == 1) {
+			log_warn("dropped a connection from %s: %s; still waiting", in->peer, msg);
+			drop(in);
+			continue;
+		}
+		if (ret == -EPROTO) {
+			stream_writer_start(&in->w, in->fd);
+			incoming_refuse(in, "%s", msg);
+			log_error("incoming migration from %s: %s", in->peer, msg);
+			return ret;
+		}
+		if (ret) {
+			log_error("incoming migration from %s: %s", in->peer, msg);
+			drop(in);
+			return ret;
+		}
+		break;
+	}
+	log_info("incoming migration from %s", in->peer);
+	mig_set_timeouts(in->fd, IO_TIMEOUT_MS, IO_TIMEOUT_MS);
+	{
+		uint8_t welcome[8];
+
+		put_le32(welcome, MIG_PROTOCOL_VERSION);
+		put_le32(welcome + 4, 0);
+		ret = stream_writer_start(&in->w, in->fd) ?:
+		      stream_write_record(&in->w, REC_WELCOME, welcome, sizeof(welcome));
+	}
+	if (ret) {
+		log_error("incoming migration from %s: answering: %s", in->peer, strerror(-ret));
+		drop(in);
+		return ret;
+	}
+	ret = state_read_info_record(&in->r, &in->info);
+	if (ret) {
+		log_error("incoming migration from %s: %s", in->peer, in->r.error);
+		incoming_refuse(in, "%s", in->r.error);
+		return ret;
+	}
+	return 0;
+}
+
+int incoming_load(struct incoming *in, struct vm *vm)
+{
+	int ret = state_load(vm, &in->r, false);
+
+	if (ret) {
+		log_error("incoming migration from %s: %s", in->peer, in->r.error);
+		incoming_refuse(in, "%s", in->r.error);
+		return ret;
+	}
+	in->t_end = time_now_ns();
+	if (in->ram_hash) {
+		in->hash = state_ram_hash(vm);
+		log_info("ram-hash=%08x (destination, before starting)", in->hash);
+	}
+	return 0;
+}
+
+int incoming_handover(struct incoming *in, struct vm *vm, bool *run)
+{
+	const uint8_t *p;
+	uint8_t ready[16];
+	uint32_t type;
+	size_t len;
+	int ret;
+
+	(void)vm;
+	put_le32(ready, in->ram_hash ? MIG_HELLO_RAM_HASH : 0);
+	put_le32(ready + 4, in->hash);
+	put_le64(ready + 8, time_now_ns() - in->t_end);
+	ret = stream_write_record(&in->w, REC_READY, ready, sizeof(ready));
+	if (ret) {
+		log_error("incoming migration: sending READY: %s; the guest was not started here",
+			  strerror(-ret));
+		return ret;
+	}
+	ret = stream_read_record(&in->r, &type, &p, &len);
+	if (ret) {
+		log_error("incoming migration: the source went away before GO (%s); the guest "
+			  "was not started here", in->r.error);
+		return ret;
+	}
+	if (type != REC_GO || len < 8) {
+		if (type == REC_ERROR && len >= 4)
+			log_error("incoming migration: the source gave up: %.*s; the guest was not "
+				  "started here", (int)MIN(get_le32(p), len - 4), (const char *)p + 4);
+		else
+			log_error("incoming migration: %s where GO was due; the guest was not "
+				  "started here", stream_rec_name(type));
+		return -EPROTO;
+	}
+	*run = get_le64(p) & MIG_GO_RUN;
+	return 0;
+}
+
+void incoming_started(struct incoming *in)
+{
+	uint8_t started[8] = { 0 };
+
+	if (stream_write_record(&in->w, REC_STARTED, started, sizeof(started)))
+		log_warn("incoming migration: could not send STARTED (%s); the guest runs here "
+			 "all the same", strerror(errno));
+	drop(in);
+}
+
+void incoming_close(struct incoming *in)
+{
+	drop(in);
+	if (in->listen_fd >= 0)
+		close(in->listen_fd);
+	in->listen_fd = -1;
+	state_info_free(&in->info);
+}

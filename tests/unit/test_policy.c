@@ -1,0 +1,1187 @@
+/* The pre-copy policy (src/migration/policy.h): the expected-downtime
+ * arithmetic, every rung of the ladder — converged, auto-converge, stalled,
+ * convergence-timeout — with its final action, the hard bounds, and
+ * property tests that drive the policy with thousands of random rounds and
+ * simulated guests and check that a migration always ends. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "migration/policy.h"
+
+#define MS 1000000ull
+#define SEC 1000000000ull
+#define MIB (1024ull * 1024)
+#define GIB (1024ull * MIB)
+
+/* The figures most tests use: 1 GiB/s, no fixed cost, a second per pass. */
+#define BW GIB
+
+static const struct policy_params default_params = {
+	.downtime_limit_ns = 300 * MS,
+	.auto_converge = false,
+	.convergence_timeout_ns = 0,
+	.final_action = POLICY_FINAL_SUSPEND,
+};
+
+static struct policy_round round_of(unsigned pass, uint64_t remaining, uint64_t dirty_rate)
+{
+	return (struct policy_round){
+		.pass = pass,
+		.elapsed_ns = pass * SEC,
+		.remaining_bytes = remaining,
+		.bandwidth_Bps = BW,
+		.dirty_rate_Bps = dirty_rate,
+		.fixed_cost_ns = 0,
+	};
+}
+
+static struct policy_decision decide(const struct policy_params *p, struct policy_state *st,
+				     unsigned pass, uint64_t remaining, uint64_t dirty_rate)
+{
+	struct policy_round r = round_of(pass, remaining, dirty_rate);
+	struct policy_decision d = policy_decide(p, st, &r);
+
+	/* What every decision must satisfy, whatever the round. */
+	assert_int_equal(d.expected_downtime_ns, policy_expected_downtime(&r));
+	assert_int_equal(d.throttle_pct, st->throttle_pct);
+	assert_int_equal(st->prev_remaining, remaining);
+	return d;
+}
+
+static bool is_final(enum policy_action a)
+{
+	return a == POLICY_SWITCHOVER || a == POLICY_SUSPEND || a == POLICY_ABORT;
+}
+
+/* ---- names ---------------------------------------------------------- */
+
+static void test_names(void **state)
+{
+	(void)state;
+	assert_string_equal(policy_rung_name(POLICY_RUNG_CONVERGED), "converged");
+	assert_string_equal(policy_rung_name(POLICY_RUNG_THROTTLED), "auto-converge");
+	assert_string_equal(policy_rung_name(POLICY_RUNG_STALLED), "stalled");
+	assert_string_equal(policy_rung_name(POLICY_RUNG_TIMEOUT), "convergence-timeout");
+	assert_string_equal(policy_rung_name(POLICY_RUNG_NON_LIVE), "non-live");
+	assert_string_equal(policy_rung_name((enum policy_rung)(POLICY_RUNG_NON_LIVE + 1)),
+			    "unknown");
+	assert_string_equal(policy_rung_name((enum policy_rung)-1), "unknown");
+	assert_string_equal(policy_rung_name((enum policy_rung)1000), "unknown");
+
+	assert_string_equal(policy_action_name(POLICY_CONTINUE), "continue");
+	assert_string_equal(policy_action_name(POLICY_SWITCHOVER), "switchover");
+	assert_string_equal(policy_action_name(POLICY_THROTTLE), "throttle");
+	assert_string_equal(policy_action_name(POLICY_SUSPEND), "suspend");
+	assert_string_equal(policy_action_name(POLICY_ABORT), "abort");
+	assert_string_equal(policy_action_name((enum policy_action)(POLICY_ABORT + 1)), "unknown");
+	assert_string_equal(policy_action_name((enum policy_action)-1), "unknown");
+	assert_string_equal(policy_action_name((enum policy_action)1000), "unknown");
+}
+
+/* ---- expected downtime ---------------------------------------------- */
+
+static uint64_t expected(uint64_t remaining, uint64_t bw, uint64_t fixed)
+{
+	struct policy_round r = {
+		.pass = 2,
+		.remaining_bytes = remaining,
+		.bandwidth_Bps = bw,
+		.fixed_cost_ns = fixed,
+	};
+
+	return policy_expected_downtime(&r);
+}
+
+static void test_expected_downtime_arithmetic(void **state)
+{
+	(void)state;
+	/* remaining / bandwidth, in ns, plus the fixed cost. */
+	assert_int_equal(expected(GIB, GIB, 0), SEC);
+	assert_int_equal(expected(GIB, GIB, 25 * MS), SEC + 25 * MS);
+	assert_int_equal(expected(100 * MIB, GIB, 0), 100 * SEC / 1024);
+	assert_int_equal(expected(3 * MIB, 10 * MIB, 7 * MS), 300 * MS + 7 * MS);
+	assert_int_equal(expected(1, 1, 0), SEC);
+	assert_int_equal(expected(1, 1000000000u, 0), 1);
+	/* Truncated, not rounded: 1000 B at 3 B/s is 333.33... s. */
+	assert_int_equal(expected(1000, 3, 0), 333333333333ull);
+	assert_int_equal(expected(1, 3, 1), 333333333ull + 1);
+	/* Below a nanosecond's worth of data: only the fixed cost. */
+	assert_int_equal(expected(1, 2000000000u, 5), 5);
+	/* The fixed cost only when nothing remains — whatever the bandwidth,
+	 * zero (not measured) included. */
+	assert_int_equal(expected(0, GIB, 0), 0);
+	assert_int_equal(expected(0, GIB, 40 * MS), 40 * MS);
+	assert_int_equal(expected(0, 0, 40 * MS), 40 * MS);
+	assert_int_equal(expected(0, 0, 0), 0);
+	assert_int_equal(expected(0, 0, UINT64_MAX), UINT64_MAX);
+}
+
+static void test_expected_downtime_zero_bandwidth(void **state)
+{
+	(void)state;
+	/* Nothing measured: it cannot fit any limit, fixed cost or not. */
+	assert_int_equal(expected(1, 0, 0), UINT64_MAX);
+	assert_int_equal(expected(GIB, 0, 10 * MS), UINT64_MAX);
+	assert_int_equal(expected(UINT64_MAX, 0, UINT64_MAX), UINT64_MAX);
+}
+
+static void test_expected_downtime_saturates(void **state)
+{
+	(void)state;
+	/* The transfer time overflows 64 bits. */
+	assert_int_equal(expected(UINT64_MAX, 1, 0), UINT64_MAX);
+	assert_int_equal(expected(UINT64_MAX / 1000000000u + 1, 1, 0), UINT64_MAX);
+	assert_int_equal(expected(UINT64_MAX, 2, 0), UINT64_MAX);
+	/* 2^64 - 1 ns is the most there is: exactly that is not saturation,
+	 * one more nanosecond of transfer saturates instead of wrapping. */
+	assert_int_equal(expected(UINT64_MAX / 1000000000u, 1, 0),
+			 UINT64_MAX / 1000000000u * 1000000000u);
+	/* The fixed cost added overflows. */
+	assert_int_equal(expected(0, GIB, UINT64_MAX), UINT64_MAX);
+	assert_int_equal(expected(GIB, GIB, UINT64_MAX), UINT64_MAX);
+	assert_int_equal(expected(GIB, GIB, UINT64_MAX - SEC + 1), UINT64_MAX);
+	assert_int_equal(expected(GIB, GIB, UINT64_MAX - SEC), UINT64_MAX);
+	assert_int_equal(expected(GIB, GIB, UINT64_MAX - SEC - 1), UINT64_MAX - 1);
+	assert_int_equal(expected(1, 1, UINT64_MAX - SEC - 1), UINT64_MAX - 1);
+}
+
+static void test_expected_downtime_large_guest(void **state)
+{
+	(void)state;
+	/* More than 2^64 / 10^9 bytes (~18.4 GB) remaining is not, by
+	 * itself, an overflow: only a result beyond 2^64 ns is. */
+	assert_int_equal(expected(32 * GIB, 64 * GIB, 0), 500 * MS);
+	assert_int_equal(expected(20 * GIB, GIB, 3 * MS), 20 * SEC + 3 * MS);
+	assert_int_equal(expected(1ull << 40, 1ull << 40, 0), SEC);
+	assert_int_equal(expected(UINT64_MAX, UINT64_MAX, 0), SEC);
+	assert_int_equal(expected(UINT64_MAX, UINT64_MAX / 2, 0), 2 * SEC);
+	assert_int_equal(expected(UINT64_MAX, 1000000000u, 0), UINT64_MAX);
+	assert_int_equal(expected(UINT64_MAX, 1000000000u, 1), UINT64_MAX);
+	assert_int_equal(expected(UINT64_MAX - 1, 1000000000u, 1), UINT64_MAX);
+	assert_int_equal(expected(UINT64_MAX - 1, 1000000000u, 0), UINT64_MAX - 1);
+
+	/* And the decision follows: 20 GiB at 1 GiB/s with a generous limit
+	 * (the 2000 s most hypervisors accept) switches over. */
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_round r = round_of(2, 20 * GIB, 0);
+
+	p.downtime_limit_ns = 2000 * SEC;
+	p.final_action = POLICY_FINAL_ABORT;
+	st.prev_remaining = 20 * GIB;
+	struct policy_decision d = policy_decide(&p, &st, &r);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.expected_downtime_ns, 20 * SEC);
+}
+
+/* ---- switchover ----------------------------------------------------- */
+
+static void test_switchover_converged(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	/* The bulk copy left little enough behind. */
+	d = decide(&p, &st, 1, 100 * MIB, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.throttle_pct, 0);
+	assert_int_equal(d.expected_downtime_ns, 100 * SEC / 1024);
+	assert_string_equal(policy_rung_name(d.rung), "converged");
+
+	/* Exactly the limit fits; one nanosecond more does not. */
+	struct policy_round r = round_of(1, GIB, 0);
+	p.downtime_limit_ns = SEC;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_SWITCHOVER);
+	p.downtime_limit_ns = SEC - 1;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
+
+	/* The fixed cost counts against the limit. */
+	p.downtime_limit_ns = SEC;
+	r.fixed_cost_ns = 1;
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
+
+	/* A limit of 0 is met only by nothing at all. */
+	p.downtime_limit_ns = 0;
+	memset(&st, 0, sizeof(st));
+	d = decide(&p, &st, 1, 0, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.expected_downtime_ns, 0);
+	/* (1 byte at 1 GiB/s truncates to 0 ns; 2 bytes take 1 ns.) */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide(&p, &st, 1, 1, 0).action, POLICY_SWITCHOVER);
+	memset(&st, 0, sizeof(st));
+	d = decide(&p, &st, 1, 2, 0);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.expected_downtime_ns, 1);
+}
+
+static void test_switchover_after_rounds(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, GIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 3, 512 * MIB, 0).action, POLICY_CONTINUE);
+	d = decide(&p, &st, 4, 256 * MIB, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.expected_downtime_ns, 250 * MS);
+
+	/* A stalled round that nevertheless fits switches over. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide(&p, &st, 1, 200 * MIB, 0).action, POLICY_SWITCHOVER);
+	memset(&st, 0, sizeof(st));
+	st.prev_remaining = 100 * MIB;
+	st.stalled = 5;
+	st.stalled_total = POLICY_MAX_STALLED + 5;
+	d = decide(&p, &st, POLICY_MAX_PASSES + 10, 200 * MIB, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+}
+
+/* ---- continue while rounds shrink ----------------------------------- */
+
+static void test_continue_while_shrinking(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	uint64_t remaining = 1ull << 50; /* never fits at 1 GiB/s */
+	struct policy_decision d;
+
+	(void)state;
+	p.auto_converge = true;
+	for (unsigned pass = 1; pass < POLICY_MAX_PASSES; pass++) {
+		d = decide(&p, &st, pass, remaining, 10 * GIB);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+		assert_int_equal(d.throttle_pct, 0);
+		assert_int_equal(st.stalled, 0);
+		assert_int_equal(st.stalled_total, 0);
+		remaining = remaining * 85 / 100; /* 15 % less each round */
+	}
+}
+
+static void test_progress_threshold(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+
+	(void)state;
+	/* Progress is a shrink by more than 10 %: exactly 10 % is a stall. */
+	decide(&p, &st, 1, 1000 * GIB, 0);
+	assert_int_equal(st.stalled, 0);
+	decide(&p, &st, 2, 900 * GIB, 0);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(st.stalled_total, 1);
+	decide(&p, &st, 3, 810 * GIB - 1, 0);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 1);
+	/* Growing is a stall. */
+	decide(&p, &st, 4, 2000 * GIB, 0);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(st.stalled_total, 2);
+	/* The bulk copy is always progress, whatever came before. */
+	st.prev_remaining = 1;
+	st.stalled = 0;
+	decide(&p, &st, 1, 2000 * GIB, 0);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 2);
+	/* No overflow in the comparison at the top of the range. */
+	memset(&st, 0, sizeof(st));
+	decide(&p, &st, 1, UINT64_MAX, 0);
+	decide(&p, &st, 2, UINT64_MAX - UINT64_MAX / 10, 0); /* >= 90 % */
+	assert_int_equal(st.stalled, 1);
+	decide(&p, &st, 3, UINT64_MAX / 10 * 8, 0);
+	assert_int_equal(st.stalled, 0);
+}
+
+static void test_stall_resets_on_progress(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	uint64_t hi = 4 * GIB, lo = 2 * GIB;
+
+	(void)state;
+	/* Stall, progress, stall, progress...: never two in a row, so no
+	 * rung is climbed until the total bound. */
+	assert_int_equal(decide(&p, &st, 1, lo, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, hi, 0).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(decide(&p, &st, 3, lo, 0).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(decide(&p, &st, 4, lo, 0).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(decide(&p, &st, 5, lo / 2, 0).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 2);
+}
+
+/* ---- stalled, no auto-converge -------------------------------------- */
+
+static void run_stalled(enum policy_final_action fa, enum policy_action want)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass = 1;
+
+	p.final_action = fa;
+	/* A guest dirtying its 2 GiB working set faster than 1 GiB/s. */
+	d = decide(&p, &st, pass++, 2 * GIB, 3 * GIB);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	for (unsigned i = 1; i < POLICY_STALL_ROUNDS; i++) {
+		d = decide(&p, &st, pass++, 2 * GIB, 3 * GIB);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+		assert_int_equal(st.stalled, i);
+	}
+	d = decide(&p, &st, pass, 2 * GIB, 3 * GIB);
+	assert_int_equal(d.action, want);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_string_equal(policy_rung_name(d.rung), "stalled");
+	assert_int_equal(d.throttle_pct, 0);
+	assert_int_equal(d.expected_downtime_ns, 2 * SEC);
+	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
+	assert_int_equal(pass, 1 + POLICY_STALL_ROUNDS);
+}
+
+static void test_stalled_suspend_by_default(void **state)
+{
+	(void)state;
+	assert_int_equal(POLICY_FINAL_SUSPEND, 0); /* zero-initialised params suspend */
+	run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND);
+}
+
+static void test_stalled_abort_when_configured(void **state)
+{
+	(void)state;
+	run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT);
+}
+
+static void test_fixed_cost_above_limit(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_round r = round_of(1, 0, 0);
+	struct policy_decision d;
+
+	(void)state;
+	/* Nothing left to send, but the pause alone exceeds the limit: the
+	 * rounds cannot shrink below zero, so the ladder ends it. */
+	r.fixed_cost_ns = SEC;
+	for (;; r.pass++) {
+		d = policy_decide(&p, &st, &r);
+		assert_int_equal(d.expected_downtime_ns, SEC);
+		if (d.action != POLICY_CONTINUE)
+			break;
+	}
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(r.pass, 1 + POLICY_STALL_ROUNDS);
+}
+
+/* ---- auto-converge -------------------------------------------------- */
+
+/* Stall a throttling-enabled migration until the first throttle; the
+ * guest dirties at `rate` unthrottled. Returns the next pass. */
+static unsigned stall_to_first_throttle(const struct policy_params *p, struct policy_state *st,
+					uint64_t rate)
+{
+	struct policy_decision d;
+	unsigned pass = 1;
+
+	d = decide(p, st, pass++, 2 * GIB, rate);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	for (unsigned i = 1; i < POLICY_STALL_ROUNDS; i++) {
+		d = decide(p, st, pass++, 2 * GIB, rate);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(d.throttle_pct, 0);
+	}
+	d = decide(p, st, pass++, 2 * GIB, rate);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(d.throttle_pct, POLICY_THROTTLE_INITIAL);
+	assert_int_equal(d.throttle_pct, 20);
+	assert_int_equal(st->rate_before_throttle, rate);
+	assert_false(st->throttle_useless);
+	return pass;
+}
+
+static void test_auto_converge_ladder_to_cap(void **state)
+{
+	static const unsigned steps[] = { 30, 40, 50, 60, 70, 80, 90, 99 };
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	const uint64_t rate = 1000 * MIB;
+	unsigned pass;
+
+	(void)state;
+	p.auto_converge = true;
+	pass = stall_to_first_throttle(&p, &st, rate);
+	/* Each stalled round steps once; the rate falls just the 20 % that
+	 * counts as helping (exactly 80 % of the unthrottled rate). */
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		d = decide(&p, &st, pass++, 2 * GIB, rate * 80 / 100);
+		assert_int_equal(d.action, POLICY_THROTTLE);
+		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+		assert_int_equal(d.throttle_pct, steps[i]);
+		assert_false(st.throttle_useless);
+	}
+	assert_int_equal(st.throttle_pct, POLICY_THROTTLE_MAX);
+	/* At the cap, the next stalled round is the final action. */
+	d = decide(&p, &st, pass, 2 * GIB, rate / 2);
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(d.throttle_pct, 99);
+	/* Within the bound on stalled rounds: the cap decided, not the bound. */
+	assert_true(st.stalled_total < POLICY_MAX_STALLED);
+	assert_int_equal(pass, 1 + POLICY_STALL_ROUNDS + 9);
+
+	/* The same with abort. */
+	memset(&st, 0, sizeof(st));
+	p.final_action = POLICY_FINAL_ABORT;
+	pass = stall_to_first_throttle(&p, &st, rate);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 0).throttle_pct, steps[i]);
+	d = decide(&p, &st, pass, 2 * GIB, 0);
+	assert_int_equal(d.action, POLICY_ABORT);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+}
+
+static void run_useless_throttle(enum policy_final_action fa, uint64_t rate, uint64_t later,
+				 enum policy_action want)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass;
+
+	p.auto_converge = true;
+	p.final_action = fa;
+	pass = stall_to_first_throttle(&p, &st, rate);
+	/* Throttled at 20 %, then 30 %: too early to judge. */
+	d = decide(&p, &st, pass++, 2 * GIB, later);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 30);
+	d = decide(&p, &st, pass++, 2 * GIB, later);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 40);
+	/* Three steps taken and the rate did not fall by 20 %: give up. */
+	d = decide(&p, &st, pass++, 2 * GIB, later);
+	assert_int_equal(d.action, want);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(d.throttle_pct, 40);
+	assert_true(st.throttle_useless);
+	assert_int_equal(st.throttle_pct, 40);
+}
+
+static void test_auto_converge_gives_up_when_useless(void **state)
+{
+	(void)state;
+	/* A guest throttling does nothing for. */
+	run_useless_throttle(POLICY_FINAL_SUSPEND, GIB, GIB, POLICY_SUSPEND);
+	run_useless_throttle(POLICY_FINAL_ABORT, GIB, GIB, POLICY_ABORT);
+	/* Faster than before. */
+	run_useless_throttle(POLICY_FINAL_SUSPEND, GIB, 2 * GIB, POLICY_SUSPEND);
+	/* Lowered, but by less than 20 %: 1 byte/s above 80 %. */
+	run_useless_throttle(POLICY_FINAL_SUSPEND, 1000 * MIB, 800 * MIB + 1, POLICY_SUSPEND);
+	/* Near the top of the range: no overflow in the comparison. */
+	run_useless_throttle(POLICY_FINAL_ABORT, UINT64_MAX, UINT64_MAX, POLICY_ABORT);
+}
+
+static void test_auto_converge_keeps_climbing_when_helping(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass;
+
+	(void)state;
+	p.auto_converge = true;
+	pass = stall_to_first_throttle(&p, &st, 1000 * MIB);
+	/* The rate falls with the throttle ((100 - t) %), yet the rounds
+	 * still do not shrink: keep climbing. */
+	for (unsigned want = 30; want <= 90; want += 10) {
+		d = decide(&p, &st, pass++, 2 * GIB, 1000 * MIB * (100 - st.throttle_pct) / 100);
+		assert_int_equal(d.action, POLICY_THROTTLE);
+		assert_int_equal(d.throttle_pct, want);
+	}
+	/* Helping, judged against the unthrottled rate, not the last one:
+	 * 80 % of it is still enough even though it rose since. */
+	d = decide(&p, &st, pass++, 2 * GIB, 800 * MIB);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 99);
+	assert_int_equal(st.rate_before_throttle, 1000 * MIB);
+	/* But the check is made at every step past the third, so a rate
+	 * that climbs back stops it there: start again and rise at 50 %. */
+	memset(&st, 0, sizeof(st));
+	pass = stall_to_first_throttle(&p, &st, 1000 * MIB);
+	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 700 * MIB).throttle_pct, 30);
+	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 600 * MIB).throttle_pct, 40);
+	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 500 * MIB).throttle_pct, 50);
+	d = decide(&p, &st, pass++, 2 * GIB, 900 * MIB);
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(d.throttle_pct, 50);
+	assert_true(st.throttle_useless);
+}
+
+static void test_auto_converge_rungs_while_throttled(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass;
+
+	(void)state;
+	p.auto_converge = true;
+	pass = stall_to_first_throttle(&p, &st, GIB);
+	/* A round that shrinks: another round, throttle kept, still the
+	 * auto-converge rung, stall count reset. */
+	d = decide(&p, &st, pass++, GIB, GIB / 2);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(d.throttle_pct, 20);
+	assert_int_equal(st.stalled, 0);
+	/* After progress, two stalled rounds again before the next step. */
+	d = decide(&p, &st, pass++, GIB, GIB / 2);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.throttle_pct, 20);
+	d = decide(&p, &st, pass++, GIB, GIB / 2);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 30);
+	/* It fits now: switchover on the auto-converge rung. */
+	d = decide(&p, &st, pass++, 100 * MIB, GIB / 2);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_string_equal(policy_rung_name(d.rung), "auto-converge");
+	assert_int_equal(d.throttle_pct, 30);
+	assert_int_equal(d.expected_downtime_ns, 100 * SEC / 1024);
+}
+
+static void test_auto_converge_off_never_throttles(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass = 1;
+
+	(void)state;
+	do {
+		d = decide(&p, &st, pass++, 2 * GIB, 10 * GIB);
+		assert_int_not_equal(d.action, POLICY_THROTTLE);
+		assert_int_equal(st.throttle_pct, 0);
+		assert_int_equal(st.rate_before_throttle, 0);
+	} while (d.action == POLICY_CONTINUE);
+	assert_int_equal(d.action, POLICY_SUSPEND);
+}
+
+/* ---- convergence-timeout -------------------------------------------- */
+
+static void test_convergence_timeout(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_round r;
+	struct policy_decision d;
+
+	(void)state;
+	p.convergence_timeout_ns = 5 * SEC;
+	/* Shrinking rounds, but slowly: the timeout ends it. */
+	for (unsigned pass = 1; pass < 5; pass++) {
+		d = decide(&p, &st, pass, (100 - 20 * pass) * GIB, 0);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+	}
+	d = decide(&p, &st, 5, 10 * GIB, 0); /* elapsed 5 s: reached */
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
+	assert_string_equal(policy_rung_name(d.rung), "convergence-timeout");
+	assert_int_equal(d.expected_downtime_ns, 10 * SEC);
+
+	/* One nanosecond before: not yet. Abort when configured. */
+	p.final_action = POLICY_FINAL_ABORT;
+	memset(&st, 0, sizeof(st));
+	r = round_of(1, 10 * GIB, 0);
+	r.elapsed_ns = 5 * SEC - 1;
+	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
+	r.pass = 2;
+	r.remaining_bytes = 5 * GIB;
+	r.elapsed_ns = 5 * SEC;
+	d = policy_decide(&p, &st, &r);
+	assert_int_equal(d.action, POLICY_ABORT);
+	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
+
+	/* Fitting wins over the timeout. */
+	memset(&st, 0, sizeof(st));
+	r.remaining_bytes = 100 * MIB;
+	r.elapsed_ns = 100 * SEC;
+	d = policy_decide(&p, &st, &r);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+
+	/* Even on the bulk copy. */
+	memset(&st, 0, sizeof(st));
+	r = round_of(1, 10 * GIB, 0);
+	r.elapsed_ns = 6 * SEC;
+	assert_int_equal(policy_decide(&p, &st, &r).rung, POLICY_RUNG_TIMEOUT);
+
+	/* 0 is no timeout at all. */
+	p.convergence_timeout_ns = 0;
+	memset(&st, 0, sizeof(st));
+	r.elapsed_ns = UINT64_MAX;
+	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
+}
+
+static void test_convergence_timeout_while_throttled(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_round r;
+	struct policy_decision d;
+	unsigned pass;
+
+	(void)state;
+	p.auto_converge = true;
+	p.convergence_timeout_ns = 1000 * SEC;
+	pass = stall_to_first_throttle(&p, &st, GIB);
+	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, GIB / 2).throttle_pct, 30);
+	/* The timeout ends even a throttled migration that still helps;
+	 * no further step is taken, the state is kept as it was. */
+	r = round_of(pass, 2 * GIB, GIB / 2);
+	r.elapsed_ns = 1000 * SEC;
+	unsigned stalled = st.stalled, total = st.stalled_total;
+	d = policy_decide(&p, &st, &r);
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
+	assert_int_equal(d.throttle_pct, 30);
+	assert_int_equal(st.throttle_pct, 30);
+	assert_int_equal(st.stalled, stalled);
+	assert_int_equal(st.stalled_total, total);
+}
+
+/* ---- the hard bounds ------------------------------------------------ */
+
+static void test_max_passes(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	uint64_t remaining = 1ull << 60;
+
+	(void)state;
+	for (int ac = 0; ac < 2; ac++) {
+		for (int fa = 0; fa < 2; fa++) {
+			p.auto_converge = ac;
+			p.final_action = fa ? POLICY_FINAL_ABORT : POLICY_FINAL_SUSPEND;
+			memset(&st, 0, sizeof(st));
+			remaining = 1ull << 60;
+			/* Always shrinking by 11 %, never fitting. */
+			for (unsigned pass = 1; pass < POLICY_MAX_PASSES; pass++) {
+				d = decide(&p, &st, pass, remaining, GIB);
+				assert_int_equal(d.action, POLICY_CONTINUE);
+				remaining = remaining / 100 * 89;
+			}
+			assert_int_equal(st.stalled_total, 0);
+			d = decide(&p, &st, POLICY_MAX_PASSES, remaining, GIB);
+			assert_int_equal(d.action, fa ? POLICY_ABORT : POLICY_SUSPEND);
+			assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+			assert_int_equal(d.throttle_pct, 0);
+		}
+	}
+	/* A pass number past the bound (a caller that went on) ends too. */
+	memset(&st, 0, sizeof(st));
+	st.prev_remaining = 1ull << 60;
+	d = decide(&p, &st, POLICY_MAX_PASSES + 1, 1ull << 40, GIB);
+	assert_int_equal(d.action, POLICY_ABORT);
+}
+
+static void test_max_stalled(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass = 1;
+
+	(void)state;
+	p.auto_converge = true;
+	/* Alternating 4 GiB, 8 GiB: every other round stalls, never two in a
+	 * row, so nothing is throttled — the total bound ends it. */
+	d = decide(&p, &st, pass++, 4 * GIB, GIB);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	for (;;) {
+		d = decide(&p, &st, pass++, 8 * GIB, GIB);
+		if (d.action != POLICY_CONTINUE)
+			break;
+		assert_int_equal(decide(&p, &st, pass++, 4 * GIB, GIB).action, POLICY_CONTINUE);
+	}
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(d.throttle_pct, 0);
+	assert_int_equal(st.stalled_total, POLICY_MAX_STALLED);
+	assert_int_equal(pass - 1, 2 * POLICY_MAX_STALLED);
+
+	/* Throttled, with the climb slowed by rounds of progress: the total
+	 * bound ends it before the throttle reaches the cap. */
+	memset(&st, 0, sizeof(st));
+	p.downtime_limit_ns = 1 * MS;
+	pass = stall_to_first_throttle(&p, &st, GIB);
+	uint64_t remaining = 2 * GIB;
+	unsigned last = st.throttle_pct;
+	for (;;) {
+		remaining /= 2; /* progress */
+		d = decide(&p, &st, pass++, remaining, 0);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		d = decide(&p, &st, pass++, remaining, 0); /* stall 1 */
+		if (d.action != POLICY_CONTINUE)
+			break;
+		d = decide(&p, &st, pass++, remaining, 0); /* stall 2: a step */
+		if (d.action != POLICY_THROTTLE)
+			break;
+		assert_int_equal(d.throttle_pct, last + POLICY_THROTTLE_STEP);
+		last = d.throttle_pct;
+	}
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(st.stalled_total, POLICY_MAX_STALLED);
+	assert_true(st.throttle_pct < POLICY_THROTTLE_MAX);
+	assert_true(pass - 1 <= POLICY_MAX_PASSES);
+}
+
+static void test_bounds_are_consistent(void **state)
+{
+	(void)state;
+	/* The ladder's rungs fit within the bounds: a full climb to the cap
+	 * (two stalled rounds, then one per step, then one more) takes fewer
+	 * stalled rounds than POLICY_MAX_STALLED, and that fewer passes than
+	 * POLICY_MAX_PASSES. */
+	unsigned steps = 1 + (POLICY_THROTTLE_MAX - POLICY_THROTTLE_INITIAL + POLICY_THROTTLE_STEP -
+			      1) / POLICY_THROTTLE_STEP;
+	assert_int_equal(steps, 9); /* 20, 30, ..., 90, 99 */
+	assert_true(POLICY_STALL_ROUNDS + steps - 1 + 1 <= POLICY_MAX_STALLED);
+	assert_true(POLICY_MAX_STALLED < POLICY_MAX_PASSES);
+	assert_true(POLICY_STALL_ROUNDS >= 1);
+	assert_true(POLICY_SHRINK_PCT > 0 && POLICY_SHRINK_PCT < 100);
+	assert_true(POLICY_THROTTLE_HELPS_PCT > 0 && POLICY_THROTTLE_HELPS_PCT < 100);
+}
+
+/* ---- simulated guests ----------------------------------------------- */
+
+/* A guest of ram bytes, writing a working set of wss bytes at rate bytes/s
+ * unthrottled; a throttle of t % scales the rate by (100 - t * sens) %,
+ * sens in [0, 1]. Each round sends what remained at bw and leaves what the
+ * guest dirtied meanwhile. */
+struct guest {
+	double ram, wss, rate, sens, bw, fixed_ns, jitter;
+};
+
+struct outcome {
+	struct policy_decision d;
+	unsigned passes;
+	unsigned throttle_steps;
+};
+
+static uint64_t rng_state;
+
+static uint64_t rng(void)
+{
+	/* xorshift64* — fixed seed, the same scenarios every run. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dull;
+}
+
+static double rng_unit(void)
+{
+	return (double)(rng() >> 11) / (double)(1ull << 53);
+}
+
+static uint64_t rng_below(uint64_t n)
+{
+	return n ? rng() % n : 0;
+}
+
+static uint64_t to_u64(double x)
+{
+	if (!(x > 0))
+		return 0;
+	if (x >= 18446744073709549568.0)
+		return UINT64_MAX;
+	return (uint64_t)x;
+}
+
+/* Checks what every decision in a migration's sequence must satisfy. */
+static void check_decision(const struct policy_params *p, const struct policy_state *st,
+			   const struct policy_round *r, const struct policy_decision *d,
+			   unsigned prev_throttle)
+{
+	assert_int_equal(d->expected_downtime_ns, policy_expected_downtime(r));
+	assert_int_equal(d->throttle_pct, st->throttle_pct);
+	assert_true(d->throttle_pct <= POLICY_THROTTLE_MAX);
+	assert_true(d->throttle_pct >= prev_throttle);
+	assert_true(st->stalled_total <= POLICY_MAX_STALLED);
+	/* Switchover exactly when it fits. */
+	assert_int_equal(d->action == POLICY_SWITCHOVER,
+			 d->expected_downtime_ns <= p->downtime_limit_ns);
+	switch (d->action) {
+	case POLICY_CONTINUE:
+		assert_int_equal(d->throttle_pct, prev_throttle);
+		assert_int_equal(d->rung,
+				 d->throttle_pct ? POLICY_RUNG_THROTTLED : POLICY_RUNG_CONVERGED);
+		break;
+	case POLICY_SWITCHOVER:
+		assert_int_equal(d->throttle_pct, prev_throttle);
+		assert_int_equal(d->rung,
+				 d->throttle_pct ? POLICY_RUNG_THROTTLED : POLICY_RUNG_CONVERGED);
+		break;
+	case POLICY_THROTTLE:
+		assert_true(p->auto_converge);
+		assert_int_equal(d->rung, POLICY_RUNG_THROTTLED);
+		assert_true(d->throttle_pct > prev_throttle);
+		if (prev_throttle == 0)
+			assert_int_equal(d->throttle_pct, POLICY_THROTTLE_INITIAL);
+		else if (prev_throttle + POLICY_THROTTLE_STEP <= POLICY_THROTTLE_MAX)
+			assert_int_equal(d->throttle_pct, prev_throttle + POLICY_THROTTLE_STEP);
+		else
+			assert_int_equal(d->throttle_pct, POLICY_THROTTLE_MAX);
+		break;
+	case POLICY_SUSPEND:
+	case POLICY_ABORT:
+		assert_int_equal(d->action, p->final_action == POLICY_FINAL_ABORT ? POLICY_ABORT
+										  : POLICY_SUSPEND);
+		assert_int_equal(d->throttle_pct, prev_throttle);
+		if (d->rung == POLICY_RUNG_TIMEOUT) {
+			assert_true(p->convergence_timeout_ns != 0);
+			assert_true(r->elapsed_ns >= p->convergence_timeout_ns);
+		} else {
+			assert_int_equal(d->rung, POLICY_RUNG_STALLED);
+		}
+		break;
+	default:
+		fail_msg("action %d", (int)d->action);
+	}
+	if (!p->auto_converge)
+		assert_int_equal(d->throttle_pct, 0);
+}
+
+/* Migrates g under p until the policy ends it; fails if it has not by
+ * POLICY_MAX_PASSES (the loop runs well past to catch a policy that does
+ * not end). */
+static struct outcome simulate(const struct policy_params *p, const struct guest *g)
+{
+	struct policy_state st = { 0 };
+	struct policy_round r = { 0 };
+	struct outcome o = { 0 };
+	double remaining = g->ram, elapsed = 0;
+	unsigned throttle = 0;
+
+	for (unsigned pass = 1; pass <= 4 * POLICY_MAX_PASSES; pass++) {
+		double jit = 1 + g->jitter * (2 * rng_unit() - 1);
+		double bw = g->bw * jit;
+		double rate = g->rate * (100 - throttle * g->sens) / 100;
+		double t = bw > 0 ? remaining / bw : 1e6;
+
+		elapsed += t * 1e9 + g->fixed_ns / 4;
+		remaining = rate * t;
+		if (remaining > g->wss)
+			remaining = g->wss;
+		r = (struct policy_round){
+			.pass = pass,
+			.elapsed_ns = to_u64(elapsed),
+			.remaining_bytes = to_u64(remaining),
+			.bandwidth_Bps = to_u64(bw),
+			.dirty_rate_Bps = to_u64(rate),
+			.fixed_cost_ns = to_u64(g->fixed_ns),
+		};
+		o.d = policy_decide(p, &st, &r);
+		check_decision(p, &st, &r, &o.d, throttle);
+		if (o.d.action == POLICY_THROTTLE)
+			o.throttle_steps++;
+		throttle = o.d.throttle_pct;
+		if (is_final(o.d.action)) {
+			o.passes = pass;
+			return o;
+		}
+	}
+	fail_msg("the policy did not end the migration in %u passes", 4 * POLICY_MAX_PASSES);
+	return o;
+}
+
+static void test_throttled_guest_converges(void **state)
+{
+	struct policy_params p = default_params;
+	/* 4 GiB, a 2 GiB working set written at 1.6 GiB/s over a 1 GiB/s
+	 * link: without help the rounds never shrink. Its dirty rate scales
+	 * with (100 - throttle) %. */
+	const struct guest g = {
+		.ram = 4.0 * GIB,
+		.wss = 2.0 * GIB,
+		.rate = 1.6 * GIB,
+		.sens = 1,
+		.bw = 1.0 * GIB,
+		.fixed_ns = 20.0 * MS,
+	};
+	struct outcome o;
+
+	(void)state;
+	p.auto_converge = false;
+	o = simulate(&p, &g);
+	assert_int_equal(o.d.action, POLICY_SUSPEND);
+	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(o.passes, 1 + POLICY_STALL_ROUNDS);
+
+	p.auto_converge = true;
+	o = simulate(&p, &g);
+	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
+	assert_int_equal(o.d.rung, POLICY_RUNG_THROTTLED);
+	assert_string_equal(policy_rung_name(o.d.rung), "auto-converge");
+	/* 1.6 * (100 - t) % < 0.9: 50 % is the first throttle that lets
+	 * the rounds shrink by more than 10 %. */
+	assert_int_equal(o.d.throttle_pct, 50);
+	assert_int_equal(o.throttle_steps, 4);
+	assert_true(o.d.expected_downtime_ns <= p.downtime_limit_ns);
+	assert_true(o.passes < POLICY_MAX_PASSES);
+
+	/* A guest throttling does not slow (sens 0): auto-converge gives up
+	 * after three steps, with abort if asked. */
+	struct guest stubborn = g;
+	stubborn.sens = 0;
+	p.final_action = POLICY_FINAL_ABORT;
+	o = simulate(&p, &stubborn);
+	assert_int_equal(o.d.action, POLICY_ABORT);
+	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(o.d.throttle_pct, 40);
+	assert_int_equal(o.throttle_steps, 3);
+
+	/* A guest throttling slows only a little (rate x (100 - 0.6 t) %): it
+	 * helps enough to keep climbing, but never enough to converge — the
+	 * cap or the bound ends it. */
+	struct guest weak = g;
+	weak.rate = 4.0 * GIB;
+	weak.sens = 0.6;
+	p.final_action = POLICY_FINAL_SUSPEND;
+	o = simulate(&p, &weak);
+	assert_int_equal(o.d.action, POLICY_SUSPEND);
+	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(o.d.throttle_pct, 99);
+	assert_int_equal(o.throttle_steps, 9);
+
+	/* A light guest converges without any throttle. */
+	struct guest light = g;
+	light.rate = 0.3 * GIB;
+	o = simulate(&p, &light);
+	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
+	assert_int_equal(o.d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(o.d.throttle_pct, 0);
+}
+
+static struct policy_params random_params(void)
+{
+	static const uint64_t limits[] = { 0, 1 * MS, 30 * MS, 300 * MS, 2 * SEC, 2000 * SEC };
+	struct policy_params p = {
+		.downtime_limit_ns = rng_below(8) ? limits[rng_below(6)] : rng(),
+		.auto_converge = rng() & 1,
+		.convergence_timeout_ns = rng_below(3) ? 0 : 1 + rng_below(600 * SEC),
+		.final_action = (rng() & 1) ? POLICY_FINAL_ABORT : POLICY_FINAL_SUSPEND,
+	};
+
+	return p;
+}
+
+static void test_property_simulated_guests(void **state)
+{
+	unsigned n_switch = 0, n_throttled = 0, n_final = 0, n_fast = 0;
+
+	(void)state;
+	rng_state = 0x9e3779b97f4a7c15ull;
+	for (unsigned i = 0; i < 10000; i++) {
+		struct policy_params p = random_params();
+		struct guest g;
+
+		g.ram = (double)(64 * MIB) * (1 + rng_below(1024));
+		g.wss = g.ram * (0.001 + rng_unit());
+		if (g.wss > g.ram)
+			g.wss = g.ram;
+		g.bw = (double)MIB * (1 + rng_below(20 * 1024)); /* 1 MiB/s .. 20 GiB/s */
+		/* Up to 4x the bandwidth: many guests dirty faster than it. */
+		g.rate = g.bw * 4 * rng_unit();
+		g.sens = rng_below(4) ? rng_unit() : (double)(rng() & 1);
+		g.fixed_ns = (double)rng_below(100 * MS);
+		g.jitter = rng_unit() * 0.5;
+		if (g.rate > g.bw)
+			n_fast++;
+
+		struct outcome o = simulate(&p, &g);
+		assert_true(o.passes >= 1 && o.passes <= POLICY_MAX_PASSES);
+		assert_true(o.throttle_steps <= 9);
+		if (!p.auto_converge)
+			assert_int_equal(o.throttle_steps, 0);
+		if (o.d.action == POLICY_SWITCHOVER)
+			n_switch++, n_throttled += o.d.rung == POLICY_RUNG_THROTTLED;
+		else
+			n_final++;
+	}
+	/* The scenarios cover every kind of ending. */
+	assert_true(n_fast > 1000);
+	assert_true(n_switch > 100);
+	assert_true(n_throttled > 10);
+	assert_true(n_final > 100);
+}
+
+static uint64_t random_figure(void)
+{
+	switch (rng_below(8)) {
+	case 0:
+		return 0;
+	case 1:
+		return UINT64_MAX - rng_below(3);
+	case 2:
+		return rng();
+	case 3:
+		return rng_below(1000);
+	default:
+		return rng_below(64 * GIB);
+	}
+}
+
+static void test_property_random_rounds(void **state)
+{
+	unsigned endings[5] = { 0 };
+
+	(void)state;
+	rng_state = 0x243f6a8885a308d3ull;
+	for (unsigned i = 0; i < 20000; i++) {
+		struct policy_params p = random_params();
+		struct policy_state st = { 0 };
+		struct policy_decision d = { 0 };
+		uint64_t elapsed = 0, rem = random_figure();
+		unsigned throttle = 0, pass;
+		/* Some scenarios are mostly stalling, some mostly shrinking,
+		 * some anything at all. */
+		unsigned mode = (unsigned)rng_below(3);
+
+		for (pass = 1; pass <= 4 * POLICY_MAX_PASSES; pass++) {
+			struct policy_round r;
+
+			elapsed += rng_below(10 * SEC);
+			if (mode == 0)
+				rem = rng_below(4) ? rem : random_figure();
+			else if (mode == 1)
+				rem = rem / 100 * (50 + rng_below(50)) + rng_below(2);
+			else
+				rem = random_figure();
+			r = (struct policy_round){
+				.pass = pass,
+				.elapsed_ns = elapsed,
+				.remaining_bytes = rem,
+				.bandwidth_Bps = rng_below(8) ? random_figure() | 1 : 0,
+				.dirty_rate_Bps = random_figure(),
+				.fixed_cost_ns = rng_below(2) ? 0 : random_figure() / 4,
+			};
+			d = policy_decide(&p, &st, &r);
+			check_decision(&p, &st, &r, &d, throttle);
+			throttle = d.throttle_pct;
+			if (is_final(d.action))
+				break;
+		}
+		if (pass > POLICY_MAX_PASSES)
+			fail_msg("scenario %u: no end after %u passes", i, POLICY_MAX_PASSES);
+		endings[d.action]++;
+	}
+	assert_int_equal(endings[POLICY_CONTINUE], 0);
+	assert_int_equal(endings[POLICY_THROTTLE], 0);
+	assert_true(endings[POLICY_SWITCHOVER] > 0);
+	assert_true(endings[POLICY_SUSPEND] > 0);
+	assert_true(endings[POLICY_ABORT] > 0);
+}
+
+/* A guest that always dirties faster than the link, with and without
+ * auto-converge, every final action, every timeout: it always ends, and
+ * never by switchover unless the limit allows the whole working set. */
+static void test_property_dirtier_than_bandwidth(void **state)
+{
+	(void)state;
+	rng_state = 0xb7e151628aed2a6bull;
+	for (unsigned i = 0; i < 5000; i++) {
+		struct policy_params p = random_params();
+		struct guest g = {
+			.ram = (double)GIB * (1 + rng_below(64)),
+			.bw = (double)MIB * (1 + rng_below(10 * 1024)),
+		};
+
+		g.wss = g.ram;
+		g.rate = g.bw * (1.0 + 0.01 + rng_unit() * 10);
+		g.sens = 0; /* no throttle helps */
+		g.fixed_ns = (double)rng_below(50 * MS);
+		if (p.downtime_limit_ns > 2 * SEC)
+			p.downtime_limit_ns = 300 * MS;
+
+		struct outcome o = simulate(&p, &g);
+		assert_true(o.passes <= POLICY_MAX_PASSES);
+		/* RAM that never shrinks, at least 1 GiB over at most
+		 * 10 GiB/s: 100 ms, but the limit can be 2 s. */
+		if (p.downtime_limit_ns < 100 * MS)
+			assert_int_not_equal(o.d.action, POLICY_SWITCHOVER);
+		if (o.d.action != POLICY_SWITCHOVER) {
+			assert_int_equal(o.d.action, p.final_action == POLICY_FINAL_ABORT
+							     ? POLICY_ABORT
+							     : POLICY_SUSPEND);
+			/* The ladder, unhelped, is short: at most three steps. */
+			assert_true(o.throttle_steps <= 3);
+			if (o.d.rung == POLICY_RUNG_STALLED)
+				assert_true(o.passes <= 1 + POLICY_STALL_ROUNDS + 3);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_names),
+		cmocka_unit_test(test_expected_downtime_arithmetic),
+		cmocka_unit_test(test_expected_downtime_zero_bandwidth),
+		cmocka_unit_test(test_expected_downtime_saturates),
+		cmocka_unit_test(test_expected_downtime_large_guest),
+		cmocka_unit_test(test_switchover_converged),
+		cmocka_unit_test(test_switchover_after_rounds),
+		cmocka_unit_test(test_continue_while_shrinking),
+		cmocka_unit_test(test_progress_threshold),
+		cmocka_unit_test(test_stall_resets_on_progress),
+		cmocka_unit_test(test_stalled_suspend_by_default),
+		cmocka_unit_test(test_stalled_abort_when_configured),
+		cmocka_unit_test(test_fixed_cost_above_limit),
+		cmocka_unit_test(test_auto_converge_ladder_to_cap),
+		cmocka_unit_test(test_auto_converge_gives_up_when_useless),
+		cmocka_unit_test(test_auto_converge_keeps_climbing_when_helping),
+		cmocka_unit_test(test_auto_converge_rungs_while_throttled),
+		cmocka_unit_test(test_auto_converge_off_never_throttles),
+		cmocka_unit_test(test_convergence_timeout),
+		cmocka_unit_test(test_convergence_timeout_while_throttled),
+		cmocka_unit_test(test_max_passes),
+		cmocka_unit_test(test_max_stalled),
+		cmocka_unit_test(test_bounds_are_consistent),
+		cmocka_unit_test(test_throttled_guest_converges),
+		cmocka_unit_test(test_property_random_rounds),
+		cmocka_unit_test(test_property_simulated_guests),
+		cmocka_unit_test(test_property_dirtier_than_bandwidth),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
