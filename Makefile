@@ -26,7 +26,7 @@ guest: all
 
 # Boot the test guest with 2 vCPUs and show its heartbeat for a few seconds.
 demo: all
-	@scripts/demo.sh $(BUILD)
+	@python3 scripts/demo.py $(BUILD)
 
 # Unit tests (normal + ASan/UBSan), KVM payload tests, end-to-end tests,
 # and the Linux smoke test.

@@ -253,6 +253,10 @@ int incoming_handover(struct incoming *in, struct vm *vm, bool *run)
 		return -EPROTO;
 	}
 	*run = get_le64(p) & MIG_GO_RUN;
+	if (getenv("FERRY_TEST_DIE_AFTER_GO")) { /* test hook: a crash at the worst time */
+		log_info("test hook FERRY_TEST_DIE_AFTER_GO: exiting before the guest starts");
+		_exit(3);
+	}
 	return 0;
 }
 

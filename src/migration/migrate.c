@@ -43,6 +43,22 @@ struct mig_run {
 	char err[512];
 };
 
+/* Test hooks (tests/e2e/test_migrate.py): a delay, in ms, at a named point
+ * of the migration, so that a test can hit a window reliably. Read from
+ * the environment; 0 when unset. */
+static void test_delay(const char *name)
+{
+	const char *v = getenv(name);
+	uint64_t ms;
+
+	if (v && parse_u64(v, &ms) == 0 && ms > 0 && ms < 600000) {
+		struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+
+		log_info("test hook %s: waiting %llu ms", name, (unsigned long long)ms);
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* Learned from this process's previous hand-over (0: none yet). */
 static uint64_t learned_fixed_ns;
 
@@ -606,6 +622,7 @@ static int finish(struct mig_run *run, enum policy_rung rung, bool live)
 		pause_vm(run, &parts.pause_ns);
 	vm_set_throttle(run->vm, 0);
 	set_status(m, MIG_DEVICE);
+	test_delay("FERRY_TEST_DEVICE_DELAY_MS");
 	/* The last RAM: what the guest dirtied since the last harvest. */
 	t = time_now_ns();
 	if (live) {
@@ -649,6 +666,7 @@ static int finish(struct mig_run *run, enum policy_rung rung, bool live)
 					"%08x here, %08x there); the guest runs on here",
 					parts.src_hash, parts.dst_hash);
 	}
+	test_delay("FERRY_TEST_GO_DELAY_MS");
 	/* The point of no return. Cancelled until here: resume here. */
 	pthread_mutex_lock(&m->lock);
 	if (m->cancel) {

@@ -263,7 +263,8 @@ static void take_shape(struct options *o, const struct state_info *info)
  * loads everything and takes part in the hand-over. On success the VM's
  * vCPU threads run (or wait, paused) and the monitor is open. Returns 0,
  * 1 when a signal ended the wait (nothing ran), or -errno. */
-static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, int sig_fd)
+static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, int sig_fd,
+		       struct state_info *info)
 {
 	struct incoming in;
 	bool run = false;
@@ -280,7 +281,10 @@ static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, in
 	}
 	if (ret)
 		goto out;
-	take_shape(o, &in.info);
+	/* The VM's config points into the info: it lives as long as main. */
+	*info = in.info;
+	memset(&in.info, 0, sizeof(in.info));
+	take_shape(o, info);
 	ret = vm_create(vm, &o->vm);
 	if (ret) {
 		incoming_refuse(&in, "the destination cannot build a %llu MiB, %u-vCPU VM (its "
@@ -370,9 +374,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (o.incoming) {
-		ret = incoming_vm(&vm, &o, &mon, sig_fd);
-		if (ret)
+		ret = incoming_vm(&vm, &o, &mon, sig_fd, &info);
+		if (ret) {
+			state_info_free(&info);
 			return ret == 1 ? 0 : 1;
+		}
 		ret = mon.vm ? 0 : -EIO;
 	} else {
 		if (o.restore ? restore_vm(&vm, &o, &info) : vm_create(&vm, &o.vm)) {
