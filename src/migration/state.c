@@ -600,16 +600,30 @@ static int load_end(struct vm *vm, struct stream_reader *r, struct load_progress
 
 static int load_records(struct vm *vm, struct stream_reader *r, struct load_progress *lp)
 {
+	uint64_t read_ns = 0, ram_ns = 0, nram = 0;
+
 	for (;;) {
 		const uint8_t *p;
 		uint32_t type;
 		size_t len;
+		uint64_t t = time_now_ns();
 		int ret = stream_read_record(r, &type, &p, &len);
 
+		read_ns += time_now_ns() - t;
 		if (ret)
 			return ret;
+		if (type == REC_END)
+			log_debug("load: %llu RAM records; %llu ms reading and checking records, "
+				  "%llu ms writing RAM", (unsigned long long)nram,
+				  (unsigned long long)read_ns / 1000000,
+				  (unsigned long long)ram_ns / 1000000);
 		switch (type) {
-		case REC_RAM: ret = load_ram(vm, r, p, len); break;
+		case REC_RAM:
+			t = time_now_ns();
+			ret = load_ram(vm, r, p, len);
+			ram_ns += time_now_ns() - t;
+			nram++;
+			break;
 		case REC_DEVICE: ret = load_device(vm, r, lp, p, len); break;
 		case REC_VCPU: ret = load_vcpu(vm, r, lp, p, len); break;
 		case REC_END: return load_end(vm, r, lp);
