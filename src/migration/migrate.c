@@ -736,7 +736,7 @@ static void *migration_thread(void *arg)
 		pthread_mutex_unlock(&m->lock);
 	}
 	if (ret == 0)
-		ret = state_write_info(run.vm, &run.w);
+		ret = state_write_info(run.vm, &run.w) ?: state_write_ram_extents(run.vm, &run.w);
 	if (ret == 0) {
 		pthread_mutex_lock(&m->lock);
 		m->stats.setup_ns = elapsed(&run);

@@ -61,6 +61,11 @@ struct policy_decision policy_decide(const struct policy_params *p, struct polic
 		return final_action(p, d, POLICY_RUNG_TIMEOUT);
 	if (progress) {
 		st->stalled = 0;
+	} else if (r->dirty_rate_Bps >= r->bandwidth_Bps && st->stalled + 1 < POLICY_STALL_ROUNDS) {
+		/* The guest dirtied at least as fast as the link sent: waiting
+		 * another round cannot help; climb now. */
+		st->stalled = POLICY_STALL_ROUNDS;
+		st->stalled_total++;
 	} else {
 		st->stalled++;
 		st->stalled_total++;

@@ -1,6 +1,8 @@
 #include "migration/state.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +212,33 @@ static int save_ram(struct vm *vm, struct stream_writer *w, struct state_stats *
 	return ret;
 }
 
+#define EXTENTS_MAX 65536u
+
+int state_write_ram_extents(struct vm *vm, struct stream_writer *w)
+{
+	struct ram_range r[2];
+	unsigned n = ram_ranges(&vm->mem, r), count = 0;
+	struct buf b = { 0 };
+	uint64_t start, end;
+	int ret;
+
+	buf_put_u32(&b, 0); /* count, filled in below */
+	buf_put_u32(&b, 0);
+	for (unsigned i = 0; i < n && count < EXTENTS_MAX; i++)
+		for (uint64_t off = 0; count < EXTENTS_MAX && ram_next_data(vm, &r[i], off, &start, &end);
+		     off = end, count++) {
+			buf_put_u64(&b, r[i].gpa + start);
+			buf_put_u64(&b, end - start);
+		}
+	ret = buf_finish(&b);
+	if (ret == 0) {
+		put_le32(b.data, count);
+		ret = stream_write_record(w, REC_RAM_EXTENTS | STREAM_REC_OPTIONAL, b.data, b.len);
+	}
+	buf_free(&b);
+	return ret;
+}
+
 static int save_device(struct stream_writer *w, const struct device *d)
 {
 	struct buf b = { 0 };
@@ -274,6 +303,7 @@ int state_save(struct vm *vm, int fd, struct state_stats *st)
 	 * backwards. */
 	ret = stream_writer_start(&w, fd);
 	ret = ret ?: state_write_info(vm, &w);
+	ret = ret ?: state_write_ram_extents(vm, &w);
 	ret = ret ?: save_ram(vm, &w, st);
 	ret = ret ?: state_write_final(vm, &w);
 	st->bytes = w.offset;
@@ -502,7 +532,76 @@ static int load_ram(struct vm *vm, struct stream_reader *r, const uint8_t *p, si
 }
 
 /* Where the loader is: devices before the vCPUs, the vCPUs, devices after. */
+/* Allocates guest RAM that the stream says holds data, in a thread of its
+ * own, ahead of the records that fill it: first-touch allocation then
+ * overlaps the transfer instead of following it (RAM_EXTENTS). */
+struct prefault {
+	pthread_t thread;
+	bool started;
+	bool stop; /* atomic */
+	int memfd;
+	unsigned n;
+	uint64_t *ext; /* memfd offset, length pairs */
+};
+
+static void *prefault_thread(void *arg)
+{
+	struct prefault *pf = arg;
+
+	pthread_setname_np(pthread_self(), "prefault");
+	for (unsigned i = 0; i < pf->n; i++)
+		for (uint64_t o = 0; o < pf->ext[2 * i + 1]; o += MiB(2)) {
+			if (__atomic_load_n(&pf->stop, __ATOMIC_RELAXED))
+				return NULL;
+			if (fallocate(pf->memfd, 0, (off_t)(pf->ext[2 * i] + o),
+				      (off_t)MIN(MiB(2), pf->ext[2 * i + 1] - o)) < 0)
+				return NULL; /* a hint: the writes allocate anyway */
+		}
+	return NULL;
+}
+
+static void prefault_stop(struct prefault *pf)
+{
+	if (pf->started) {
+		__atomic_store_n(&pf->stop, true, __ATOMIC_RELAXED);
+		pthread_join(pf->thread, NULL);
+		pf->started = false;
+	}
+	free(pf->ext);
+	pf->ext = NULL;
+}
+
+/* A hint: a malformed one is ignored, never an error... but a record
+ * that passed its checksum yet is malformed says the writer is broken. */
+static int load_extents(struct vm *vm, struct stream_reader *r, struct prefault *pf,
+			const uint8_t *p, size_t len)
+{
+	uint32_t n;
+
+	if (pf->started || pf->ext)
+		return load_fail(r, -EINVAL, "a second RAM_EXTENTS record");
+	if (len < 8 || (n = get_le32(p)) > EXTENTS_MAX || len != 8 + 16ull * n)
+		return load_fail(r, -EINVAL, "RAM_EXTENTS record is malformed");
+	pf->ext = calloc(n ? 2 * n : 1, sizeof(uint64_t));
+	if (!pf->ext)
+		return 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t gpa = get_le64(p + 8 + 16 * i), l = get_le64(p + 16 + 16 * i);
+		int64_t off = mem_layout_offset(vm->mem.low_size, vm->mem.high_size, gpa, l);
+
+		if (off < 0 || gpa % PAGE_SIZE || l % PAGE_SIZE)
+			return load_fail(r, -EINVAL, "RAM_EXTENTS names 0x%llx+0x%llx, outside RAM",
+					 (unsigned long long)gpa, (unsigned long long)l);
+		pf->ext[2 * pf->n] = (uint64_t)off;
+		pf->ext[2 * pf->n++ + 1] = l;
+	}
+	pf->memfd = vm->mem.memfd;
+	pf->started = pthread_create(&pf->thread, NULL, prefault_thread, pf) == 0;
+	return 0;
+}
+
 struct load_progress {
+	struct prefault prefault;
 	bool dev_seen[DEVICE_MAX];
 	bool *cpu_seen;
 	unsigned early_left; /* devices still due before the vCPUs */
@@ -627,6 +726,9 @@ static int load_records(struct vm *vm, struct stream_reader *r, struct load_prog
 		case REC_DEVICE: ret = load_device(vm, r, lp, p, len); break;
 		case REC_VCPU: ret = load_vcpu(vm, r, lp, p, len); break;
 		case REC_END: return load_end(vm, r, lp);
+		case REC_RAM_EXTENTS | STREAM_REC_OPTIONAL:
+			ret = load_extents(vm, r, &lp->prefault, p, len);
+			break;
 		case REC_VM_INFO:
 			return load_fail(r, -EINVAL, "a second VM_INFO record");
 		default:
@@ -653,6 +755,7 @@ int state_load(struct vm *vm, struct stream_reader *r, bool expect_eof)
 			lp.early_left++;
 	}
 	ret = load_records(vm, r, &lp);
+	prefault_stop(&lp.prefault);
 	if (ret == 0 && expect_eof && !stream_reader_at_eof(r))
 		ret = load_fail(r, -EINVAL, "data after the END record");
 	free(lp.cpu_seen);

@@ -42,6 +42,10 @@ int state_save(struct vm *vm, int fd, struct state_stats *stats);
 int state_write_info(struct vm *vm, struct stream_writer *w);
 int state_write_final(struct vm *vm, struct stream_writer *w);
 
+/* RAM_EXTENTS (optional): the stretches of RAM that hold data, so that the
+ * loader can allocate them while the pages are still on their way. */
+int state_write_ram_extents(struct vm *vm, struct stream_writer *w);
+
 /* RAM records: pages gathered into batches of up to RAM_MAX_BATCH, each
  * sent whole (its contents referenced, not copied, until the flush) or as
  * a zero-page flag. copy: the guest may write its RAM meanwhile, so each

@@ -241,6 +241,7 @@ const char *stream_rec_name(uint32_t type)
 	case REC_DEVICE: return "DEVICE";
 	case REC_VCPU: return "VCPU";
 	case REC_END: return "END";
+	case REC_RAM_EXTENTS: return "RAM_EXTENTS";
 	case REC_HELLO: return "HELLO";
 	case REC_WELCOME: return "WELCOME";
 	case REC_ERROR: return "ERROR";

@@ -21,6 +21,7 @@ enum stream_rec_type {
 	REC_DEVICE = 3,
 	REC_VCPU = 4,
 	REC_END = 5,
+	REC_RAM_EXTENTS = 6, /* written optional: where RAM has data (a hint) */
 	/* Migration channels only (docs/migration-protocol.md): the hand-shake
 	 * and the two-phase hand-over. A save file never has them. */
 	REC_HELLO = 16,   /* source: protocol version, flags, token */

@@ -213,6 +213,8 @@ def test_records_identical_after_load():
                 pa, pb = vcpu_without_tsc(pa), vcpu_without_tsc(pb)
             if ta == 1:  # VM_INFO: the kernel path is not kept across a restore
                 continue
+            if ta == 0x80000006:  # RAM_EXTENTS, a hint: a restored VM's RAM has
+                continue          # holes where the saved one had zeroed pages
             check(pa == pb, f"record type {ta} {device_name(pa) if ta == 3 else ''} differs")
             same += 1
         print(f"  {same} records byte-identical across save -> load -> save")
