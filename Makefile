@@ -41,6 +41,7 @@ check: all $(ASAN_BUILD)/build.ninja
 bench: all
 	bench/boot.sh $(BUILD)
 	python3 bench/snapshot.py $(BUILD)
+	python3 bench/migrate.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
