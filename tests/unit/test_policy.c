@@ -1,8 +1,11 @@
 /* The pre-copy policy (src/migration/policy.h): the expected-downtime
  * arithmetic, every rung of the ladder — converged, auto-converge, stalled,
- * convergence-timeout — with its final action, the hard bounds, and
- * property tests that drive the policy with thousands of random rounds and
- * simulated guests and check that a migration always ends. */
+ * convergence-timeout — with its final action, the hard bounds, the stall
+ * rule (a round without progress climbs at once when the guest dirtied at
+ * least as fast as the link sent, after POLICY_STALL_ROUNDS such rounds
+ * otherwise), and property tests that drive the policy with thousands of
+ * random rounds and simulated guests and check that a migration always
+ * ends. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -41,17 +44,28 @@ static struct policy_round round_of(unsigned pass, uint64_t remaining, uint64_t 
 	};
 }
 
-static struct policy_decision decide(const struct policy_params *p, struct policy_state *st,
-				     unsigned pass, uint64_t remaining, uint64_t dirty_rate)
+/* A round at bandwidth bw instead of BW. */
+static struct policy_decision decide_at(const struct policy_params *p, struct policy_state *st,
+					unsigned pass, uint64_t remaining, uint64_t dirty_rate,
+					uint64_t bw)
 {
 	struct policy_round r = round_of(pass, remaining, dirty_rate);
-	struct policy_decision d = policy_decide(p, st, &r);
+	struct policy_decision d;
+
+	r.bandwidth_Bps = bw;
+	d = policy_decide(p, st, &r);
 
 	/* What every decision must satisfy, whatever the round. */
 	assert_int_equal(d.expected_downtime_ns, policy_expected_downtime(&r));
 	assert_int_equal(d.throttle_pct, st->throttle_pct);
 	assert_int_equal(st->prev_remaining, remaining);
 	return d;
+}
+
+static struct policy_decision decide(const struct policy_params *p, struct policy_state *st,
+				     unsigned pass, uint64_t remaining, uint64_t dirty_rate)
+{
+	return decide_at(p, st, pass, remaining, dirty_rate, BW);
 }
 
 static bool is_final(enum policy_action a)
@@ -334,7 +348,12 @@ static void test_stall_resets_on_progress(void **state)
 
 /* ---- stalled, no auto-converge -------------------------------------- */
 
-static void run_stalled(enum policy_final_action fa, enum policy_action want)
+/* Without auto-converge, a guest whose 2 GiB of dirty memory never
+ * shrinks, dirtying at `rate` against the 1 GiB/s link: the bulk copy, then
+ * `wait` rounds without progress, the last of them the final action.
+ * Returns that last pass. */
+static unsigned run_stalled(enum policy_final_action fa, enum policy_action want, uint64_t rate,
+			    unsigned wait)
 {
 	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
@@ -342,36 +361,49 @@ static void run_stalled(enum policy_final_action fa, enum policy_action want)
 	unsigned pass = 1;
 
 	p.final_action = fa;
-	/* A guest dirtying its 2 GiB working set faster than 1 GiB/s. */
-	d = decide(&p, &st, pass++, 2 * GIB, 3 * GIB);
+	d = decide(&p, &st, pass++, 2 * GIB, rate);
 	assert_int_equal(d.action, POLICY_CONTINUE);
-	for (unsigned i = 1; i < POLICY_STALL_ROUNDS; i++) {
-		d = decide(&p, &st, pass++, 2 * GIB, 3 * GIB);
+	assert_int_equal(st.stalled, 0);
+	for (unsigned i = 1; i < wait; i++) {
+		d = decide(&p, &st, pass++, 2 * GIB, rate);
 		assert_int_equal(d.action, POLICY_CONTINUE);
 		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
 		assert_int_equal(st.stalled, i);
+		assert_int_equal(st.stalled_total, i);
 	}
-	d = decide(&p, &st, pass, 2 * GIB, 3 * GIB);
+	d = decide(&p, &st, pass, 2 * GIB, rate);
 	assert_int_equal(d.action, want);
 	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
 	assert_string_equal(policy_rung_name(d.rung), "stalled");
 	assert_int_equal(d.throttle_pct, 0);
 	assert_int_equal(d.expected_downtime_ns, 2 * SEC);
 	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
-	assert_int_equal(pass, 1 + POLICY_STALL_ROUNDS);
+	assert_int_equal(st.stalled_total, wait);
+	assert_int_equal(st.throttle_pct, 0);
+	return pass;
 }
 
 static void test_stalled_suspend_by_default(void **state)
 {
 	(void)state;
 	assert_int_equal(POLICY_FINAL_SUSPEND, 0); /* zero-initialised params suspend */
-	run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND);
+	/* A guest dirtying slower than the link sends, yet not enough slower
+	 * for the rounds to shrink: POLICY_STALL_ROUNDS stalled rounds, then
+	 * the final action. */
+	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, BW / 2,
+				     POLICY_STALL_ROUNDS),
+			 1 + POLICY_STALL_ROUNDS);
+	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, 0, POLICY_STALL_ROUNDS),
+			 3);
 }
 
 static void test_stalled_abort_when_configured(void **state)
 {
 	(void)state;
-	run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT);
+	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW / 2, POLICY_STALL_ROUNDS),
+			 1 + POLICY_STALL_ROUNDS);
+	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW - 1, POLICY_STALL_ROUNDS),
+			 3);
 }
 
 static void test_fixed_cost_above_limit(void **state)
@@ -399,16 +431,19 @@ static void test_fixed_cost_above_limit(void **state)
 /* ---- auto-converge -------------------------------------------------- */
 
 /* Stall a throttling-enabled migration until the first throttle; the
- * guest dirties at `rate` unthrottled. Returns the next pass. */
+ * guest dirties at `rate` unthrottled: POLICY_STALL_ROUNDS stalled rounds
+ * below the 1 GiB/s link, a single one at or above it. Returns the next
+ * pass. */
 static unsigned stall_to_first_throttle(const struct policy_params *p, struct policy_state *st,
 					uint64_t rate)
 {
+	const unsigned wait = rate >= BW ? 1 : POLICY_STALL_ROUNDS;
 	struct policy_decision d;
 	unsigned pass = 1;
 
 	d = decide(p, st, pass++, 2 * GIB, rate);
 	assert_int_equal(d.action, POLICY_CONTINUE);
-	for (unsigned i = 1; i < POLICY_STALL_ROUNDS; i++) {
+	for (unsigned i = 1; i < wait; i++) {
 		d = decide(p, st, pass++, 2 * GIB, rate);
 		assert_int_equal(d.action, POLICY_CONTINUE);
 		assert_int_equal(d.throttle_pct, 0);
@@ -420,6 +455,8 @@ static unsigned stall_to_first_throttle(const struct policy_params *p, struct po
 	assert_int_equal(d.throttle_pct, 20);
 	assert_int_equal(st->rate_before_throttle, rate);
 	assert_false(st->throttle_useless);
+	assert_int_equal(st->stalled_total, wait);
+	assert_int_equal(pass, 2 + wait);
 	return pass;
 }
 
@@ -591,6 +628,244 @@ static void test_auto_converge_off_never_throttles(void **state)
 		assert_int_equal(st.rate_before_throttle, 0);
 	} while (d.action == POLICY_CONTINUE);
 	assert_int_equal(d.action, POLICY_SUSPEND);
+	/* 10 GiB/s over 1 GiB/s: the first round without progress ends it. */
+	assert_int_equal(pass - 1, 2);
+}
+
+/* ---- the stall rule: dirtying as fast as the link sends ------------- */
+
+/* Bandwidths to try the rule at: the rule compares the round's own
+ * figures, whatever the link. */
+static const uint64_t rule_bandwidths[] = { 1, 10 * MIB, BW, 100 * GIB, UINT64_MAX };
+
+/* Nothing fits: 2^62 bytes is 250 ms even at 2^64 - 1 bytes/s. */
+#define HUGE_REMAINING (1ull << 62)
+
+static void test_fast_dirtier_final_action_at_once(void **state)
+{
+	(void)state;
+	/* Without auto-converge, the first round without progress after the
+	 * bulk copy is the final action: exactly the bandwidth counts, and
+	 * above it, up to the top of the range. */
+	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, BW, 1), 2);
+	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, 3 * GIB, 1), 2);
+	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW, 1), 2);
+	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, UINT64_MAX, 1), 2);
+
+	/* At any bandwidth: the round's own. */
+	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
+		const uint64_t bw = rule_bandwidths[i];
+		struct policy_params p = default_params;
+		struct policy_state st = { 0 };
+		struct policy_decision d;
+
+		p.downtime_limit_ns = 1 * MS;
+		p.final_action = POLICY_FINAL_ABORT;
+		d = decide_at(&p, &st, 1, HUGE_REMAINING, bw, bw);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		d = decide_at(&p, &st, 2, HUGE_REMAINING, bw, bw);
+		assert_int_equal(d.action, POLICY_ABORT);
+		assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+		assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
+		/* One round without progress, counted once against the bound. */
+		assert_int_equal(st.stalled_total, 1);
+	}
+
+	/* Progress in between changes nothing: alternating 4 GiB, 8 GiB, the
+	 * first 8 GiB round ends it (a slower guest runs to the total bound,
+	 * test_max_stalled). */
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	assert_int_equal(decide(&p, &st, 1, 4 * GIB, 2 * GIB).action, POLICY_CONTINUE);
+	d = decide(&p, &st, 2, 8 * GIB, 2 * GIB);
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(st.stalled_total, 1);
+	/* Nor does an earlier stalled round of a slower guest: that one
+	 * waited, this one, as fast as the link, ends it. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide(&p, &st, 1, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 3, 2 * GIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(decide(&p, &st, 4, 2 * GIB, BW).action, POLICY_SUSPEND);
+	assert_int_equal(st.stalled_total, 2);
+}
+
+static void test_fast_dirtier_throttles_at_once(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	p.auto_converge = true;
+	/* 3 GiB/s over the 1 GiB/s link: the first stalled round throttles. */
+	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 3 * GIB).action, POLICY_CONTINUE);
+	d = decide(&p, &st, 2, 2 * GIB, 3 * GIB);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(d.throttle_pct, POLICY_THROTTLE_INITIAL);
+	assert_int_equal(st.rate_before_throttle, 3 * GIB);
+	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS - 1);
+	assert_int_equal(st.stalled_total, 1);
+	/* Once throttled every stalled round steps, fast or not. */
+	d = decide(&p, &st, 3, 2 * GIB, 2 * GIB);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 30);
+	/* A round of progress resets the count: the next fast round steps at
+	 * once again, where a slower one waits (test_slow_dirtier_waits). */
+	d = decide(&p, &st, 4, GIB, 2 * GIB);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(d.throttle_pct, 30);
+	assert_int_equal(st.stalled, 0);
+	d = decide(&p, &st, 5, GIB, BW);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 40);
+	assert_int_equal(st.stalled_total, 3);
+	/* The usefulness check still applies: 40 % and the rate still above
+	 * 80 % of the 3 GiB/s it started at — give up. */
+	d = decide(&p, &st, 6, GIB, 5 * GIB / 2);
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(d.throttle_pct, 40);
+	assert_true(st.throttle_useless);
+
+	/* At any bandwidth, and abort the same. */
+	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
+		const uint64_t bw = rule_bandwidths[i];
+
+		memset(&st, 0, sizeof(st));
+		p.downtime_limit_ns = 1 * MS;
+		p.final_action = POLICY_FINAL_ABORT;
+		assert_int_equal(decide_at(&p, &st, 1, HUGE_REMAINING, bw, bw).action,
+				 POLICY_CONTINUE);
+		d = decide_at(&p, &st, 2, HUGE_REMAINING, bw, bw);
+		assert_int_equal(d.action, POLICY_THROTTLE);
+		assert_int_equal(d.throttle_pct, 20);
+		assert_int_equal(st.rate_before_throttle, bw);
+		assert_int_equal(st.stalled_total, 1);
+	}
+
+	/* The full climb of an always-fast guest that throttling helps: a
+	 * step every round from pass 2, the cap at pass 10, the final action
+	 * at 11 — one round sooner than a slower guest
+	 * (test_auto_converge_ladder_to_cap). */
+	memset(&st, 0, sizeof(st));
+	p.downtime_limit_ns = 300 * MS;
+	p.final_action = POLICY_FINAL_SUSPEND;
+	unsigned pass = stall_to_first_throttle(&p, &st, 4 * GIB);
+	assert_int_equal(pass, 3);
+	while ((d = decide(&p, &st, pass, 2 * GIB, 3 * GIB)).action == POLICY_THROTTLE)
+		pass++;
+	assert_int_equal(d.action, POLICY_SUSPEND);
+	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	assert_int_equal(d.throttle_pct, POLICY_THROTTLE_MAX);
+	assert_int_equal(pass, 1 + 1 + 9);
+	assert_true(st.stalled_total < POLICY_MAX_STALLED);
+}
+
+static void test_slow_dirtier_waits(void **state)
+{
+	(void)state;
+	/* One byte a second below the round's bandwidth: POLICY_STALL_ROUNDS
+	 * stalled rounds before the ladder moves, with auto-converge or
+	 * without, at any bandwidth. */
+	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
+		for (int ac = 0; ac < 2; ac++) {
+			const uint64_t bw = rule_bandwidths[i];
+			struct policy_params p = default_params;
+			struct policy_state st = { 0 };
+			struct policy_decision d;
+			unsigned pass = 1;
+
+			p.auto_converge = ac;
+			p.downtime_limit_ns = 1 * MS;
+			d = decide_at(&p, &st, pass++, HUGE_REMAINING, bw - 1, bw);
+			assert_int_equal(d.action, POLICY_CONTINUE);
+			for (unsigned k = 1; k < POLICY_STALL_ROUNDS; k++) {
+				d = decide_at(&p, &st, pass++, HUGE_REMAINING, bw - 1, bw);
+				assert_int_equal(d.action, POLICY_CONTINUE);
+				assert_int_equal(d.throttle_pct, 0);
+				assert_int_equal(st.stalled, k);
+				assert_int_equal(st.stalled_total, k);
+			}
+			d = decide_at(&p, &st, pass, HUGE_REMAINING, bw - 1, bw);
+			assert_int_equal(d.action, ac ? POLICY_THROTTLE : POLICY_SUSPEND);
+			assert_int_equal(d.throttle_pct, ac ? 20 : 0);
+			assert_int_equal(st.stalled_total, POLICY_STALL_ROUNDS);
+			assert_int_equal(pass, 1 + POLICY_STALL_ROUNDS);
+		}
+	}
+
+	/* Throttled, after a round of progress: the wait again, where a fast
+	 * round would step at once (test_fast_dirtier_throttles_at_once). */
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass;
+
+	p.auto_converge = true;
+	pass = stall_to_first_throttle(&p, &st, BW - 1);
+	assert_int_equal(pass, 2 + POLICY_STALL_ROUNDS);
+	assert_int_equal(decide(&p, &st, pass++, GIB, BW - 1).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 0);
+	for (unsigned k = 1; k < POLICY_STALL_ROUNDS; k++) {
+		d = decide(&p, &st, pass++, GIB, BW - 1);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(d.throttle_pct, 20);
+	}
+	d = decide(&p, &st, pass++, GIB, BW - 1);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 30);
+}
+
+static void test_progress_never_climbs_at_once(void **state)
+{
+	static const uint64_t rates[] = { BW, 10 * GIB, UINT64_MAX };
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	uint64_t remaining = 1000 * GIB;
+	unsigned pass = 1;
+
+	(void)state;
+	p.auto_converge = true;
+	/* The bulk copy is progress, whatever the rate, even against a stale
+	 * smaller figure. */
+	st.prev_remaining = 1;
+	d = decide(&p, &st, pass++, remaining, UINT64_MAX);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled_total, 0);
+	/* Rounds shrinking by just over 10 % while the guest dirties at least
+	 * as fast as the link: never a stall, never a throttle. */
+	for (unsigned k = 0; k < 15; k++, pass++) {
+		remaining = remaining / 10 * 9 - 1;
+		d = decide(&p, &st, pass, remaining, rates[k % 3]);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+		assert_int_equal(d.throttle_pct, 0);
+		assert_int_equal(st.stalled, 0);
+		assert_int_equal(st.stalled_total, 0);
+	}
+	/* Exactly 10 % less is no progress: the same rate climbs at once. */
+	assert_int_equal(decide(&p, &st, pass++, 100 * GIB, 10 * GIB).action, POLICY_CONTINUE);
+	d = decide(&p, &st, pass++, 90 * GIB, 10 * GIB);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 20);
+	assert_int_equal(st.stalled_total, 1);
+	/* Throttled, progress again keeps the throttle and steps nothing. */
+	for (unsigned k = 0; k < 3; k++) {
+		d = decide(&p, &st, pass++, (80 - 10 * k) * GIB, rates[k]);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+		assert_int_equal(d.throttle_pct, 20);
+		assert_int_equal(st.stalled, 0);
+		assert_int_equal(st.stalled_total, 1);
+	}
 }
 
 /* ---- convergence-timeout -------------------------------------------- */
@@ -721,15 +996,17 @@ static void test_max_stalled(void **state)
 
 	(void)state;
 	p.auto_converge = true;
-	/* Alternating 4 GiB, 8 GiB: every other round stalls, never two in a
-	 * row, so nothing is throttled — the total bound ends it. */
-	d = decide(&p, &st, pass++, 4 * GIB, GIB);
+	/* Alternating 4 GiB, 8 GiB with the guest dirtying slower than the
+	 * link: every other round stalls, never two in a row, so nothing is
+	 * throttled — the total bound ends it. */
+	d = decide(&p, &st, pass++, 4 * GIB, GIB / 2);
 	assert_int_equal(d.action, POLICY_CONTINUE);
 	for (;;) {
-		d = decide(&p, &st, pass++, 8 * GIB, GIB);
+		d = decide(&p, &st, pass++, 8 * GIB, GIB / 2);
 		if (d.action != POLICY_CONTINUE)
 			break;
-		assert_int_equal(decide(&p, &st, pass++, 4 * GIB, GIB).action, POLICY_CONTINUE);
+		assert_int_equal(st.stalled, 1);
+		assert_int_equal(decide(&p, &st, pass++, 4 * GIB, GIB / 2).action, POLICY_CONTINUE);
 	}
 	assert_int_equal(d.action, POLICY_SUSPEND);
 	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
@@ -768,9 +1045,9 @@ static void test_bounds_are_consistent(void **state)
 {
 	(void)state;
 	/* The ladder's rungs fit within the bounds: a full climb to the cap
-	 * (two stalled rounds, then one per step, then one more) takes fewer
-	 * stalled rounds than POLICY_MAX_STALLED, and that fewer passes than
-	 * POLICY_MAX_PASSES. */
+	 * (two stalled rounds — one for a guest dirtying as fast as the link
+	 * — then one per step, then one more) takes fewer stalled rounds than
+	 * POLICY_MAX_STALLED, and that fewer passes than POLICY_MAX_PASSES. */
 	unsigned steps = 1 + (POLICY_THROTTLE_MAX - POLICY_THROTTLE_INITIAL + POLICY_THROTTLE_STEP -
 			      1) / POLICY_THROTTLE_STEP;
 	assert_int_equal(steps, 9); /* 20, 30, ..., 90, 99 */
@@ -881,6 +1158,46 @@ static void check_decision(const struct policy_params *p, const struct policy_st
 		assert_int_equal(d->throttle_pct, 0);
 }
 
+/* How often the property tests met each side of the stall rule. */
+static unsigned n_fast_climbs, n_slow_waits;
+
+/* The stall rule, round by round, from the state before r to the state
+ * after: progress resets the count and never climbs; a round without it
+ * counts once, and climbs at once if the guest dirtied at least as fast as
+ * the link sent, waits otherwise. */
+static void check_stall_rule(const struct policy_state *before, const struct policy_state *st,
+			     const struct policy_round *r, const struct policy_decision *d)
+{
+	bool shrank = r->pass <= 1 || (unsigned __int128)r->remaining_bytes * 100 <
+					      (unsigned __int128)before->prev_remaining *
+						      (100 - POLICY_SHRINK_PCT);
+	bool bound = r->pass >= POLICY_MAX_PASSES || st->stalled_total >= POLICY_MAX_STALLED;
+
+	if (d->action == POLICY_SWITCHOVER || d->rung == POLICY_RUNG_TIMEOUT) {
+		/* Decided before the round was counted. */
+		assert_int_equal(st->stalled, before->stalled);
+		assert_int_equal(st->stalled_total, before->stalled_total);
+		return;
+	}
+	if (shrank) {
+		assert_int_equal(st->stalled, 0);
+		assert_int_equal(st->stalled_total, before->stalled_total);
+		assert_int_not_equal(d->action, POLICY_THROTTLE);
+		if (d->action != POLICY_CONTINUE)
+			assert_true(bound);
+		return;
+	}
+	assert_int_equal(st->stalled_total, before->stalled_total + 1);
+	if (r->dirty_rate_Bps >= r->bandwidth_Bps) {
+		assert_int_not_equal(d->action, POLICY_CONTINUE);
+		n_fast_climbs += before->stalled + 1 < POLICY_STALL_ROUNDS;
+	} else if (before->stalled + 1 < POLICY_STALL_ROUNDS && !bound) {
+		assert_int_equal(d->action, POLICY_CONTINUE);
+		assert_int_equal(st->stalled, before->stalled + 1);
+		n_slow_waits++;
+	}
+}
+
 /* Migrates g under p until the policy ends it; fails if it has not by
  * POLICY_MAX_PASSES (the loop runs well past to catch a policy that does
  * not end). */
@@ -910,8 +1227,11 @@ static struct outcome simulate(const struct policy_params *p, const struct guest
 			.dirty_rate_Bps = to_u64(rate),
 			.fixed_cost_ns = to_u64(g->fixed_ns),
 		};
+		struct policy_state before = st;
+
 		o.d = policy_decide(p, &st, &r);
 		check_decision(p, &st, &r, &o.d, throttle);
+		check_stall_rule(&before, &st, &r, &o.d);
 		if (o.d.action == POLICY_THROTTLE)
 			o.throttle_steps++;
 		throttle = o.d.throttle_pct;
@@ -945,6 +1265,17 @@ static void test_throttled_guest_converges(void **state)
 	o = simulate(&p, &g);
 	assert_int_equal(o.d.action, POLICY_SUSPEND);
 	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
+	/* It dirties faster than the link sends: no waiting, the first round
+	 * after the bulk copy, which does not shrink, is the last. */
+	assert_int_equal(o.passes, 2);
+
+	/* Dirtying at 0.95 GiB/s, slower than the link, the rounds shrink by
+	 * only 5 %: that guest gets the POLICY_STALL_ROUNDS wait. */
+	struct guest slow = g;
+	slow.rate = 0.95 * GIB;
+	o = simulate(&p, &slow);
+	assert_int_equal(o.d.action, POLICY_SUSPEND);
+	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
 	assert_int_equal(o.passes, 1 + POLICY_STALL_ROUNDS);
 
 	p.auto_converge = true;
@@ -958,6 +1289,22 @@ static void test_throttled_guest_converges(void **state)
 	assert_int_equal(o.throttle_steps, 4);
 	assert_true(o.d.expected_downtime_ns <= p.downtime_limit_ns);
 	assert_true(o.passes < POLICY_MAX_PASSES);
+	/* Passes 2, 3, 4 step at once (1.6, 1.28, 1.12 GiB/s: at least the
+	 * link); at 40 % (0.96 GiB/s) the rounds shrink 4 %, and that round,
+	 * already one after a step, steps to 50 % at pass 5. Pass 6 shrinks to
+	 * 1.6 GiB, then 1.28, 1.02, 0.82, 0.66, 0.52, 0.42, 0.34, 0.27 GiB:
+	 * 268 ms plus 20 fits at pass 14. */
+	assert_int_equal(o.passes, 14);
+
+	/* The slower guest: two stalled rounds, one step to 20 % at pass 3
+	 * (0.76 GiB/s), then shrinking by 24 % a round from 1.805 GiB to
+	 * 0.264 GiB: 264 ms with the 20 ms fixed cost fits at pass 10. */
+	o = simulate(&p, &slow);
+	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
+	assert_int_equal(o.d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(o.d.throttle_pct, 20);
+	assert_int_equal(o.throttle_steps, 1);
+	assert_int_equal(o.passes, 10);
 
 	/* A guest throttling does not slow (sens 0): auto-converge gives up
 	 * after three steps, with abort if asked. */
@@ -969,6 +1316,8 @@ static void test_throttled_guest_converges(void **state)
 	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
 	assert_int_equal(o.d.throttle_pct, 40);
 	assert_int_equal(o.throttle_steps, 3);
+	/* Bulk copy, a step at each of passes 2-4, the verdict at 5. */
+	assert_int_equal(o.passes, 5);
 
 	/* A guest throttling slows only a little (rate x (100 - 0.6 t) %): it
 	 * helps enough to keep climbing, but never enough to converge — the
@@ -982,6 +1331,9 @@ static void test_throttled_guest_converges(void **state)
 	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
 	assert_int_equal(o.d.throttle_pct, 99);
 	assert_int_equal(o.throttle_steps, 9);
+	/* Always faster than the link (4 GiB/s x 40.6 % at the cap): a step
+	 * at each of passes 2-10, the cap's final action at 11. */
+	assert_int_equal(o.passes, 2 + 9);
 
 	/* A light guest converges without any throttle. */
 	struct guest light = g;
@@ -1011,6 +1363,7 @@ static void test_property_simulated_guests(void **state)
 
 	(void)state;
 	rng_state = 0x9e3779b97f4a7c15ull;
+	n_fast_climbs = n_slow_waits = 0;
 	for (unsigned i = 0; i < 10000; i++) {
 		struct policy_params p = random_params();
 		struct guest g;
@@ -1043,6 +1396,9 @@ static void test_property_simulated_guests(void **state)
 	assert_true(n_switch > 100);
 	assert_true(n_throttled > 10);
 	assert_true(n_final > 100);
+	/* And both sides of the stall rule. */
+	assert_true(n_fast_climbs > 1000);
+	assert_true(n_slow_waits > 100);
 }
 
 static uint64_t random_figure(void)
@@ -1067,6 +1423,7 @@ static void test_property_random_rounds(void **state)
 
 	(void)state;
 	rng_state = 0x243f6a8885a308d3ull;
+	n_fast_climbs = n_slow_waits = 0;
 	for (unsigned i = 0; i < 20000; i++) {
 		struct policy_params p = random_params();
 		struct policy_state st = { 0 };
@@ -1095,8 +1452,11 @@ static void test_property_random_rounds(void **state)
 				.dirty_rate_Bps = random_figure(),
 				.fixed_cost_ns = rng_below(2) ? 0 : random_figure() / 4,
 			};
+			struct policy_state before = st;
+
 			d = policy_decide(&p, &st, &r);
 			check_decision(&p, &st, &r, &d, throttle);
+			check_stall_rule(&before, &st, &r, &d);
 			throttle = d.throttle_pct;
 			if (is_final(d.action))
 				break;
@@ -1110,6 +1470,8 @@ static void test_property_random_rounds(void **state)
 	assert_true(endings[POLICY_SWITCHOVER] > 0);
 	assert_true(endings[POLICY_SUSPEND] > 0);
 	assert_true(endings[POLICY_ABORT] > 0);
+	assert_true(n_fast_climbs > 1000);
+	assert_true(n_slow_waits > 1000);
 }
 
 /* A guest that always dirties faster than the link, with and without
@@ -1119,6 +1481,7 @@ static void test_property_dirtier_than_bandwidth(void **state)
 {
 	(void)state;
 	rng_state = 0xb7e151628aed2a6bull;
+	n_fast_climbs = n_slow_waits = 0;
 	for (unsigned i = 0; i < 5000; i++) {
 		struct policy_params p = random_params();
 		struct guest g = {
@@ -1145,10 +1508,19 @@ static void test_property_dirtier_than_bandwidth(void **state)
 							     : POLICY_SUSPEND);
 			/* The ladder, unhelped, is short: at most three steps. */
 			assert_true(o.throttle_steps <= 3);
-			if (o.d.rung == POLICY_RUNG_STALLED)
-				assert_true(o.passes <= 1 + POLICY_STALL_ROUNDS + 3);
+			/* And, the guest always faster than the link, climbed
+			 * without waiting: the first round after the bulk copy
+			 * stalls and steps (or ends), so does every one after it
+			 * — three steps, then the verdict. */
+			if (o.d.rung == POLICY_RUNG_STALLED) {
+				assert_int_equal(o.throttle_steps, p.auto_converge ? 3 : 0);
+				assert_int_equal(o.passes, 2 + o.throttle_steps);
+			}
 		}
 	}
+	/* Never a slower round: nothing ever waited. */
+	assert_true(n_fast_climbs > 1000);
+	assert_int_equal(n_slow_waits, 0);
 }
 
 int main(void)
@@ -1172,6 +1544,10 @@ int main(void)
 		cmocka_unit_test(test_auto_converge_keeps_climbing_when_helping),
 		cmocka_unit_test(test_auto_converge_rungs_while_throttled),
 		cmocka_unit_test(test_auto_converge_off_never_throttles),
+		cmocka_unit_test(test_fast_dirtier_final_action_at_once),
+		cmocka_unit_test(test_fast_dirtier_throttles_at_once),
+		cmocka_unit_test(test_slow_dirtier_waits),
+		cmocka_unit_test(test_progress_never_climbs_at_once),
 		cmocka_unit_test(test_convergence_timeout),
 		cmocka_unit_test(test_convergence_timeout_while_throttled),
 		cmocka_unit_test(test_max_passes),
