@@ -207,7 +207,13 @@ int incoming_load(struct incoming *in, struct vm *vm)
 	int ret = state_load(vm, &in->r, false);
 
 	if (ret) {
-		log_error("incoming migration from %s: %s", in->peer, in->r.error);
+		if (!strncmp(in->r.error, "truncated", 9) || strstr(in->r.error, "reset by peer"))
+			log_error("incoming migration from %s: the source closed the connection before "
+				  "the stream ended (it failed or was cancelled there; %s); the guest "
+				  "was not started here", in->peer, in->r.error);
+		else
+			log_error("incoming migration from %s: %s; the guest was not started here",
+				  in->peer, in->r.error);
 		incoming_refuse(in, "%s", in->r.error);
 		return ret;
 	}

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -243,6 +245,27 @@ static int between_records(struct mig_run *run, uint64_t max_bw)
 	return 0;
 }
 
+/* Waits until the destination has taken everything sent so far (the send
+ * queue is empty: read, for a UNIX socket; acknowledged, for TCP, whose
+ * receive buffer is kept small on the destination). A pass ends here, so
+ * that its measured bandwidth is what arrived, not what was queued, and
+ * the switch-over decision does not leave megabytes in flight. */
+static int wait_drained(struct mig_run *run)
+{
+	uint64_t deadline = time_now_ns() + (uint64_t)IO_TIMEOUT_MS * 1000000ull;
+	struct timespec ts = { 0, 100000 };
+	int queued;
+
+	while (ioctl(run->fd, SIOCOUTQ, &queued) == 0 && queued > 0) {
+		if (cancelled(run->m))
+			return run_fail(run, -ECANCELED, "cancelled");
+		if (time_now_ns() > deadline)
+			return run_fail(run, -ETIMEDOUT, "the destination stopped reading");
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
 /* ---- RAM passes ---- */
 
 struct pass_figures {
@@ -252,8 +275,13 @@ struct pass_figures {
 /* After each RAM record: count it against the bandwidth limit, check. */
 static int after_record(struct mig_run *run, uint64_t max_bw)
 {
+	struct migration *m = run->m;
+
 	run->window_bytes += run->w.offset - run->last_offset;
 	run->last_offset = run->w.offset;
+	pthread_mutex_lock(&m->lock);
+	m->stats.transferred = run->w.offset; /* query-migrate sees progress */
+	pthread_mutex_unlock(&m->lock);
 	return between_records(run, max_bw);
 }
 
@@ -400,13 +428,15 @@ static void apply_round(struct mig_stats *st, const void *arg)
 
 /* The fixed part of the downtime, for the policy: what the last hand-over
  * in this process cost beyond its RAM, or, before any, the hand-shake's
- * measured round trip twice (READY/GO/STARTED) plus a per-vCPU allowance
+ * measured round trip (at most 2 ms) plus 0.3 ms and a per-vCPU allowance
  * for saving, loading and restarting its state. */
 static uint64_t fixed_cost(const struct vm *vm, uint64_t rtt_ns)
 {
 	if (learned_fixed_ns)
 		return learned_fixed_ns;
-	return 2 * rtt_ns + 500000ull + (uint64_t)vm->ncpus * 400000ull;
+	/* The hand-shake's round trip includes the destination accepting
+	 * its first connection: a ceiling on the link's, not its value. */
+	return MIN(rtt_ns, 2000000ull) + 300000ull + (uint64_t)vm->ncpus * 250000ull;
 }
 
 static int send_hello(struct mig_run *run, const char *token, bool ram_hash)
@@ -513,7 +543,7 @@ static int precopy(struct mig_run *run, uint64_t rtt, enum policy_rung *rung)
 		pthread_mutex_lock(&m->lock);
 		push_event_locked(m, true, pass);
 		pthread_mutex_unlock(&m->lock);
-		ret = send_pass(run, pass == 1, true, &pf);
+		ret = send_pass(run, pass == 1, true, &pf) ?: wait_drained(run);
 		if (ret)
 			return ret;
 		t_end = time_now_ns();
@@ -667,6 +697,15 @@ static int finish(struct mig_run *run, enum policy_rung rung, bool live)
 					parts.src_hash, parts.dst_hash);
 	}
 	test_delay("FERRY_TEST_GO_DELAY_MS");
+	/* After READY the destination only waits for GO: anything to read,
+	 * or a hang-up, means it went away — and it starts nothing without a
+	 * whole GO, so the guest is still only here. */
+	{
+		struct pollfd pfd = { .fd = run->fd, .events = POLLIN | POLLRDHUP };
+
+		if (poll(&pfd, 1, 0) != 0)
+			return run_fail(run, -EPIPE, "the destination went away after READY");
+	}
 	/* The point of no return. Cancelled until here: resume here. */
 	pthread_mutex_lock(&m->lock);
 	if (m->cancel) {
@@ -679,9 +718,15 @@ static int finish(struct mig_run *run, enum policy_rung rung, bool live)
 	put_le64(go, go_flags);
 	t = time_now_ns();
 	ret = stream_write_record(&run->w, REC_GO, go, sizeof(go));
-	if (ret)
-		return run_fail(run, ret, "sending GO: %s; the destination may or may not have "
-				"started the guest: ask it before resuming this copy", strerror(-ret));
+	if (ret) {
+		/* Not written: a destination starts only on a whole, checked
+		 * GO, so none did. The guest may resume here. */
+		pthread_mutex_lock(&m->lock);
+		m->go_sent = false;
+		pthread_mutex_unlock(&m->lock);
+		return run_fail(run, ret, "sending GO: %s (the destination did not get it)",
+				strerror(-ret));
+	}
 	ret = expect(run, REC_STARTED, &p, &len);
 	if (ret)
 		return ret;
@@ -777,7 +822,7 @@ static void *migration_thread(void *arg)
 			 "running the guest; this copy stays paused (ask the destination; "
 			 "cont {\"force\": true} resumes it here)", run.err);
 	} else {
-		m->status = ret == -ECANCELED && m->cancel ? MIG_CANCELLED : MIG_FAILED;
+		m->status = m->cancel ? MIG_CANCELLED : MIG_FAILED;
 		snprintf(m->error, sizeof(m->error), "%s", run.err);
 	}
 	m->stats.total_ns = elapsed(&run);

@@ -699,7 +699,7 @@ static int load_end(struct vm *vm, struct stream_reader *r, struct load_progress
 
 static int load_records(struct vm *vm, struct stream_reader *r, struct load_progress *lp)
 {
-	uint64_t read_ns = 0, ram_ns = 0, nram = 0;
+	uint64_t read_ns = 0, ram_ns = 0, nram = 0, state_ns = 0;
 
 	for (;;) {
 		const uint8_t *p;
@@ -713,9 +713,10 @@ static int load_records(struct vm *vm, struct stream_reader *r, struct load_prog
 			return ret;
 		if (type == REC_END)
 			log_debug("load: %llu RAM records; %llu ms reading and checking records, "
-				  "%llu ms writing RAM", (unsigned long long)nram,
-				  (unsigned long long)read_ns / 1000000,
-				  (unsigned long long)ram_ns / 1000000);
+				  "%llu ms writing RAM, %llu us loading devices and vCPUs",
+				  (unsigned long long)nram, (unsigned long long)read_ns / 1000000,
+				  (unsigned long long)ram_ns / 1000000,
+				  (unsigned long long)state_ns / 1000);
 		switch (type) {
 		case REC_RAM:
 			t = time_now_ns();
@@ -723,8 +724,13 @@ static int load_records(struct vm *vm, struct stream_reader *r, struct load_prog
 			ram_ns += time_now_ns() - t;
 			nram++;
 			break;
-		case REC_DEVICE: ret = load_device(vm, r, lp, p, len); break;
-		case REC_VCPU: ret = load_vcpu(vm, r, lp, p, len); break;
+		case REC_DEVICE:
+		case REC_VCPU:
+			t = time_now_ns();
+			ret = type == REC_DEVICE ? load_device(vm, r, lp, p, len)
+						 : load_vcpu(vm, r, lp, p, len);
+			state_ns += time_now_ns() - t;
+			break;
 		case REC_END: return load_end(vm, r, lp);
 		case REC_RAM_EXTENTS | STREAM_REC_OPTIONAL:
 			ret = load_extents(vm, r, &lp->prefault, p, len);

@@ -111,7 +111,7 @@ class Vmm:
     """A ferry-vmm process with the console on its stdout."""
 
     def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=(),
-                 stdin=subprocess.DEVNULL, restore=False):
+                 stdin=subprocess.DEVNULL, restore=False, env=None):
         self.tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
         self.control_path = os.path.join(self.tmp, "control.sock") if control else None
         if restore:  # the shape comes from the saved file
@@ -124,8 +124,11 @@ class Vmm:
             args += ["--control", self.control_path]
         args += list(extra)
         self.started = time.monotonic()
+        # env: extra environment variables for ferry-vmm (test hooks), on
+        # top of this process's environment
         self.p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE)
+                                  stderr=subprocess.PIPE,
+                                  env=dict(os.environ, **env) if env else None)
         self.console = Console(self.p.stdout)
         self.ctl = None
 

@@ -1,0 +1,142 @@
+"""Live migration between two network namespaces joined by a veth pair
+shaped to 1 Gbit/s (tc tbf), addresses from 198.18.0.0/15; the test makes
+and removes them. A guest dirtying 50 MiB/s migrates live; one dirtying
+500 MiB/s cannot converge on that link and finishes through the ladder,
+and query-migrate names the rung."""
+
+import os
+import subprocess
+import tempfile
+import time
+
+from ferrytest import *
+
+TAG = f"f{os.getpid() % 100000}"
+NS = (f"{TAG}-src", f"{TAG}-dst")
+DEV = (f"{TAG}a", f"{TAG}b")
+ADDR = ("198.18.7.1", "198.18.7.2")
+PORT = 4567
+
+
+def ip(*args):
+    r = subprocess.run(["ip"] + list(args), capture_output=True, text=True)
+    check(r.returncode == 0, f"ip {' '.join(args)}: {r.stderr.strip()}")
+
+
+def make_link():
+    for ns in NS:
+        ip("netns", "add", ns)
+    ip("link", "add", DEV[0], "type", "veth", "peer", "name", DEV[1])
+    for i in range(2):
+        ip("link", "set", DEV[i], "netns", NS[i])
+        ip("-n", NS[i], "addr", "add", ADDR[i] + "/24", "dev", DEV[i])
+        ip("-n", NS[i], "link", "set", DEV[i], "up")
+        ip("-n", NS[i], "link", "set", "lo", "up")
+        r = subprocess.run(["ip", "netns", "exec", NS[i], "tc", "qdisc", "add", "dev", DEV[i],
+                            "root", "tbf", "rate", "1gbit", "burst", "256kb", "latency", "50ms"],
+                           capture_output=True, text=True)
+        check(r.returncode == 0, f"tc: {r.stderr.strip()}")
+
+
+def remove_link():
+    for ns in NS:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+class NsVmm:
+    """A ferry-vmm inside a namespace, console on stdout."""
+
+    def __init__(self, ns, args):
+        self.tmp = tempfile.mkdtemp(prefix="ferry-net-")
+        self.control_path = os.path.join(self.tmp, "control.sock")
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, VMM, "--control",
+                                   self.control_path] + args,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.console = Console(self.p.stdout)
+
+    def connect(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return Control(self.control_path)
+            except OSError:
+                if time.monotonic() > deadline or self.p.poll() is not None:
+                    raise Failure("cannot connect to the control socket")
+                time.sleep(0.02)
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+        for n in os.listdir(self.tmp):
+            os.unlink(os.path.join(self.tmp, n))
+        os.rmdir(self.tmp)
+
+
+def migrate_over_link(cmdline, warmup, timeout):
+    src = NsVmm(NS[0], ["--kernel", GUEST, "--memory", "1024", "--cmdline", cmdline])
+    dst = NsVmm(NS[1], ["--incoming", f"tcp:{ADDR[1]}:{PORT}"])
+    try:
+        src.console.wait_for(r"beat=", 10)
+        src.console.collect(warmup)
+        ctl = src.connect()
+        check(ctl.execute("migrate", {"uri": f"tcp:{ADDR[1]}:{PORT}",
+                                       "debug-ram-hash": True}) == {"return": {}},
+              "migrate refused")
+        deadline = time.monotonic() + timeout
+        while True:
+            src.console.poll(0.05)
+            dst.console.poll(0.05)
+            r = ctl.execute("query-migrate")["return"]
+            if r["status"] in ("completed", "failed", "cancelled"):
+                break
+            check(time.monotonic() < deadline, f"migration still {r['status']} after {timeout}s")
+        check(r["status"] == "completed", f"migration {r['status']}: {r.get('error-desc')}")
+        f = r["ferry"]
+        check(f["ram-hash"] == f["destination-ram-hash"], "RAM hashes differ")
+        last = src.console.beats()[-1]["beat"]
+        dst.console.wait_for(r"beat=", 10)
+        dst.console.collect(3)
+        beats = dst.console.beats()
+        check(beats[0]["beat"] == last + 1,
+              f"destination's first beat {beats[0]['beat']} after the source's {last}")
+        check(all(b["corrupt"] == 0 for b in beats), "corruption after the migration")
+        check(ctl.execute("query-status")["return"]["status"] == "postmigrate", "not postmigrate")
+        ctl.execute("quit")
+        check(src.p.wait(10) == 0, "source exit status")
+        dst.connect().execute("quit")
+        check(dst.p.wait(10) == 0, "destination exit status")
+        mbps = r["ram"]["transferred"] * 8 / 1e6 / max(r["total-time"] / 1000, 0.001)
+        print(f"  {cmdline}: {r['total-time']} ms, downtime {r['downtime']} ms, "
+              f"{r['ram']['transferred'] / 1e6:.0f} MB at {mbps:.0f} Mbit/s, "
+              f"{f['pass']} passes, rung {f['rung']}", flush=True)
+        return r
+    finally:
+        src.kill()
+        dst.kill()
+
+
+def test_1gbit_256at50_converges():
+    r = migrate_over_link("ferry.dirty=256@50", 6, 60)
+    check(r["ferry"]["rung"] == "converged", f"rung {r['ferry']['rung']}")
+    check(r["ram"]["transferred"] * 8 / (r["total-time"] / 1000) < 1.1e9,
+          "faster than the shaped link: the traffic did not go through it")
+
+
+def test_1gbit_256at500_ladder():
+    r = migrate_over_link("ferry.dirty=256@500", 2, 120)
+    check(r["ferry"]["rung"] in ("auto-converge", "stalled"),
+          f"256@500 on 1 Gbit finished by {r['ferry']['rung']}: it cannot converge alone")
+
+
+if __name__ == "__main__":
+    require_kvm()
+    if os.geteuid() != 0 or subprocess.run(["ip", "netns", "list"], capture_output=True).returncode:
+        print("SKIP: network namespaces need root and iproute2: test not run", flush=True)
+        sys.exit(77)
+    remove_link()
+    try:
+        make_link()
+        run_tests([test_1gbit_256at50_converges, test_1gbit_256at500_ladder])
+    finally:
+        remove_link()
