@@ -2,6 +2,8 @@
 
 #include <stddef.h>
 
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+
 uint64_t policy_expected_downtime(const struct policy_round *r)
 {
 	uint64_t xfer;
@@ -51,9 +53,25 @@ struct policy_decision policy_decide(const struct policy_params *p, struct polic
 		.expected_downtime_ns = policy_expected_downtime(r),
 	};
 	bool progress = made_progress(st, r);
+	bool halved = r->pass > 1 && (unsigned __int128)r->remaining_bytes * 2 <= st->prev_remaining;
 
 	st->prev_remaining = r->remaining_bytes;
 	if (d.expected_downtime_ns <= p->downtime_limit_ns) {
+		/* It fits. But when the last round still halved what remains,
+		 * the pause would take more than half the limit and sending
+		 * RAM more than a quarter of it, one more short round halves
+		 * that part: the limit is a ceiling, not an aim (at most
+		 * POLICY_EXTRA_ROUNDS such rounds). */
+		uint64_t xfer_ns = d.expected_downtime_ns - MIN(d.expected_downtime_ns,
+								r->fixed_cost_ns);
+
+		if (halved && r->remaining_bytes && xfer_ns > p->downtime_limit_ns / 4 &&
+		    d.expected_downtime_ns > p->downtime_limit_ns / 2 &&
+		    st->extra_rounds < POLICY_EXTRA_ROUNDS && r->pass < POLICY_MAX_PASSES) {
+			st->extra_rounds++;
+			st->stalled = 0; /* it halved what remains: progress */
+			return d;
+		}
 		d.action = POLICY_SWITCHOVER;
 		return d;
 	}
@@ -61,9 +79,12 @@ struct policy_decision policy_decide(const struct policy_params *p, struct polic
 		return final_action(p, d, POLICY_RUNG_TIMEOUT);
 	if (progress) {
 		st->stalled = 0;
-	} else if (r->dirty_rate_Bps >= r->bandwidth_Bps && st->stalled + 1 < POLICY_STALL_ROUNDS) {
-		/* The guest dirtied at least as fast as the link sent: waiting
-		 * another round cannot help; climb now. */
+	} else if ((unsigned __int128)r->dirty_rate_Bps * 100 >=
+			   (unsigned __int128)r->bandwidth_Bps * POLICY_FAST_DIRTY_PCT &&
+		   st->stalled + 1 < POLICY_STALL_ROUNDS) {
+		/* The guest dirtied (nearly) as fast as the link sent — the
+		 * measured rate saturates when a round re-dirties the whole
+		 * working set — so waiting another round cannot help: climb. */
 		st->stalled = POLICY_STALL_ROUNDS;
 		st->stalled_total++;
 	} else {

@@ -4,7 +4,12 @@
  * decision — and the ladder that makes a migration always end — is here,
  * unit-tested without a VM (tests/unit/test_policy.c).
  *
- * The ladder, in order, when rounds stop shrinking:
+ * Switch-over comes when the expected pause fits downtime-limit — after up
+ * to two more rounds while rounds still halve what remains, the pause
+ * would take more than half the limit and sending RAM more than a quarter.
+ *
+ * The ladder, in order, when rounds stop shrinking (twice in a row; at
+ * once when the guest dirtied nearly as fast as the link sent):
  *   1. auto-converge (if allowed): throttle the vCPUs, 20 % first, +10 %
  *      per stalled round, 99 % at most — kept only while it measurably
  *      lowers the dirty rate;
@@ -25,6 +30,12 @@
 #define POLICY_MAX_STALLED 12u
 #define POLICY_SHRINK_PCT 10u
 #define POLICY_MAX_PASSES 64u
+/* A round without progress in which the guest dirtied at least this
+ * share of what the link sent climbs the ladder at once. */
+#define POLICY_FAST_DIRTY_PCT 90u
+/* Extra rounds taken when the pause already fits the limit but the last
+ * round halved what remains (the pause would halve too). */
+#define POLICY_EXTRA_ROUNDS 2u
 /* Throttling counts as helping when the dirty rate falls by this much
  * against the rate before throttling began. */
 #define POLICY_THROTTLE_HELPS_PCT 20u
@@ -64,6 +75,7 @@ struct policy_state {
 	unsigned throttle_pct;  /* current throttle, 0 = none */
 	uint64_t rate_before_throttle;
 	bool throttle_useless;  /* measured: throttling did not lower the rate */
+	unsigned extra_rounds;  /* taken below the limit (POLICY_EXTRA_ROUNDS) */
 };
 
 enum policy_action {

@@ -2,10 +2,12 @@
  * arithmetic, every rung of the ladder — converged, auto-converge, stalled,
  * convergence-timeout — with its final action, the hard bounds, the stall
  * rule (a round without progress climbs at once when the guest dirtied at
- * least as fast as the link sent, after POLICY_STALL_ROUNDS such rounds
- * otherwise), and property tests that drive the policy with thousands of
- * random rounds and simulated guests and check that a migration always
- * ends. */
+ * least POLICY_FAST_DIRTY_PCT % of what the link sent, after
+ * POLICY_STALL_ROUNDS such rounds otherwise), the extra rounds below the
+ * limit (at most POLICY_EXTRA_ROUNDS, while rounds halve what remains and
+ * the pause would take more than half the limit), and property tests that
+ * drive the policy with thousands of random rounds and simulated guests
+ * and check that a migration always ends. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -44,22 +46,29 @@ static struct policy_round round_of(unsigned pass, uint64_t remaining, uint64_t 
 	};
 }
 
+/* The round r decided, checking what every decision must satisfy,
+ * whatever the round. */
+static struct policy_decision decide_round(const struct policy_params *p, struct policy_state *st,
+					   const struct policy_round *r)
+{
+	struct policy_decision d = policy_decide(p, st, r);
+
+	assert_int_equal(d.expected_downtime_ns, policy_expected_downtime(r));
+	assert_int_equal(d.throttle_pct, st->throttle_pct);
+	assert_int_equal(st->prev_remaining, r->remaining_bytes);
+	assert_true(st->extra_rounds <= POLICY_EXTRA_ROUNDS);
+	return d;
+}
+
 /* A round at bandwidth bw instead of BW. */
 static struct policy_decision decide_at(const struct policy_params *p, struct policy_state *st,
 					unsigned pass, uint64_t remaining, uint64_t dirty_rate,
 					uint64_t bw)
 {
 	struct policy_round r = round_of(pass, remaining, dirty_rate);
-	struct policy_decision d;
 
 	r.bandwidth_Bps = bw;
-	d = policy_decide(p, st, &r);
-
-	/* What every decision must satisfy, whatever the round. */
-	assert_int_equal(d.expected_downtime_ns, policy_expected_downtime(&r));
-	assert_int_equal(d.throttle_pct, st->throttle_pct);
-	assert_int_equal(st->prev_remaining, remaining);
-	return d;
+	return decide_round(p, st, &r);
 }
 
 static struct policy_decision decide(const struct policy_params *p, struct policy_state *st,
@@ -71,6 +80,20 @@ static struct policy_decision decide(const struct policy_params *p, struct polic
 static bool is_final(enum policy_action a)
 {
 	return a == POLICY_SWITCHOVER || a == POLICY_SUSPEND || a == POLICY_ABORT;
+}
+
+/* The stall rule's "fast" guest: one that dirtied at least
+ * POLICY_FAST_DIRTY_PCT % of what the link sent. */
+static bool is_fast(uint64_t rate, uint64_t bw)
+{
+	return (unsigned __int128)rate * 100 >= (unsigned __int128)bw * POLICY_FAST_DIRTY_PCT;
+}
+
+/* The least dirty rate that is fast at bandwidth bw (90 % of it, rounded
+ * up); one byte a second less waits. */
+static uint64_t fast_rate(uint64_t bw)
+{
+	return (uint64_t)(((unsigned __int128)bw * POLICY_FAST_DIRTY_PCT + 99) / 100);
 }
 
 /* ---- names ---------------------------------------------------------- */
@@ -252,10 +275,21 @@ static void test_switchover_after_rounds(void **state)
 	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 2, GIB, 0).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 3, 512 * MIB, 0).action, POLICY_CONTINUE);
-	d = decide(&p, &st, 4, 256 * MIB, 0);
+	/* A round that halved what remains, to a pause of at most half the
+	 * limit: no extra round (test_extra_round_*), switch over. */
+	d = decide(&p, &st, 4, 150 * MIB, 0);
 	assert_int_equal(d.action, POLICY_SWITCHOVER);
 	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.expected_downtime_ns, 150 * SEC / 1024);
+	assert_int_equal(st.extra_rounds, 0);
+	/* Or a round that did not halve it, to more than half the limit. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 500 * MIB, 0).action, POLICY_CONTINUE);
+	d = decide(&p, &st, 3, 256 * MIB, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
 	assert_int_equal(d.expected_downtime_ns, 250 * MS);
+	assert_int_equal(st.extra_rounds, 0);
 
 	/* A stalled round that nevertheless fits switches over. */
 	memset(&st, 0, sizeof(st));
@@ -402,7 +436,9 @@ static void test_stalled_abort_when_configured(void **state)
 	(void)state;
 	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW / 2, POLICY_STALL_ROUNDS),
 			 1 + POLICY_STALL_ROUNDS);
-	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW - 1, POLICY_STALL_ROUNDS),
+	/* The fastest guest that still waits: a byte a second below 90 %. */
+	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, fast_rate(BW) - 1,
+				     POLICY_STALL_ROUNDS),
 			 3);
 }
 
@@ -432,12 +468,12 @@ static void test_fixed_cost_above_limit(void **state)
 
 /* Stall a throttling-enabled migration until the first throttle; the
  * guest dirties at `rate` unthrottled: POLICY_STALL_ROUNDS stalled rounds
- * below the 1 GiB/s link, a single one at or above it. Returns the next
- * pass. */
+ * below 90 % of the 1 GiB/s link, a single one at or above it. Returns the
+ * next pass. */
 static unsigned stall_to_first_throttle(const struct policy_params *p, struct policy_state *st,
 					uint64_t rate)
 {
-	const unsigned wait = rate >= BW ? 1 : POLICY_STALL_ROUNDS;
+	const unsigned wait = is_fast(rate, BW) ? 1 : POLICY_STALL_ROUNDS;
 	struct policy_decision d;
 	unsigned pass = 1;
 
@@ -466,10 +502,12 @@ static void test_auto_converge_ladder_to_cap(void **state)
 	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
 	struct policy_decision d;
-	const uint64_t rate = 1000 * MIB;
+	/* Below 90 % of the link: the first throttle after the wait. */
+	const uint64_t rate = 800 * MIB;
 	unsigned pass;
 
 	(void)state;
+	assert_false(is_fast(rate, BW));
 	p.auto_converge = true;
 	pass = stall_to_first_throttle(&p, &st, rate);
 	/* Each stalled round steps once; the rate falls just the 20 % that
@@ -632,7 +670,7 @@ static void test_auto_converge_off_never_throttles(void **state)
 	assert_int_equal(pass - 1, 2);
 }
 
-/* ---- the stall rule: dirtying as fast as the link sends ------------- */
+/* ---- the stall rule: dirtying (nearly) as fast as the link sends ---- */
 
 /* Bandwidths to try the rule at: the rule compares the round's own
  * figures, whatever the link. */
@@ -645,8 +683,10 @@ static void test_fast_dirtier_final_action_at_once(void **state)
 {
 	(void)state;
 	/* Without auto-converge, the first round without progress after the
-	 * bulk copy is the final action: exactly the bandwidth counts, and
-	 * above it, up to the top of the range. */
+	 * bulk copy is the final action: exactly 90 % of the bandwidth counts,
+	 * the bandwidth itself and above it, up to the top of the range. */
+	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, fast_rate(BW), 1), 2);
+	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, fast_rate(BW), 1), 2);
 	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, BW, 1), 2);
 	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, 3 * GIB, 1), 2);
 	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW, 1), 2);
@@ -661,14 +701,20 @@ static void test_fast_dirtier_final_action_at_once(void **state)
 
 		p.downtime_limit_ns = 1 * MS;
 		p.final_action = POLICY_FINAL_ABORT;
-		d = decide_at(&p, &st, 1, HUGE_REMAINING, bw, bw);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		d = decide_at(&p, &st, 2, HUGE_REMAINING, bw, bw);
-		assert_int_equal(d.action, POLICY_ABORT);
-		assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-		assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
-		/* One round without progress, counted once against the bound. */
-		assert_int_equal(st.stalled_total, 1);
+		for (int at90 = 0; at90 < 2; at90++) {
+			const uint64_t rate = at90 ? fast_rate(bw) : bw;
+
+			memset(&st, 0, sizeof(st));
+			d = decide_at(&p, &st, 1, HUGE_REMAINING, rate, bw);
+			assert_int_equal(d.action, POLICY_CONTINUE);
+			d = decide_at(&p, &st, 2, HUGE_REMAINING, rate, bw);
+			assert_int_equal(d.action, POLICY_ABORT);
+			assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+			assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
+			/* One round without progress, counted once against the
+			 * bound. */
+			assert_int_equal(st.stalled_total, 1);
+		}
 	}
 
 	/* Progress in between changes nothing: alternating 4 GiB, 8 GiB, the
@@ -684,13 +730,13 @@ static void test_fast_dirtier_final_action_at_once(void **state)
 	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
 	assert_int_equal(st.stalled_total, 1);
 	/* Nor does an earlier stalled round of a slower guest: that one
-	 * waited, this one, as fast as the link, ends it. */
+	 * waited, this one, at 90 % of the link, ends it. */
 	memset(&st, 0, sizeof(st));
 	assert_int_equal(decide(&p, &st, 1, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 2, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 3, 2 * GIB, BW / 2).action, POLICY_CONTINUE);
 	assert_int_equal(st.stalled, 0);
-	assert_int_equal(decide(&p, &st, 4, 2 * GIB, BW).action, POLICY_SUSPEND);
+	assert_int_equal(decide(&p, &st, 4, 2 * GIB, fast_rate(BW)).action, POLICY_SUSPEND);
 	assert_int_equal(st.stalled_total, 2);
 }
 
@@ -771,12 +817,13 @@ static void test_fast_dirtier_throttles_at_once(void **state)
 static void test_slow_dirtier_waits(void **state)
 {
 	(void)state;
-	/* One byte a second below the round's bandwidth: POLICY_STALL_ROUNDS
-	 * stalled rounds before the ladder moves, with auto-converge or
-	 * without, at any bandwidth. */
+	/* One byte a second below 90 % of the round's bandwidth:
+	 * POLICY_STALL_ROUNDS stalled rounds before the ladder moves, with
+	 * auto-converge or without, at any bandwidth. */
 	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
 		for (int ac = 0; ac < 2; ac++) {
 			const uint64_t bw = rule_bandwidths[i];
+			const uint64_t slow = fast_rate(bw) - 1;
 			struct policy_params p = default_params;
 			struct policy_state st = { 0 };
 			struct policy_decision d;
@@ -784,16 +831,16 @@ static void test_slow_dirtier_waits(void **state)
 
 			p.auto_converge = ac;
 			p.downtime_limit_ns = 1 * MS;
-			d = decide_at(&p, &st, pass++, HUGE_REMAINING, bw - 1, bw);
+			d = decide_at(&p, &st, pass++, HUGE_REMAINING, slow, bw);
 			assert_int_equal(d.action, POLICY_CONTINUE);
 			for (unsigned k = 1; k < POLICY_STALL_ROUNDS; k++) {
-				d = decide_at(&p, &st, pass++, HUGE_REMAINING, bw - 1, bw);
+				d = decide_at(&p, &st, pass++, HUGE_REMAINING, slow, bw);
 				assert_int_equal(d.action, POLICY_CONTINUE);
 				assert_int_equal(d.throttle_pct, 0);
 				assert_int_equal(st.stalled, k);
 				assert_int_equal(st.stalled_total, k);
 			}
-			d = decide_at(&p, &st, pass, HUGE_REMAINING, bw - 1, bw);
+			d = decide_at(&p, &st, pass, HUGE_REMAINING, slow, bw);
 			assert_int_equal(d.action, ac ? POLICY_THROTTLE : POLICY_SUSPEND);
 			assert_int_equal(d.throttle_pct, ac ? 20 : 0);
 			assert_int_equal(st.stalled_total, POLICY_STALL_ROUNDS);
@@ -809,16 +856,16 @@ static void test_slow_dirtier_waits(void **state)
 	unsigned pass;
 
 	p.auto_converge = true;
-	pass = stall_to_first_throttle(&p, &st, BW - 1);
+	pass = stall_to_first_throttle(&p, &st, fast_rate(BW) - 1);
 	assert_int_equal(pass, 2 + POLICY_STALL_ROUNDS);
-	assert_int_equal(decide(&p, &st, pass++, GIB, BW - 1).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, pass++, GIB, fast_rate(BW) - 1).action, POLICY_CONTINUE);
 	assert_int_equal(st.stalled, 0);
 	for (unsigned k = 1; k < POLICY_STALL_ROUNDS; k++) {
-		d = decide(&p, &st, pass++, GIB, BW - 1);
+		d = decide(&p, &st, pass++, GIB, fast_rate(BW) - 1);
 		assert_int_equal(d.action, POLICY_CONTINUE);
 		assert_int_equal(d.throttle_pct, 20);
 	}
-	d = decide(&p, &st, pass++, GIB, BW - 1);
+	d = decide(&p, &st, pass++, GIB, fast_rate(BW) - 1);
 	assert_int_equal(d.action, POLICY_THROTTLE);
 	assert_int_equal(d.throttle_pct, 30);
 }
@@ -866,6 +913,470 @@ static void test_progress_never_climbs_at_once(void **state)
 		assert_int_equal(st.stalled, 0);
 		assert_int_equal(st.stalled_total, 1);
 	}
+}
+
+/* ---- the 90 % boundary ---------------------------------------------- */
+
+/* A guest whose 2^62 bytes never shrink (nothing fits), dirtying at
+ * rate against bandwidth bw: the pass at which the ladder moves — the
+ * first throttle with auto-converge, the final action without. */
+static unsigned pass_of_climb(bool ac, uint64_t rate, uint64_t bw)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass = 1;
+
+	p.auto_converge = ac;
+	p.downtime_limit_ns = 1 * MS;
+	while ((d = decide_at(&p, &st, pass, HUGE_REMAINING, rate, bw)).action == POLICY_CONTINUE)
+		pass++;
+	assert_int_equal(d.action, ac ? POLICY_THROTTLE : POLICY_SUSPEND);
+	assert_int_equal(d.throttle_pct, ac ? POLICY_THROTTLE_INITIAL : 0);
+	assert_int_equal(st.stalled_total, pass - 1);
+	assert_int_equal(st.extra_rounds, 0);
+	return pass;
+}
+
+static void test_fast_dirty_boundary(void **state)
+{
+	/* Bandwidths whose 90 % is a whole number of bytes a second. */
+	static const uint64_t exact[] = { 100, 1000 * MIB, BW * 1000, 100 * GIB };
+	/* And the rounding at the others. */
+	static const uint64_t odd[] = { 1, 3, BW, UINT64_MAX };
+
+	(void)state;
+	assert_int_equal(POLICY_FAST_DIRTY_PCT, 90);
+	assert_int_equal(fast_rate(1000 * MIB), 900 * MIB);
+	assert_int_equal(fast_rate(BW), 966367642);  /* 966367641.6 rounded up */
+	assert_int_equal(fast_rate(1), 1);
+	assert_int_equal(fast_rate(3), 3);           /* 2.7 */
+	assert_int_equal(fast_rate(UINT64_MAX), 16602069666338596454ull);
+
+	for (int ac = 0; ac < 2; ac++) {
+		/* 89 % waits POLICY_STALL_ROUNDS rounds, 90 % climbs on the
+		 * first round without progress. */
+		for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
+			const uint64_t bw = exact[i];
+
+			assert_int_equal(pass_of_climb(ac, bw / 100 * 89, bw),
+					 1 + POLICY_STALL_ROUNDS);
+			assert_int_equal(pass_of_climb(ac, bw / 100 * 89 + bw / 100 - 1, bw),
+					 1 + POLICY_STALL_ROUNDS);
+			assert_int_equal(pass_of_climb(ac, bw / 100 * 90, bw), 2);
+			assert_int_equal(pass_of_climb(ac, bw / 100 * 95, bw), 2);
+			assert_int_equal(pass_of_climb(ac, bw, bw), 2);
+		}
+		/* A byte a second decides, at the top of the range too (the
+		 * products are taken in 128 bits). */
+		for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+			const uint64_t bw = odd[i];
+
+			assert_int_equal(pass_of_climb(ac, fast_rate(bw) - 1, bw),
+					 1 + POLICY_STALL_ROUNDS);
+			assert_int_equal(pass_of_climb(ac, fast_rate(bw), bw), 2);
+		}
+		assert_int_equal(pass_of_climb(ac, UINT64_MAX, UINT64_MAX), 2);
+		assert_int_equal(pass_of_climb(ac, UINT64_MAX, 1), 2);
+		assert_int_equal(pass_of_climb(ac, UINT64_MAX / 100 * 89, UINT64_MAX),
+				 1 + POLICY_STALL_ROUNDS);
+	}
+
+	/* The measured rate saturating: a 2 GiB working set re-dirtied whole
+	 * in a round that sent it at 1 GiB/s, measured a little low (2 GiB
+	 * over the round's 2.2 s, sync included: 0.91 GiB/s) still climbs at
+	 * once; at 0.89 GiB/s it waits. */
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+
+	p.auto_converge = true;
+	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 91 * GIB / 100).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 2 * GIB, 91 * GIB / 100).action, POLICY_THROTTLE);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 89 * GIB / 100).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 2 * GIB, 89 * GIB / 100).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(decide(&p, &st, 3, 2 * GIB, 89 * GIB / 100).action, POLICY_THROTTLE);
+}
+
+/* ---- extra rounds below the limit ----------------------------------- */
+
+/* The extra-round tests run at 1 GB/s (a byte a nanosecond) against a
+ * 400 ms limit: half of it 200 ms, a quarter 100 ms. */
+#define GBPS 1000000000ull
+
+static const struct policy_params extra_params = {
+	.downtime_limit_ns = 400 * MS,
+	.final_action = POLICY_FINAL_ABORT,
+};
+
+/* Round `pass` leaving `remaining` bytes at bandwidth bw with fixed cost
+ * `fixed`; the state as it is. */
+static struct policy_decision decide_full(const struct policy_params *p, struct policy_state *st,
+					  unsigned pass, uint64_t remaining, uint64_t bw,
+					  uint64_t fixed)
+{
+	struct policy_round r = round_of(pass, remaining, 0);
+
+	r.bandwidth_Bps = bw;
+	r.fixed_cost_ns = fixed;
+	return decide_round(p, st, &r);
+}
+
+/* One round after a round that left prev bytes, from a fresh state (but
+ * extra_rounds): the decision, asserting it fits. */
+static struct policy_decision extra_case(unsigned pass, uint64_t prev, uint64_t remaining,
+					 uint64_t fixed, unsigned extra_before)
+{
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	st.prev_remaining = prev;
+	st.extra_rounds = extra_before;
+	d = decide_full(&extra_params, &st, pass, remaining, GBPS, fixed);
+	assert_true(d.expected_downtime_ns <= extra_params.downtime_limit_ns);
+	assert_int_equal(d.expected_downtime_ns, remaining + fixed);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.throttle_pct, 0);
+	/* Nothing of the stall rule is touched either way. */
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 0);
+	if (d.action == POLICY_CONTINUE)
+		assert_int_equal(st.extra_rounds, extra_before + 1);
+	else
+		assert_int_equal(st.extra_rounds, extra_before);
+	return d;
+}
+
+#define TAKES_EXTRA(...) assert_int_equal(extra_case(__VA_ARGS__).action, POLICY_CONTINUE)
+#define SWITCHES(...) assert_int_equal(extra_case(__VA_ARGS__).action, POLICY_SWITCHOVER)
+
+static void test_extra_round_taken(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	assert_int_equal(POLICY_EXTRA_ROUNDS, 2);
+	/* What test_switchover_after_rounds did before the rule: halving
+	 * rounds, 256 MiB (250 ms) fits the 300 ms limit but takes more than
+	 * half of it — one more round, which halves it to 125 ms: switch
+	 * over then. */
+	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, GIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 3, 512 * MIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 0);
+	d = decide(&p, &st, 4, 256 * MIB, 0);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.throttle_pct, 0);
+	assert_int_equal(d.expected_downtime_ns, 250 * MS);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 0);
+	d = decide(&p, &st, 5, 128 * MIB, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.expected_downtime_ns, 125 * MS);
+	assert_int_equal(st.extra_rounds, 1);
+
+	/* The first round to fit may be the extra one's reason: halved from a
+	 * round that did not fit. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(decide_full(&extra_params, &st, 2, 600 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 0);
+	assert_int_equal(decide_full(&extra_params, &st, 3, 300 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(decide_full(&extra_params, &st, 4, 150 * MS, GBPS, 0).action,
+			 POLICY_SWITCHOVER);
+	assert_int_equal(st.extra_rounds, 1);
+}
+
+static void test_extra_round_conditions(void **state)
+{
+	(void)state;
+	/* All the conditions hold: 300 ms after 600 ms, pass 2, none taken
+	 * yet — an extra round. Each one false on its own switches over. */
+	TAKES_EXTRA(2, 600 * MS, 300 * MS, 0, 0);
+
+	/* pass > 1: the bulk copy never takes one, whatever the state says
+	 * of a round before it. */
+	SWITCHES(1, 600 * MS, 300 * MS, 0, 0);
+	SWITCHES(1, UINT64_MAX, 300 * MS, 0, 0);
+	TAKES_EXTRA(3, 600 * MS, 300 * MS, 0, 0);
+
+	/* Halved: exactly half is enough, a byte more is not. */
+	TAKES_EXTRA(2, 600 * MS + 1, 300 * MS, 0, 0);
+	SWITCHES(2, 600 * MS - 1, 300 * MS, 0, 0);
+	SWITCHES(2, 400 * MS, 300 * MS, 0, 0);  /* shrank, by a quarter */
+	SWITCHES(2, 300 * MS, 300 * MS, 0, 0);  /* the same */
+	SWITCHES(2, 100 * MS, 300 * MS, 0, 0);  /* grew */
+	SWITCHES(2, 0, 300 * MS, 0, 0);
+	/* No overflow in doubling what remains, at the top of the range: a
+	 * second's worth at ~9.2 EB/s against a 1.5 s limit, after 2^64 - 1
+	 * bytes. 2^63 - 1 bytes is half of it (rounded down), 2^63 is not. */
+	{
+		struct policy_params p = extra_params;
+		struct policy_state st = { .prev_remaining = UINT64_MAX };
+		struct policy_decision d;
+
+		p.downtime_limit_ns = 1500 * MS;
+		d = decide_full(&p, &st, 2, (1ull << 63) - 1, UINT64_MAX / 2, 0);
+		assert_int_equal(d.expected_downtime_ns, SEC);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(st.extra_rounds, 1);
+		memset(&st, 0, sizeof(st));
+		st.prev_remaining = UINT64_MAX;
+		d = decide_full(&p, &st, 2, 1ull << 63, UINT64_MAX / 2, 0);
+		assert_int_equal(d.expected_downtime_ns, SEC);
+		assert_int_equal(d.action, POLICY_SWITCHOVER);
+		assert_int_equal(st.extra_rounds, 0);
+	}
+
+	/* The transfer part more than a quarter of the limit (100 ms): the
+	 * fixed cost makes the pause more than half of it either way. */
+	SWITCHES(2, 600 * MS, 100 * MS, 150 * MS, 0);
+	TAKES_EXTRA(2, 600 * MS, 100 * MS + 1, 150 * MS, 0);
+	SWITCHES(2, 600 * MS, 10 * MS, 390 * MS, 0);  /* the pause nearly all fixed */
+	TAKES_EXTRA(2, 600 * MS, 101 * MS, 299 * MS, 0);  /* the limit exactly */
+
+	/* The pause more than half the limit (200 ms): the transfer part
+	 * more than a quarter of it either way. */
+	SWITCHES(2, 600 * MS, 200 * MS, 0, 0);
+	TAKES_EXTRA(2, 600 * MS, 200 * MS + 1, 0, 0);
+	SWITCHES(2, 600 * MS, 150 * MS, 50 * MS, 0);
+	TAKES_EXTRA(2, 600 * MS, 150 * MS, 50 * MS + 1, 0);
+
+	/* pass < POLICY_MAX_PASSES: the last pass switches over. */
+	TAKES_EXTRA(POLICY_MAX_PASSES - 1, 600 * MS, 300 * MS, 0, 0);
+	SWITCHES(POLICY_MAX_PASSES, 600 * MS, 300 * MS, 0, 0);
+	SWITCHES(POLICY_MAX_PASSES + 1, 600 * MS, 300 * MS, 0, 0);
+
+	/* Fewer than POLICY_EXTRA_ROUNDS taken. */
+	TAKES_EXTRA(2, 600 * MS, 300 * MS, 0, POLICY_EXTRA_ROUNDS - 1);
+	SWITCHES(2, 600 * MS, 300 * MS, 0, POLICY_EXTRA_ROUNDS);
+
+	/* Something remaining: test_extra_round_never_when_nothing_remains. */
+
+	/* And it fits at all: one nanosecond over, the ladder as ever (a
+	 * round of progress: another round, no extra one counted). */
+	struct policy_state st = { .prev_remaining = 800 * MS };
+	struct policy_decision d = decide_full(&extra_params, &st, 2, 400 * MS + 1, GBPS, 0);
+
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 0);
+	TAKES_EXTRA(2, 800 * MS, 400 * MS, 0, 0);
+}
+
+static void test_extra_round_cap(void **state)
+{
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	/* Rounds that keep halving while the bandwidth halves too: the pause
+	 * stays at 300 ms. Two extra rounds, then switch over. */
+	assert_int_equal(decide_full(&extra_params, &st, 1, 4 * GBPS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	d = decide_full(&extra_params, &st, 2, 300 * MS, GBPS, 0);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	d = decide_full(&extra_params, &st, 3, 150 * MS, GBPS / 2, 0);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.expected_downtime_ns, 300 * MS);
+	assert_int_equal(st.extra_rounds, 2);
+	d = decide_full(&extra_params, &st, 4, 75 * MS, GBPS / 4, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(d.expected_downtime_ns, 300 * MS);
+	assert_int_equal(st.extra_rounds, POLICY_EXTRA_ROUNDS);
+
+	/* The cap is over the whole migration, not a run of rounds: rounds
+	 * that fit and halve, each followed by one that (the bandwidth
+	 * dropping) no longer fits but still makes progress. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(decide_full(&extra_params, &st, 2, 300 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	d = decide_full(&extra_params, &st, 3, 100 * MS, GBPS / 5, 0);  /* 500 ms */
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(decide_full(&extra_params, &st, 4, 50 * MS, GBPS / 5, 0).action,
+			 POLICY_CONTINUE);  /* 250 ms */
+	assert_int_equal(st.extra_rounds, 2);
+	d = decide_full(&extra_params, &st, 5, 20 * MS, GBPS / 25, 0);  /* 500 ms */
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 2);
+	d = decide_full(&extra_params, &st, 6, 10 * MS, GBPS / 25, 0);  /* 250 ms */
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(st.extra_rounds, 2);
+	assert_int_equal(st.stalled_total, 0);
+}
+
+static void test_extra_round_never_when_nothing_remains(void **state)
+{
+	struct policy_params p = extra_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	/* Nothing remains after a round that had plenty: "halved", pass 2,
+	 * the pause (all of it fixed cost) more than half the limit. */
+	SWITCHES(2, 600 * MS, 0, 300 * MS, 0);
+	SWITCHES(2, UINT64_MAX, 0, 400 * MS, 0);
+	SWITCHES(2, 1, 0, 201 * MS, 0);
+	SWITCHES(2, 0, 0, 201 * MS, 0);
+	/* Whatever the bandwidth: none measured, or little. */
+	for (uint64_t bw = 0; bw < 3; bw++) {
+		memset(&st, 0, sizeof(st));
+		st.prev_remaining = 600 * MS;
+		d = decide_full(&p, &st, 2, 0, bw, 300 * MS);
+		assert_int_equal(d.action, POLICY_SWITCHOVER);
+		assert_int_equal(d.expected_downtime_ns, 300 * MS);
+		assert_int_equal(st.extra_rounds, 0);
+	}
+	/* A byte left is another matter: at 8 bytes/s it takes 125 ms, over
+	 * a quarter of the limit. */
+	memset(&st, 0, sizeof(st));
+	st.prev_remaining = 2;
+	d = decide_full(&p, &st, 2, 1, 8, 150 * MS);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.expected_downtime_ns, 275 * MS);
+	assert_int_equal(st.extra_rounds, 1);
+	/* And the same pause with nothing left does not. */
+	memset(&st, 0, sizeof(st));
+	st.prev_remaining = 2;
+	d = decide_full(&p, &st, 2, 0, 8, 275 * MS);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(st.extra_rounds, 0);
+
+	/* Nor after an extra round: it emptied what remained. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide_full(&p, &st, 1, 2 * GBPS, GBPS, 250 * MS).action, POLICY_CONTINUE);
+	assert_int_equal(decide_full(&p, &st, 2, 140 * MS, GBPS, 250 * MS).action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	d = decide_full(&p, &st, 3, 0, GBPS, 250 * MS);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(st.extra_rounds, 1);
+
+	/* A limit of 0 is met only by nothing at all, and that is never
+	 * more than half of it. */
+	p.downtime_limit_ns = 0;
+	memset(&st, 0, sizeof(st));
+	st.prev_remaining = GIB;
+	d = decide_full(&p, &st, 2, 0, GBPS, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(st.extra_rounds, 0);
+}
+
+static void test_extra_round_while_throttled(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+	unsigned pass;
+
+	(void)state;
+	p.auto_converge = true;
+	pass = stall_to_first_throttle(&p, &st, GIB);
+	assert_int_equal(decide(&p, &st, pass++, GIB, GIB / 2).action, POLICY_CONTINUE);
+	/* It fits, halved, at 250 ms: the extra round keeps the throttle, on
+	 * the auto-converge rung, stepping nothing. */
+	d = decide(&p, &st, pass++, 256 * MIB, GIB / 2);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(d.throttle_pct, 20);
+	assert_int_equal(st.throttle_pct, 20);
+	assert_int_equal(st.rate_before_throttle, GIB);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(st.stalled_total, 1);
+	d = decide(&p, &st, pass++, 128 * MIB, GIB / 2);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+	assert_int_equal(d.throttle_pct, 20);
+}
+
+/* An extra round halved what remains: it made progress, and the stall
+ * rule counts rounds without progress *in a row*. */
+static void test_extra_round_is_progress(void **state)
+{
+	struct policy_params p = default_params;
+	struct policy_state st = { 0 };
+	struct policy_decision d;
+
+	(void)state;
+	/* Stall, extra round, stall: never two stalled rounds in a row, so
+	 * the ladder does not move (the round before fit the limit!). */
+	assert_int_equal(decide(&p, &st, 1, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	d = decide(&p, &st, 3, 200 * MIB, BW / 2); /* 195 ms, halved */
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 1);
+	d = decide(&p, &st, 4, 400 * MIB, BW / 2); /* 390 ms, grew */
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(st.stalled_total, 2);
+
+	/* Throttled: after a step and an extra round, two stalled rounds
+	 * again before the next step (as after any round of progress,
+	 * test_auto_converge_rungs_while_throttled). */
+	memset(&st, 0, sizeof(st));
+	p.auto_converge = true;
+	unsigned pass = stall_to_first_throttle(&p, &st, BW / 2);
+	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS - 1);
+	d = decide(&p, &st, pass++, 200 * MIB, BW / 2);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(st.stalled, 0);
+	d = decide(&p, &st, pass++, 400 * MIB, BW / 2);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.throttle_pct, 20);
+	d = decide(&p, &st, pass++, 400 * MIB, BW / 2);
+	assert_int_equal(d.action, POLICY_THROTTLE);
+	assert_int_equal(d.throttle_pct, 30);
+}
+
+static void test_extra_round_past_timeout(void **state)
+{
+	struct policy_params p = extra_params;
+	struct policy_state st = { 0 };
+	struct policy_round r;
+	struct policy_decision d;
+
+	(void)state;
+	/* Fitting wins over convergence-timeout (test_convergence_timeout),
+	 * and the extra round is part of fitting: taken past the timeout. */
+	p.convergence_timeout_ns = 1 * SEC;
+	st.prev_remaining = 600 * MS;
+	r = round_of(2, 300 * MS, 0);
+	r.bandwidth_Bps = GBPS;
+	r.elapsed_ns = 10 * SEC;
+	d = decide_round(&p, &st, &r);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(st.extra_rounds, 1);
+	/* The next round that fits switches over... */
+	struct policy_state saved = st;
+	r.pass = 3;
+	r.remaining_bytes = 150 * MS;
+	assert_int_equal(decide_round(&p, &st, &r).action, POLICY_SWITCHOVER);
+	/* ...one that does not (the bandwidth fell) is the timeout's final
+	 * action, like any round past it. */
+	st = saved;
+	r.bandwidth_Bps = GBPS / 4;
+	d = decide_round(&p, &st, &r);
+	assert_int_equal(d.action, POLICY_ABORT);
+	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
 }
 
 /* ---- convergence-timeout -------------------------------------------- */
@@ -1045,9 +1556,11 @@ static void test_bounds_are_consistent(void **state)
 {
 	(void)state;
 	/* The ladder's rungs fit within the bounds: a full climb to the cap
-	 * (two stalled rounds — one for a guest dirtying as fast as the link
-	 * — then one per step, then one more) takes fewer stalled rounds than
-	 * POLICY_MAX_STALLED, and that fewer passes than POLICY_MAX_PASSES. */
+	 * (two stalled rounds — one for a guest dirtying at 90 % of the link
+	 * or more — then one per step, then one more) takes fewer stalled
+	 * rounds than POLICY_MAX_STALLED, and that fewer passes than
+	 * POLICY_MAX_PASSES. The extra rounds below the limit are few, and
+	 * never past POLICY_MAX_PASSES. */
 	unsigned steps = 1 + (POLICY_THROTTLE_MAX - POLICY_THROTTLE_INITIAL + POLICY_THROTTLE_STEP -
 			      1) / POLICY_THROTTLE_STEP;
 	assert_int_equal(steps, 9); /* 20, 30, ..., 90, 99 */
@@ -1056,6 +1569,11 @@ static void test_bounds_are_consistent(void **state)
 	assert_true(POLICY_STALL_ROUNDS >= 1);
 	assert_true(POLICY_SHRINK_PCT > 0 && POLICY_SHRINK_PCT < 100);
 	assert_true(POLICY_THROTTLE_HELPS_PCT > 0 && POLICY_THROTTLE_HELPS_PCT < 100);
+	/* "Fast" is at most the link's own rate, and above the rate at which
+	 * rounds shrink by POLICY_SHRINK_PCT %. */
+	assert_true(POLICY_FAST_DIRTY_PCT <= 100);
+	assert_true(POLICY_FAST_DIRTY_PCT >= 100 - POLICY_SHRINK_PCT);
+	assert_true(POLICY_EXTRA_ROUNDS >= 1 && POLICY_EXTRA_ROUNDS < POLICY_MAX_PASSES);
 }
 
 /* ---- simulated guests ----------------------------------------------- */
@@ -1063,15 +1581,20 @@ static void test_bounds_are_consistent(void **state)
 /* A guest of ram bytes, writing a working set of wss bytes at rate bytes/s
  * unthrottled; a throttle of t % scales the rate by (100 - t * sens) %,
  * sens in [0, 1]. Each round sends what remained at bw and leaves what the
- * guest dirtied meanwhile. */
+ * guest dirtied meanwhile; the round lasts `overhead` (a fraction) longer
+ * than its sending — syncing the dirty log, say — and the guest dirties
+ * through all of it. So a round leaves rate x (1 + overhead) / bw of what
+ * it sent: with an overhead, a guest dirtying below 90 % of the link can
+ * make no progress. */
 struct guest {
-	double ram, wss, rate, sens, bw, fixed_ns, jitter;
+	double ram, wss, rate, sens, bw, fixed_ns, jitter, overhead;
 };
 
 struct outcome {
 	struct policy_decision d;
 	unsigned passes;
 	unsigned throttle_steps;
+	unsigned extra_rounds;
 };
 
 static uint64_t rng_state;
@@ -1114,9 +1637,13 @@ static void check_decision(const struct policy_params *p, const struct policy_st
 	assert_true(d->throttle_pct <= POLICY_THROTTLE_MAX);
 	assert_true(d->throttle_pct >= prev_throttle);
 	assert_true(st->stalled_total <= POLICY_MAX_STALLED);
-	/* Switchover exactly when it fits. */
-	assert_int_equal(d->action == POLICY_SWITCHOVER,
-			 d->expected_downtime_ns <= p->downtime_limit_ns);
+	assert_true(st->extra_rounds <= POLICY_EXTRA_ROUNDS);
+	/* Switchover only when it fits; when it fits, switchover or an extra
+	 * round (check_extra_round says which). */
+	if (d->action == POLICY_SWITCHOVER)
+		assert_true(d->expected_downtime_ns <= p->downtime_limit_ns);
+	else if (d->expected_downtime_ns <= p->downtime_limit_ns)
+		assert_int_equal(d->action, POLICY_CONTINUE);
 	switch (d->action) {
 	case POLICY_CONTINUE:
 		assert_int_equal(d->throttle_pct, prev_throttle);
@@ -1158,13 +1685,55 @@ static void check_decision(const struct policy_params *p, const struct policy_st
 		assert_int_equal(d->throttle_pct, 0);
 }
 
-/* How often the property tests met each side of the stall rule. */
-static unsigned n_fast_climbs, n_slow_waits;
+/* How often the property tests met each side of the stall rule, and of
+ * the extra-round rule. */
+static unsigned n_fast_climbs, n_slow_waits, n_extra, n_extra_refused;
+
+/* The extra-round rule, round by round: when the pause fits the limit, an
+ * extra round (another round, the throttle kept, counted in
+ * st->extra_rounds) exactly when every condition holds — switchover
+ * otherwise; never one when it does not fit. */
+static void check_extra_round(const struct policy_params *p, const struct policy_state *before,
+			      const struct policy_state *st, const struct policy_round *r,
+			      const struct policy_decision *d)
+{
+	const uint64_t limit = p->downtime_limit_ns;
+	const bool fits = d->expected_downtime_ns <= limit;
+	/* The transfer part: the pause less the fixed cost (saturated, the
+	 * pause is never less than the fixed cost). */
+	assert_true(d->expected_downtime_ns >= r->fixed_cost_ns);
+	const uint64_t xfer = d->expected_downtime_ns - r->fixed_cost_ns;
+	const bool halved = r->pass > 1 && (unsigned __int128)r->remaining_bytes * 2 <=
+						   before->prev_remaining;
+	const bool want = fits && halved && r->remaining_bytes > 0 && xfer > limit / 4 &&
+			  d->expected_downtime_ns > limit / 2 &&
+			  before->extra_rounds < POLICY_EXTRA_ROUNDS && r->pass < POLICY_MAX_PASSES;
+
+	if (!want) {
+		assert_int_equal(st->extra_rounds, before->extra_rounds);
+		if (fits)
+			assert_int_equal(d->action, POLICY_SWITCHOVER);
+		n_extra_refused += fits && halved && r->remaining_bytes > 0 &&
+				   d->expected_downtime_ns > limit / 2;
+		return;
+	}
+	n_extra++;
+	assert_int_equal(d->action, POLICY_CONTINUE);
+	assert_int_equal(st->extra_rounds, before->extra_rounds + 1);
+	assert_int_equal(d->rung, before->throttle_pct ? POLICY_RUNG_THROTTLED
+						       : POLICY_RUNG_CONVERGED);
+	assert_int_equal(st->throttle_pct, before->throttle_pct);
+	assert_int_equal(st->rate_before_throttle, before->rate_before_throttle);
+	assert_int_equal(st->throttle_useless, before->throttle_useless);
+	/* Halving is progress: nothing counted against the bound
+	 * (check_stall_rule checks the count of stalled rounds in a row). */
+	assert_int_equal(st->stalled_total, before->stalled_total);
+}
 
 /* The stall rule, round by round, from the state before r to the state
- * after: progress resets the count and never climbs; a round without it
- * counts once, and climbs at once if the guest dirtied at least as fast as
- * the link sent, waits otherwise. */
+ * after: progress (an extra round's included) resets the count and never
+ * climbs; a round without it counts once, and climbs at once if the guest
+ * dirtied at least 90 % of what the link sent, waits otherwise. */
 static void check_stall_rule(const struct policy_state *before, const struct policy_state *st,
 			     const struct policy_round *r, const struct policy_decision *d)
 {
@@ -1173,6 +1742,8 @@ static void check_stall_rule(const struct policy_state *before, const struct pol
 						      (100 - POLICY_SHRINK_PCT);
 	bool bound = r->pass >= POLICY_MAX_PASSES || st->stalled_total >= POLICY_MAX_STALLED;
 
+	if (st->extra_rounds != before->extra_rounds)
+		assert_true(shrank); /* halving is progress */
 	if (d->action == POLICY_SWITCHOVER || d->rung == POLICY_RUNG_TIMEOUT) {
 		/* Decided before the round was counted. */
 		assert_int_equal(st->stalled, before->stalled);
@@ -1188,7 +1759,7 @@ static void check_stall_rule(const struct policy_state *before, const struct pol
 		return;
 	}
 	assert_int_equal(st->stalled_total, before->stalled_total + 1);
-	if (r->dirty_rate_Bps >= r->bandwidth_Bps) {
+	if (is_fast(r->dirty_rate_Bps, r->bandwidth_Bps)) {
 		assert_int_not_equal(d->action, POLICY_CONTINUE);
 		n_fast_climbs += before->stalled + 1 < POLICY_STALL_ROUNDS;
 	} else if (before->stalled + 1 < POLICY_STALL_ROUNDS && !bound) {
@@ -1213,7 +1784,7 @@ static struct outcome simulate(const struct policy_params *p, const struct guest
 		double jit = 1 + g->jitter * (2 * rng_unit() - 1);
 		double bw = g->bw * jit;
 		double rate = g->rate * (100 - throttle * g->sens) / 100;
-		double t = bw > 0 ? remaining / bw : 1e6;
+		double t = (bw > 0 ? remaining / bw : 1e6) * (1 + g->overhead);
 
 		elapsed += t * 1e9 + g->fixed_ns / 4;
 		remaining = rate * t;
@@ -1231,10 +1802,12 @@ static struct outcome simulate(const struct policy_params *p, const struct guest
 
 		o.d = policy_decide(p, &st, &r);
 		check_decision(p, &st, &r, &o.d, throttle);
+		check_extra_round(p, &before, &st, &r, &o.d);
 		check_stall_rule(&before, &st, &r, &o.d);
 		if (o.d.action == POLICY_THROTTLE)
 			o.throttle_steps++;
 		throttle = o.d.throttle_pct;
+		o.extra_rounds = st.extra_rounds;
 		if (is_final(o.d.action)) {
 			o.passes = pass;
 			return o;
@@ -1269,10 +1842,14 @@ static void test_throttled_guest_converges(void **state)
 	 * after the bulk copy, which does not shrink, is the last. */
 	assert_int_equal(o.passes, 2);
 
-	/* Dirtying at 0.95 GiB/s, slower than the link, the rounds shrink by
-	 * only 5 %: that guest gets the POLICY_STALL_ROUNDS wait. */
+	/* Dirtying at 0.85 GiB/s, below 90 % of the link, but with rounds
+	 * that last 10 % longer than their sending: they shrink by only 6.5 %
+	 * (0.85 x 1.1 = 0.935), and that guest gets the POLICY_STALL_ROUNDS
+	 * wait. */
 	struct guest slow = g;
-	slow.rate = 0.95 * GIB;
+	slow.rate = 0.85 * GIB;
+	slow.overhead = 0.1;
+	assert_false(is_fast(to_u64(slow.rate), to_u64(slow.bw)));
 	o = simulate(&p, &slow);
 	assert_int_equal(o.d.action, POLICY_SUSPEND);
 	assert_int_equal(o.d.rung, POLICY_RUNG_STALLED);
@@ -1297,12 +1874,16 @@ static void test_throttled_guest_converges(void **state)
 	assert_int_equal(o.passes, 14);
 
 	/* The slower guest: two stalled rounds, one step to 20 % at pass 3
-	 * (0.76 GiB/s), then shrinking by 24 % a round from 1.805 GiB to
-	 * 0.264 GiB: 264 ms with the 20 ms fixed cost fits at pass 10. */
+	 * (0.68 GiB/s), then shrinking by 25 % a round (0.68 x 1.1 = 0.748)
+	 * from 1.75 GiB to 0.229 GiB: 229 ms with the 20 ms fixed cost fits
+	 * at pass 10 — more than half the limit, but that round did not
+	 * halve what remained: no extra round. */
 	o = simulate(&p, &slow);
 	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
 	assert_int_equal(o.d.rung, POLICY_RUNG_THROTTLED);
 	assert_int_equal(o.d.throttle_pct, 20);
+	assert_int_equal(o.d.expected_downtime_ns / MS, 249);
+	assert_int_equal(o.extra_rounds, 0);
 	assert_int_equal(o.throttle_steps, 1);
 	assert_int_equal(o.passes, 10);
 
@@ -1342,6 +1923,22 @@ static void test_throttled_guest_converges(void **state)
 	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
 	assert_int_equal(o.d.rung, POLICY_RUNG_CONVERGED);
 	assert_int_equal(o.d.throttle_pct, 0);
+	/* 4 GiB, then 1.2, 0.36, 0.108 GiB: 128 ms, under half the limit. */
+	assert_int_equal(o.passes, 3);
+	assert_int_equal(o.extra_rounds, 0);
+
+	/* A guest whose rounds halve, converging above half the limit: the
+	 * bulk copy leaves 1.8 GiB, then 0.81, 0.36 and at pass 4 0.164 GiB:
+	 * 184 ms fits, but the round halved what remained — one more round
+	 * takes it to 0.074 GiB, 93.8 ms, and switches over at pass 5. */
+	struct guest halving = g;
+	halving.rate = 0.45 * GIB;
+	o = simulate(&p, &halving);
+	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
+	assert_int_equal(o.d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(o.extra_rounds, 1);
+	assert_int_equal(o.passes, 5);
+	assert_int_equal(o.d.expected_downtime_ns / MS, 93);
 }
 
 static struct policy_params random_params(void)
@@ -1359,11 +1956,12 @@ static struct policy_params random_params(void)
 
 static void test_property_simulated_guests(void **state)
 {
-	unsigned n_switch = 0, n_throttled = 0, n_final = 0, n_fast = 0;
+	unsigned n_switch = 0, n_throttled = 0, n_final = 0, n_fast = 0, n_extra_used = 0;
+	unsigned n_extra_then_final = 0;
 
 	(void)state;
 	rng_state = 0x9e3779b97f4a7c15ull;
-	n_fast_climbs = n_slow_waits = 0;
+	n_fast_climbs = n_slow_waits = n_extra = n_extra_refused = 0;
 	for (unsigned i = 0; i < 10000; i++) {
 		struct policy_params p = random_params();
 		struct guest g;
@@ -1378,6 +1976,9 @@ static void test_property_simulated_guests(void **state)
 		g.sens = rng_below(4) ? rng_unit() : (double)(rng() & 1);
 		g.fixed_ns = (double)rng_below(100 * MS);
 		g.jitter = rng_unit() * 0.5;
+		/* Half the guests' rounds last up to 30 % longer than their
+		 * sending. */
+		g.overhead = rng_below(2) ? 0 : rng_unit() * 0.3;
 		if (g.rate > g.bw)
 			n_fast++;
 
@@ -1390,6 +1991,8 @@ static void test_property_simulated_guests(void **state)
 			n_switch++, n_throttled += o.d.rung == POLICY_RUNG_THROTTLED;
 		else
 			n_final++;
+		n_extra_used += o.extra_rounds > 0;
+		n_extra_then_final += o.extra_rounds > 0 && o.d.action != POLICY_SWITCHOVER;
 	}
 	/* The scenarios cover every kind of ending. */
 	assert_true(n_fast > 1000);
@@ -1398,7 +2001,15 @@ static void test_property_simulated_guests(void **state)
 	assert_true(n_final > 100);
 	/* And both sides of the stall rule. */
 	assert_true(n_fast_climbs > 1000);
-	assert_true(n_slow_waits > 100);
+	assert_true(n_slow_waits > 1000);
+	/* And of the extra-round rule: taken (by more than 100 migrations,
+	 * some twice), refused at the cap or for too little left to send. */
+	assert_true(n_extra_used > 100);
+	assert_true(n_extra > n_extra_used);
+	assert_true(n_extra_refused > 10);
+	/* A migration that took an extra round converged: none of them ended
+	 * by the final action. */
+	assert_int_equal(n_extra_then_final, 0);
 }
 
 static uint64_t random_figure(void)
@@ -1423,7 +2034,7 @@ static void test_property_random_rounds(void **state)
 
 	(void)state;
 	rng_state = 0x243f6a8885a308d3ull;
-	n_fast_climbs = n_slow_waits = 0;
+	n_fast_climbs = n_slow_waits = n_extra = n_extra_refused = 0;
 	for (unsigned i = 0; i < 20000; i++) {
 		struct policy_params p = random_params();
 		struct policy_state st = { 0 };
@@ -1456,6 +2067,7 @@ static void test_property_random_rounds(void **state)
 
 			d = policy_decide(&p, &st, &r);
 			check_decision(&p, &st, &r, &d, throttle);
+			check_extra_round(&p, &before, &st, &r, &d);
 			check_stall_rule(&before, &st, &r, &d);
 			throttle = d.throttle_pct;
 			if (is_final(d.action))
@@ -1472,16 +2084,18 @@ static void test_property_random_rounds(void **state)
 	assert_true(endings[POLICY_ABORT] > 0);
 	assert_true(n_fast_climbs > 1000);
 	assert_true(n_slow_waits > 1000);
+	assert_true(n_extra > 20);
 }
 
-/* A guest that always dirties faster than the link, with and without
- * auto-converge, every final action, every timeout: it always ends, and
- * never by switchover unless the limit allows the whole working set. */
+/* A guest that always dirties at least 90 % of what the link sends —
+ * half of them faster than it — with and without auto-converge, every
+ * final action, every timeout: it always ends, and never by switchover
+ * unless the limit allows (most of) the whole working set. */
 static void test_property_dirtier_than_bandwidth(void **state)
 {
 	(void)state;
 	rng_state = 0xb7e151628aed2a6bull;
-	n_fast_climbs = n_slow_waits = 0;
+	n_fast_climbs = n_slow_waits = n_extra = n_extra_refused = 0;
 	for (unsigned i = 0; i < 5000; i++) {
 		struct policy_params p = random_params();
 		struct guest g = {
@@ -1490,7 +2104,10 @@ static void test_property_dirtier_than_bandwidth(void **state)
 		};
 
 		g.wss = g.ram;
-		g.rate = g.bw * (1.0 + 0.01 + rng_unit() * 10);
+		if (rng_below(2))
+			g.rate = g.bw * (1.0 + 0.01 + rng_unit() * 10);
+		else
+			g.rate = g.bw * (0.91 + rng_unit() * 0.09); /* 91 % .. 100 % */
 		g.sens = 0; /* no throttle helps */
 		g.fixed_ns = (double)rng_below(50 * MS);
 		if (p.downtime_limit_ns > 2 * SEC)
@@ -1499,19 +2116,24 @@ static void test_property_dirtier_than_bandwidth(void **state)
 		struct outcome o = simulate(&p, &g);
 		assert_true(o.passes <= POLICY_MAX_PASSES);
 		/* RAM that never shrinks, at least 1 GiB over at most
-		 * 10 GiB/s: 100 ms, but the limit can be 2 s. */
-		if (p.downtime_limit_ns < 100 * MS)
+		 * 10 GiB/s: 100 ms, but the limit can be 2 s. Below the
+		 * link's rate, it shrinks by at most 9 % a round, over at most
+		 * the five rounds below: 0.91^5 GiB, 62 ms. */
+		if (p.downtime_limit_ns < (g.rate >= g.bw ? 100 : 60) * MS)
 			assert_int_not_equal(o.d.action, POLICY_SWITCHOVER);
+		/* Never halving, never an extra round. */
+		assert_int_equal(o.extra_rounds, 0);
 		if (o.d.action != POLICY_SWITCHOVER) {
 			assert_int_equal(o.d.action, p.final_action == POLICY_FINAL_ABORT
 							     ? POLICY_ABORT
 							     : POLICY_SUSPEND);
 			/* The ladder, unhelped, is short: at most three steps. */
 			assert_true(o.throttle_steps <= 3);
-			/* And, the guest always faster than the link, climbed
-			 * without waiting: the first round after the bulk copy
-			 * stalls and steps (or ends), so does every one after it
-			 * — three steps, then the verdict. */
+			/* And, the guest always dirtying at least 90 % of
+			 * what the link sends, climbed without waiting: the
+			 * first round after the bulk copy stalls and steps (or
+			 * ends), so does every one after it — three steps, then
+			 * the verdict. */
 			if (o.d.rung == POLICY_RUNG_STALLED) {
 				assert_int_equal(o.throttle_steps, p.auto_converge ? 3 : 0);
 				assert_int_equal(o.passes, 2 + o.throttle_steps);
@@ -1521,6 +2143,7 @@ static void test_property_dirtier_than_bandwidth(void **state)
 	/* Never a slower round: nothing ever waited. */
 	assert_true(n_fast_climbs > 1000);
 	assert_int_equal(n_slow_waits, 0);
+	assert_int_equal(n_extra, 0);
 }
 
 int main(void)
@@ -1548,6 +2171,14 @@ int main(void)
 		cmocka_unit_test(test_fast_dirtier_throttles_at_once),
 		cmocka_unit_test(test_slow_dirtier_waits),
 		cmocka_unit_test(test_progress_never_climbs_at_once),
+		cmocka_unit_test(test_fast_dirty_boundary),
+		cmocka_unit_test(test_extra_round_taken),
+		cmocka_unit_test(test_extra_round_conditions),
+		cmocka_unit_test(test_extra_round_cap),
+		cmocka_unit_test(test_extra_round_never_when_nothing_remains),
+		cmocka_unit_test(test_extra_round_while_throttled),
+		cmocka_unit_test(test_extra_round_is_progress),
+		cmocka_unit_test(test_extra_round_past_timeout),
 		cmocka_unit_test(test_convergence_timeout),
 		cmocka_unit_test(test_convergence_timeout_while_throttled),
 		cmocka_unit_test(test_max_passes),
