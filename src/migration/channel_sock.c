@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,17 +76,21 @@ static void set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-/* Socket buffers big enough to hold a few whole RAM records: the sender
- * then goes on while the receiver writes guest RAM, instead of the two
- * taking turns (root may exceed the system's default limit). */
-static void set_buffers(int fd)
+/* A send buffer big enough to hold a few whole RAM records: the sender
+ * goes on while the receiver writes guest RAM, instead of the two taking
+ * turns (root may exceed the system's default limit). The receive buffer
+ * (TCP) stays small: data waiting there is invisible to the sender's
+ * SIOCOUTQ, and would be in flight at the switch-over. */
+static void set_buffers(int fd, bool sender)
 {
-	int size = 16 << 20;
+	int snd = 16 << 20, rcv = 2 << 20;
 
-	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+	if (sender) {
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &snd, sizeof(snd)) < 0)
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &snd, sizeof(snd));
+	} else if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcv, sizeof(rcv)) < 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	}
 }
 
 void mig_set_timeouts(int fd, int send_ms, int recv_ms)
@@ -144,7 +149,7 @@ int mig_connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errle
 				close(fd);
 			return -1;
 		}
-		set_buffers(fd);
+		set_buffers(fd, true);
 		return fd;
 	}
 
@@ -174,7 +179,7 @@ int mig_connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errle
 		return -1;
 	}
 	set_nodelay(fd);
-	set_buffers(fd);
+	set_buffers(fd, true);
 	return fd;
 }
 
@@ -250,6 +255,6 @@ int mig_accept(int listen_fd, char *peer, size_t peerlen, char *err, size_t errl
 	} else {
 		snprintf(peer, peerlen, "a local client");
 	}
-	set_buffers(fd);
+	set_buffers(fd, false);
 	return fd;
 }
