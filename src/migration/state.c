@@ -678,6 +678,8 @@ static int load_vcpu(struct vm *vm, struct stream_reader *r, struct load_progres
 	ret = x86_vcpu_load(vm->kvm.fd, vm->vcpus[idx].fd, version, p + 8, len - 8);
 	if (ret == -EPROTO)
 		return load_fail(r, ret, "vCPU %u: state version %u is not supported", idx, version);
+	if (ret == -ENOTSUP)
+		return load_fail(r, ret, "vCPU %u: %s", idx, x86_vcpu_last_error());
 	if (ret)
 		return load_fail(r, ret, "vCPU %u: state record rejected (%s)", idx, strerror(-ret));
 	lp->cpu_seen[idx] = true;

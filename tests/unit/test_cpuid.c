@@ -1,5 +1,6 @@
 /* Unit tests for x86_cpuid_for_vcpu() (src/arch/x86/cpuid.h): a fake
  * KVM_GET_SUPPORTED_CPUID table in, the per-vCPU table out. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -246,6 +247,97 @@ static void test_find(void **state)
 	assert_int_equal(get(&t, 1, 7)->eax, 0x000906ea);
 }
 
+
+/* x86_cpuid_check_compatible: a vCPU table made on one host, checked
+ * against another host's. */
+static struct cpuid_table saved_t, host_t;
+
+static void make_pair(void)
+{
+	fake_supported(&saved_t);
+	x86_cpuid_for_vcpu(&saved_t, 3, 4, 2000000);
+	fake_supported(&host_t);
+	x86_cpuid_for_vcpu(&host_t, 0, 1, 0);
+}
+
+static void test_compatible_same_host(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	make_pair();
+	/* Topology, APIC IDs, the TSC leaf differ; features do not. */
+	assert_int_equal(x86_cpuid_check_compatible(&saved_t, &host_t, err, sizeof(err)), 0);
+}
+
+static void test_compatible_dynamic_bits_ignored(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	make_pair();
+	/* OSXSAVE and OSPKE follow the guest's CR4, APIC its APIC base: KVM
+	 * sets them in a running vCPU's table; they are not host features. */
+	get(&saved_t, 1, 0)->ecx |= 1u << 27;
+	get(&host_t, 1, 0)->ecx &= ~(1u << 27);
+	get(&saved_t, 7, 0)->ecx |= 1u << 4;
+	get(&host_t, 1, 0)->edx &= ~(1u << 9);
+	assert_int_equal(x86_cpuid_check_compatible(&saved_t, &host_t, err, sizeof(err)), 0);
+}
+
+static void test_incompatible_names_features(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	make_pair();
+	get(&host_t, 7, 0)->ebx &= ~(1u << 5);  /* avx2 */
+	get(&host_t, 1, 0)->ecx &= ~(1u << 25); /* aes */
+	get(&host_t, 7, 0)->ebx &= ~(1u << 1);  /* no name in the table */
+	assert_int_equal(x86_cpuid_check_compatible(&saved_t, &host_t, err, sizeof(err)),
+			 -ENOTSUP);
+	assert_non_null(strstr(err, "avx2"));
+	assert_non_null(strstr(err, "aes"));
+	assert_non_null(strstr(err, "leaf 0x7.0 EBX bit 1"));
+}
+
+static void test_incompatible_missing_leaf(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	make_pair();
+	/* The host has no leaf 7 at all: every leaf-7 feature is missing. */
+	for (uint32_t i = 0; i < host_t.head.nent; i++)
+		if (host_t.entries[i].function == 7)
+			host_t.entries[i].function = 0x12345;
+	assert_int_equal(x86_cpuid_check_compatible(&saved_t, &host_t, err, sizeof(err)),
+			 -ENOTSUP);
+	assert_non_null(strstr(err, "avx2"));
+}
+
+static void test_more_on_host_is_fine(void **state)
+{
+	char err[256] = "";
+
+	(void)state;
+	make_pair();
+	get(&saved_t, 7, 0)->ebx &= ~(1u << 5); /* the guest never had avx2 */
+	assert_int_equal(x86_cpuid_check_compatible(&saved_t, &host_t, err, sizeof(err)), 0);
+}
+
+static void test_incompatible_message_bounded(void **state)
+{
+	char err[16];
+
+	(void)state;
+	make_pair();
+	memset(&host_t, 0, sizeof(host_t)); /* nothing at all */
+	assert_int_equal(x86_cpuid_check_compatible(&saved_t, &host_t, err, sizeof(err)),
+			 -ENOTSUP);
+	assert_true(strlen(err) < sizeof(err));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -259,6 +351,12 @@ int main(void)
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_sparse_table),
 		cmocka_unit_test(test_find),
+		cmocka_unit_test(test_compatible_same_host),
+		cmocka_unit_test(test_compatible_dynamic_bits_ignored),
+		cmocka_unit_test(test_incompatible_names_features),
+		cmocka_unit_test(test_incompatible_missing_leaf),
+		cmocka_unit_test(test_more_on_host_is_fine),
+		cmocka_unit_test(test_incompatible_message_bounded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -942,6 +943,35 @@ int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
 	return ret;
 }
 
+static __thread char last_error[512];
+
+static int cpuid_get(int vcpu_fd, struct cpuid_table *t);
+
+/* The guest already uses the features its CPUID offered it: a host that
+ * lacks one cannot run it (an instruction would fault mid-flight). The
+ * saved table is compared with the one this host gave the fresh vCPU
+ * (what KVM supports here, as vcpu_create set it — or, on kvm_pvm, which
+ * replaces a vCPU's table with near-host values, those). Checked before
+ * anything is set, so the vCPU is left untouched. */
+static int cpuid_check(int vcpu_fd, struct x86_vcpu_state *s)
+{
+	struct cpuid_table *host = malloc(sizeof(*host));
+	char missing[400];
+	int ret;
+
+	if (!host)
+		return -ENOMEM;
+	ret = cpuid_get(vcpu_fd, host);
+	if (ret == 0) {
+		ret = x86_cpuid_check_compatible(&s->cpuid, host, missing, sizeof(missing));
+		if (ret)
+			snprintf(last_error, sizeof(last_error), "the guest uses CPU features this "
+				 "host lacks: %s", missing);
+	}
+	free(host);
+	return ret;
+}
+
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len)
 {
 	struct x86_vcpu_state *s;
@@ -954,7 +984,13 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data
 		log_error("vCPU state record (%zu bytes) is malformed", len);
 	if (ret)
 		return ret;
-	ret = vcpu_state_set(kvm_fd, vcpu_fd, s);
+	ret = cpuid_check(vcpu_fd, s);
+	ret = ret ?: vcpu_state_set(kvm_fd, vcpu_fd, s);
 	vcpu_state_free(s);
 	return ret;
+}
+
+const char *x86_vcpu_last_error(void)
+{
+	return last_error;
 }

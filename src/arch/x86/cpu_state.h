@@ -60,6 +60,9 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out);
  * another -errno from KVM. */
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len);
 
+/* After x86_vcpu_load returned -ENOTSUP: which CPU features were missing. */
+const char *x86_vcpu_last_error(void);
+
 /* Where the sections of a vCPU record start (byte offsets into it), for
  * tools that dump or compare records. */
 struct x86_vcpu_record_layout {

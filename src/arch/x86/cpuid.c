@@ -1,6 +1,7 @@
 #include "arch/x86/cpuid.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
@@ -116,4 +117,96 @@ void x86_cpuid_for_vcpu(struct cpuid_table *t, unsigned apic_id, unsigned ncpus,
 			f->ecx = f->edx = 0;
 		}
 	}
+}
+
+/* The feature registers a guest's CPUID may use, and the bits of them that
+ * are not features but state (KVM sets them from CR4 and the APIC) or that
+ * ferry itself adds. */
+static const struct feature_reg {
+	uint32_t function, index;
+	uint8_t reg; /* 0 eax, 1 ebx, 2 ecx, 3 edx */
+	uint32_t ignore;
+} feature_regs[] = {
+	{ 1, 0, 2, (1u << 27) | CPUID_1_ECX_HYPERVISOR }, /* OSXSAVE */
+	{ 1, 0, 3, (1u << 9) | (1u << 28) },               /* APIC, HTT */
+	{ 7, 0, 1, 0 },
+	{ 7, 0, 2, 1u << 4 },                              /* OSPKE */
+	{ 7, 0, 3, CPUID_7_EDX_ARCH_CAPABILITIES },
+	{ 7, 1, 0, 0 },
+	{ 0xd, 1, 0, 0 },
+	{ 0x80000001, 0, 2, 0 },
+	{ 0x80000001, 0, 3, 0 },
+	{ 0x80000008, 0, 1, 0 },
+};
+
+static const struct feature_name {
+	uint32_t function;
+	uint8_t reg, bit;
+	const char *name;
+} feature_names[] = {
+	{ 1, 2, 0, "sse3" },      { 1, 2, 9, "ssse3" },      { 1, 2, 12, "fma" },
+	{ 1, 2, 19, "sse4.1" },   { 1, 2, 20, "sse4.2" },    { 1, 2, 22, "movbe" },
+	{ 1, 2, 23, "popcnt" },   { 1, 2, 25, "aes" },       { 1, 2, 26, "xsave" },
+	{ 1, 2, 28, "avx" },      { 1, 2, 29, "f16c" },      { 1, 2, 30, "rdrand" },
+	{ 1, 2, 24, "tsc-deadline" }, { 1, 2, 21, "x2apic" }, { 1, 2, 1, "pclmulqdq" },
+	{ 7, 1, 3, "bmi1" },      { 7, 1, 5, "avx2" },       { 7, 1, 8, "bmi2" },
+	{ 7, 1, 16, "avx512f" },  { 7, 1, 18, "rdseed" },    { 7, 1, 19, "adx" },
+	{ 7, 1, 29, "sha" },      { 7, 1, 9, "erms" },       { 7, 1, 0, "fsgsbase" },
+	{ 7, 2, 10, "vpclmulqdq" }, { 7, 2, 9, "vaes" },     { 7, 3, 4, "fsrm" },
+	{ 0x80000001, 3, 27, "rdtscp" }, { 0x80000001, 2, 5, "lzcnt" },
+	{ 0x80000001, 3, 26, "pdpe1gb" },
+};
+
+static uint32_t reg_of(const struct kvm_cpuid_entry2 *e, unsigned reg)
+{
+	return reg == 0 ? e->eax : reg == 1 ? e->ebx : reg == 2 ? e->ecx : e->edx;
+}
+
+static const char *reg_name(unsigned reg)
+{
+	static const char *const n[] = { "EAX", "EBX", "ECX", "EDX" };
+
+	return n[reg & 3];
+}
+
+int x86_cpuid_check_compatible(struct cpuid_table *saved, struct cpuid_table *host, char *err,
+			       size_t errlen)
+{
+	size_t off = 0;
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(feature_regs) / sizeof(feature_regs[0]); i++) {
+		const struct feature_reg *f = &feature_regs[i];
+		struct kvm_cpuid_entry2 *s = x86_cpuid_find(saved, f->function, f->index);
+		struct kvm_cpuid_entry2 *h = x86_cpuid_find(host, f->function, f->index);
+		uint32_t missing;
+
+		if (!s)
+			continue;
+		missing = reg_of(s, f->reg) & ~(h ? reg_of(h, f->reg) : 0) & ~f->ignore;
+		for (unsigned bit = 0; bit < 32; bit++) {
+			const char *name = NULL;
+
+			if (!(missing & (1u << bit)))
+				continue;
+			for (size_t k = 0; k < sizeof(feature_names) / sizeof(feature_names[0]); k++)
+				if (feature_names[k].function == f->function &&
+				    feature_names[k].reg == f->reg && feature_names[k].bit == bit &&
+				    f->index == 0)
+					name = feature_names[k].name;
+			if (off < errlen) {
+				int n = name ? snprintf(err + off, errlen - off, "%s%s", bad ? ", " : "",
+							name)
+					     : snprintf(err + off, errlen - off,
+							"%sleaf 0x%x.%u %s bit %u", bad ? ", " : "",
+							f->function, f->index, reg_name(f->reg), bit);
+
+				off += n > 0 ? (size_t)n : 0;
+			}
+			bad++;
+		}
+	}
+	if (bad && errlen)
+		err[errlen - 1] = 0;
+	return bad ? -ENOTSUP : 0;
 }

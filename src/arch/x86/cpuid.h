@@ -6,6 +6,7 @@
 #define FERRY_ARCH_X86_CPUID_H
 
 #include <linux/kvm.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define CPUID_MAX_ENTRIES 256
@@ -28,5 +29,12 @@ void x86_cpuid_for_vcpu(struct cpuid_table *t, unsigned apic_id, unsigned ncpus,
 /* Finds (function, index); NULL when absent. */
 struct kvm_cpuid_entry2 *x86_cpuid_find(struct cpuid_table *t, uint32_t function,
 					uint32_t index);
+
+/* Checks that every CPU feature a saved vCPU's CPUID gives the guest is in
+ * host (this host's table for such a vCPU): a guest that already uses a
+ * feature cannot lose it. Returns 0, or -ENOTSUP with err listing the
+ * missing features (names where known, leaf/register/bit otherwise). */
+int x86_cpuid_check_compatible(struct cpuid_table *saved, struct cpuid_table *host, char *err,
+			       size_t errlen);
 
 #endif
