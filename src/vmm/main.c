@@ -292,6 +292,9 @@ static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, in
 		goto out;
 	}
 	ret = incoming_load(&in, vm);
+	/* The vCPU threads are made now, parked: GO then only releases them. */
+	vm->cfg.start_paused = true;
+	ret = ret ?: vm_start(vm);
 	ret = ret ?: incoming_handover(&in, vm, &run);
 	if (ret) {
 		vm_destroy(vm);
@@ -299,13 +302,12 @@ static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, in
 	}
 	/* GO: the guest is ours now. Start it, then say so. */
 	t = time_now_ns();
-	vm->cfg.start_paused = o->vm.start_paused || !run;
-	ret = vm_start(vm);
+	if (run && !o->vm.start_paused)
+		vm_resume(vm);
 	incoming_started(&in);
-	log_debug("incoming: vCPUs started in %llu us",
+	log_debug("incoming: vCPUs released in %llu us",
 		  (unsigned long long)(time_now_ns() - t) / 1000);
-	if (ret == 0)
-		ret = monitor_open(mon, vm, o->control);
+	ret = monitor_open(mon, vm, o->control);
 	if (ret)
 		vm_request_stop(vm, VM_STOP_ERROR);
 	ret = 0; /* the VM exists; main's loop reports how it ends */
