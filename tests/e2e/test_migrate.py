@@ -935,6 +935,34 @@ def test_incoming_token():
 
 # ---- ping-pong -------------------------------------------------------------
 
+def test_calc_dirty_rate():
+    """calc-dirty-rate / query-dirty-rate (QMP's names): a guest dirtying
+    20 MiB/s over a larger working set measures about that; the guest runs
+    on; a measurement and a migration exclude each other."""
+    src = source("ferry.dirty=64@20", memory=256)
+    try:
+        ctl = src.ctl
+        r = ctl.execute("query-dirty-rate")["return"]
+        check(r["status"] == "unstarted", f"before any measurement: {r}")
+        check("error" in ctl.execute("calc-dirty-rate", {"calc-time": 0}), "calc-time 0 accepted")
+        check("error" in ctl.execute("calc-dirty-rate", {}), "no calc-time accepted")
+        check(ctl.execute("calc-dirty-rate", {"calc-time": 2}) == {"return": {}}, "refused")
+        check(ctl.execute("query-dirty-rate")["return"]["status"] == "measuring", "not measuring")
+        check("error" in ctl.execute("migrate", {"uri": "unix:/nonexistent"}),
+              "a migration started during a measurement")
+        pump([src], 2.5)
+        r = ctl.execute("query-dirty-rate")["return"]
+        check(r["status"] == "measured", f"after 2.5 s: {r}")
+        check(15 <= r["dirty-rate"] <= 25, f"measured {r['dirty-rate']} MB/s for 20 MiB/s")
+        check(r["calc-time"] == 2 and r["start-time"] > 0, f"fields: {r}")
+        b = src.console.beats()
+        check(b[-1]["corrupt"] == 0 and status(src) == "running", "the guest suffered")
+        print(f"  measured {r['dirty-rate']} MB/s ({r['dirty-pages-rate']} pages/s) for a guest "
+              "writing 20 MiB/s", flush=True)
+    finally:
+        kill_all([src])
+
+
 def test_ping_pong():
     tmp = tempfile.mkdtemp(prefix="ferry-mig-")
     cur = nxt = None
@@ -1009,7 +1037,7 @@ if __name__ == "__main__":
                test_destination_killed_during_bulk_copy, test_destination_killed_in_device_phase,
                test_destination_killed_after_ready, test_destination_dies_after_go,
                test_cancel_during_bulk_copy, test_connection_cut, test_garbage_streams,
-               test_incoming_token, test_ping_pong]
+               test_incoming_token, test_calc_dirty_rate, test_ping_pong]
     if only:
         tests = [t for t in tests if any(w in t.__name__ for w in only.split(","))]
     run_tests([reported(t) for t in tests])
