@@ -53,23 +53,25 @@ struct policy_decision policy_decide(const struct policy_params *p, struct polic
 		.expected_downtime_ns = policy_expected_downtime(r),
 	};
 	bool progress = made_progress(st, r);
-	bool halved = r->pass > 1 && (unsigned __int128)r->remaining_bytes * 2 <= st->prev_remaining;
+	bool shrinking = r->pass > 1 && (unsigned __int128)r->remaining_bytes * 100 <=
+					(unsigned __int128)st->prev_remaining *
+						(100 - POLICY_EXTRA_SHRINK_PCT);
 
 	st->prev_remaining = r->remaining_bytes;
 	if (d.expected_downtime_ns <= p->downtime_limit_ns) {
-		/* It fits. But when the last round still halved what remains,
-		 * the pause would take more than half the limit and sending
-		 * RAM more than a quarter of it, one more short round halves
-		 * that part: the limit is a ceiling, not an aim (at most
-		 * POLICY_EXTRA_ROUNDS such rounds). */
+		/* It fits. But when the last round still shrank what remains
+		 * by a quarter or more, the pause would take more than half
+		 * the limit and sending RAM more than a quarter of it, one more
+		 * short round shrinks that part as much: the limit is a
+		 * ceiling, not an aim (at most POLICY_EXTRA_ROUNDS of them). */
 		uint64_t xfer_ns = d.expected_downtime_ns - MIN(d.expected_downtime_ns,
 								r->fixed_cost_ns);
 
-		if (halved && r->remaining_bytes && xfer_ns > p->downtime_limit_ns / 4 &&
+		if (shrinking && r->remaining_bytes && xfer_ns > p->downtime_limit_ns / 4 &&
 		    d.expected_downtime_ns > p->downtime_limit_ns / 2 &&
 		    st->extra_rounds < POLICY_EXTRA_ROUNDS && r->pass < POLICY_MAX_PASSES) {
 			st->extra_rounds++;
-			st->stalled = 0; /* it halved what remains: progress */
+			st->stalled = 0; /* it shrank what remains: progress */
 			return d;
 		}
 		d.action = POLICY_SWITCHOVER;

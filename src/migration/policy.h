@@ -5,7 +5,8 @@
  * unit-tested without a VM (tests/unit/test_policy.c).
  *
  * Switch-over comes when the expected pause fits downtime-limit — after up
- * to two more rounds while rounds still halve what remains, the pause
+ * to two more rounds while rounds still shrink what remains by a quarter,
+ * the pause
  * would take more than half the limit and sending RAM more than a quarter.
  *
  * The ladder, in order, when rounds stop shrinking (twice in a row; at
@@ -34,8 +35,10 @@
  * share of what the link sent climbs the ladder at once. */
 #define POLICY_FAST_DIRTY_PCT 90u
 /* Extra rounds taken when the pause already fits the limit but the last
- * round halved what remains (the pause would halve too). */
+ * round shrank what remains by POLICY_EXTRA_SHRINK_PCT % or more (the
+ * pause would shrink as much). */
 #define POLICY_EXTRA_ROUNDS 2u
+#define POLICY_EXTRA_SHRINK_PCT 25u
 /* Throttling counts as helping when the dirty rate falls by this much
  * against the rate before throttling began. */
 #define POLICY_THROTTLE_HELPS_PCT 20u

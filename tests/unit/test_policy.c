@@ -4,10 +4,11 @@
  * rule (a round without progress climbs at once when the guest dirtied at
  * least POLICY_FAST_DIRTY_PCT % of what the link sent, after
  * POLICY_STALL_ROUNDS such rounds otherwise), the extra rounds below the
- * limit (at most POLICY_EXTRA_ROUNDS, while rounds halve what remains and
- * the pause would take more than half the limit), and property tests that
- * drive the policy with thousands of random rounds and simulated guests
- * and check that a migration always ends. */
+ * limit (at most POLICY_EXTRA_ROUNDS, while rounds shrink what remains by
+ * at least POLICY_EXTRA_SHRINK_PCT % and the pause would take more than
+ * half the limit), and property tests that drive the policy with
+ * thousands of random rounds and simulated guests and check that a
+ * migration always ends. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -275,21 +276,25 @@ static void test_switchover_after_rounds(void **state)
 	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 2, GIB, 0).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 3, 512 * MIB, 0).action, POLICY_CONTINUE);
-	/* A round that halved what remains, to a pause of at most half the
-	 * limit: no extra round (test_extra_round_*), switch over. */
+	/* A round that halved what remains (a shrink of far more than
+	 * POLICY_EXTRA_SHRINK_PCT %), to a pause of at most half the limit:
+	 * no extra round (test_extra_round_*), switch over. */
 	d = decide(&p, &st, 4, 150 * MIB, 0);
 	assert_int_equal(d.action, POLICY_SWITCHOVER);
 	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
 	assert_int_equal(d.expected_downtime_ns, 150 * SEC / 1024);
 	assert_int_equal(st.extra_rounds, 0);
-	/* Or a round that did not halve it, to more than half the limit. */
+	/* Or a round that shrank it by less than a quarter (320 MiB to
+	 * 256 MiB: by a fifth), to more than half the limit. */
 	memset(&st, 0, sizeof(st));
 	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 500 * MIB, 0).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 320 * MIB, 0).action, POLICY_CONTINUE);
 	d = decide(&p, &st, 3, 256 * MIB, 0);
 	assert_int_equal(d.action, POLICY_SWITCHOVER);
 	assert_int_equal(d.expected_downtime_ns, 250 * MS);
 	assert_int_equal(st.extra_rounds, 0);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 0);
 
 	/* A stalled round that nevertheless fits switches over. */
 	memset(&st, 0, sizeof(st));
@@ -1081,8 +1086,8 @@ static void test_extra_round_taken(void **state)
 	assert_int_equal(d.expected_downtime_ns, 125 * MS);
 	assert_int_equal(st.extra_rounds, 1);
 
-	/* The first round to fit may be the extra one's reason: halved from a
-	 * round that did not fit. */
+	/* The first round to fit may be the extra one's reason: it halved
+	 * what a round that did not fit left. */
 	memset(&st, 0, sizeof(st));
 	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
 			 POLICY_CONTINUE);
@@ -1094,6 +1099,28 @@ static void test_extra_round_taken(void **state)
 	assert_int_equal(st.extra_rounds, 1);
 	assert_int_equal(decide_full(&extra_params, &st, 4, 150 * MS, GBPS, 0).action,
 			 POLICY_SWITCHOVER);
+	assert_int_equal(st.extra_rounds, 1);
+
+	/* Halving is more than needed: a round that shrank what remains by
+	 * exactly POLICY_EXTRA_SHRINK_PCT % (480 ms to 360 ms) takes one too;
+	 * the next, shrinking it by a byte less than a quarter (to 270 ms and
+	 * a byte), switches over. */
+	assert_int_equal(POLICY_EXTRA_SHRINK_PCT, 25);
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(decide_full(&extra_params, &st, 2, 480 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 0);
+	d = decide_full(&extra_params, &st, 3, 360 * MS, GBPS, 0);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 0);
+	d = decide_full(&extra_params, &st, 4, 270 * MS + 1, GBPS, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.expected_downtime_ns, 270 * MS + 1);
 	assert_int_equal(st.extra_rounds, 1);
 }
 
@@ -1110,30 +1137,65 @@ static void test_extra_round_conditions(void **state)
 	SWITCHES(1, UINT64_MAX, 300 * MS, 0, 0);
 	TAKES_EXTRA(3, 600 * MS, 300 * MS, 0, 0);
 
-	/* Halved: exactly half is enough, a byte more is not. */
+	/* Shrank what remains by at least POLICY_EXTRA_SHRINK_PCT %: exactly
+	 * a quarter is enough (400 ms to 300 ms), a byte less shrink is not
+	 * — a byte less before, or a byte more after. */
+	assert_int_equal(POLICY_EXTRA_SHRINK_PCT, 25);
+	TAKES_EXTRA(2, 400 * MS, 300 * MS, 0, 0);
+	SWITCHES(2, 400 * MS - 1, 300 * MS, 0, 0);
+	SWITCHES(2, 400 * MS, 300 * MS + 1, 0, 0);
+	TAKES_EXTRA(2, 400 * MS + 1, 300 * MS, 0, 0);
+	TAKES_EXTRA(2, 400 * MS - 4, 300 * MS - 3, 0, 0);
+	SWITCHES(2, 400 * MS - 4, 300 * MS - 2, 0, 0);
+	/* A quarter of a figure not a multiple of four: of 400 ms and 3 bytes
+	 * it is 100 ms and 0.75 bytes — a shrink of 100 ms and a byte (to
+	 * 300 ms and 2 bytes) is enough, one of 100 ms (to 300 ms and 3
+	 * bytes) is not. */
+	TAKES_EXTRA(2, 400 * MS + 3, 300 * MS + 2, 0, 0);
+	SWITCHES(2, 400 * MS + 3, 300 * MS + 3, 0, 0);
+	/* Halving still qualifies, and anything between: half exactly, a byte
+	 * less or more than half. */
+	TAKES_EXTRA(2, 600 * MS, 300 * MS, 0, 0);
 	TAKES_EXTRA(2, 600 * MS + 1, 300 * MS, 0, 0);
-	SWITCHES(2, 600 * MS - 1, 300 * MS, 0, 0);
-	SWITCHES(2, 400 * MS, 300 * MS, 0, 0);  /* shrank, by a quarter */
+	TAKES_EXTRA(2, 600 * MS - 1, 300 * MS, 0, 0);
+	TAKES_EXTRA(2, 500 * MS, 300 * MS, 0, 0);  /* shrank by two fifths */
+	TAKES_EXTRA(2, UINT64_MAX, 300 * MS, 0, 0);
+	SWITCHES(2, 375 * MS, 300 * MS, 0, 0);  /* shrank, by a fifth */
 	SWITCHES(2, 300 * MS, 300 * MS, 0, 0);  /* the same */
 	SWITCHES(2, 100 * MS, 300 * MS, 0, 0);  /* grew */
 	SWITCHES(2, 0, 300 * MS, 0, 0);
-	/* No overflow in doubling what remains, at the top of the range: a
-	 * second's worth at ~9.2 EB/s against a 1.5 s limit, after 2^64 - 1
-	 * bytes. 2^63 - 1 bytes is half of it (rounded down), 2^63 is not. */
+	/* No overflow in the products (what remains x 100, the round before
+	 * x 75) at the top of the range: a second's worth at ~13.8 EB/s
+	 * against a 1.5 s limit, after 2^64 - 1 bytes. Three quarters of that
+	 * is 3 x 2^62 - 0.75 bytes: 3 x 2^62 - 1 bytes is shrink enough,
+	 * 3 x 2^62 is not. */
 	{
+		const uint64_t bw = 3ull << 62;
 		struct policy_params p = extra_params;
 		struct policy_state st = { .prev_remaining = UINT64_MAX };
 		struct policy_decision d;
 
 		p.downtime_limit_ns = 1500 * MS;
-		d = decide_full(&p, &st, 2, (1ull << 63) - 1, UINT64_MAX / 2, 0);
-		assert_int_equal(d.expected_downtime_ns, SEC);
+		d = decide_full(&p, &st, 2, (3ull << 62) - 1, bw, 0);
+		assert_int_equal(d.expected_downtime_ns, SEC - 1);
 		assert_int_equal(d.action, POLICY_CONTINUE);
 		assert_int_equal(st.extra_rounds, 1);
 		memset(&st, 0, sizeof(st));
 		st.prev_remaining = UINT64_MAX;
-		d = decide_full(&p, &st, 2, 1ull << 63, UINT64_MAX / 2, 0);
+		d = decide_full(&p, &st, 2, 3ull << 62, bw, 0);
 		assert_int_equal(d.expected_downtime_ns, SEC);
+		assert_int_equal(d.action, POLICY_SWITCHOVER);
+		assert_int_equal(st.extra_rounds, 0);
+		/* And with the round before a multiple of four: exactly three
+		 * quarters of 2^64 - 4 bytes qualifies, a byte more does not. */
+		memset(&st, 0, sizeof(st));
+		st.prev_remaining = UINT64_MAX - 3;
+		d = decide_full(&p, &st, 2, (3ull << 62) - 3, bw, 0);
+		assert_int_equal(d.action, POLICY_CONTINUE);
+		assert_int_equal(st.extra_rounds, 1);
+		memset(&st, 0, sizeof(st));
+		st.prev_remaining = UINT64_MAX - 3;
+		d = decide_full(&p, &st, 2, (3ull << 62) - 2, bw, 0);
 		assert_int_equal(d.action, POLICY_SWITCHOVER);
 		assert_int_equal(st.extra_rounds, 0);
 	}
@@ -1218,6 +1280,26 @@ static void test_extra_round_cap(void **state)
 	assert_int_equal(d.action, POLICY_SWITCHOVER);
 	assert_int_equal(st.extra_rounds, 2);
 	assert_int_equal(st.stalled_total, 0);
+
+	/* Rounds that shrink by exactly a quarter count the same: 480 ms,
+	 * then 360 and 270 ms (two extra rounds), then 202.5 ms — a quarter
+	 * less again, more than half the limit, but the cap is reached. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(decide_full(&extra_params, &st, 2, 480 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 0);
+	assert_int_equal(decide_full(&extra_params, &st, 3, 360 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(decide_full(&extra_params, &st, 4, 270 * MS, GBPS, 0).action,
+			 POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 2);
+	d = decide_full(&extra_params, &st, 5, 202500 * 1000, GBPS, 0);
+	assert_int_equal(d.action, POLICY_SWITCHOVER);
+	assert_int_equal(d.expected_downtime_ns, 202500 * 1000);
+	assert_int_equal(st.extra_rounds, POLICY_EXTRA_ROUNDS);
 }
 
 static void test_extra_round_never_when_nothing_remains(void **state)
@@ -1227,8 +1309,9 @@ static void test_extra_round_never_when_nothing_remains(void **state)
 	struct policy_decision d;
 
 	(void)state;
-	/* Nothing remains after a round that had plenty: "halved", pass 2,
-	 * the pause (all of it fixed cost) more than half the limit. */
+	/* Nothing remains after a round that had plenty: shrunk by a
+	 * quarter and more (by all of it), pass 2, the pause (all of it fixed
+	 * cost) more than half the limit. */
 	SWITCHES(2, 600 * MS, 0, 300 * MS, 0);
 	SWITCHES(2, UINT64_MAX, 0, 400 * MS, 0);
 	SWITCHES(2, 1, 0, 201 * MS, 0);
@@ -1287,8 +1370,8 @@ static void test_extra_round_while_throttled(void **state)
 	p.auto_converge = true;
 	pass = stall_to_first_throttle(&p, &st, GIB);
 	assert_int_equal(decide(&p, &st, pass++, GIB, GIB / 2).action, POLICY_CONTINUE);
-	/* It fits, halved, at 250 ms: the extra round keeps the throttle, on
-	 * the auto-converge rung, stepping nothing. */
+	/* It fits, shrunk by three quarters, at 250 ms: the extra round keeps
+	 * the throttle, on the auto-converge rung, stepping nothing. */
 	d = decide(&p, &st, pass++, 256 * MIB, GIB / 2);
 	assert_int_equal(d.action, POLICY_CONTINUE);
 	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
@@ -1303,8 +1386,9 @@ static void test_extra_round_while_throttled(void **state)
 	assert_int_equal(d.throttle_pct, 20);
 }
 
-/* An extra round halved what remains: it made progress, and the stall
- * rule counts rounds without progress *in a row*. */
+/* An extra round shrank what remains by at least POLICY_EXTRA_SHRINK_PCT
+ * %, more than POLICY_SHRINK_PCT: it made progress, and the stall rule
+ * counts rounds without progress *in a row*. */
 static void test_extra_round_is_progress(void **state)
 {
 	struct policy_params p = default_params;
@@ -1317,12 +1401,28 @@ static void test_extra_round_is_progress(void **state)
 	assert_int_equal(decide(&p, &st, 1, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
 	assert_int_equal(decide(&p, &st, 2, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
 	assert_int_equal(st.stalled, 1);
-	d = decide(&p, &st, 3, 200 * MIB, BW / 2); /* 195 ms, halved */
+	d = decide(&p, &st, 3, 200 * MIB, BW / 2); /* 195 ms, shrank by 95 % */
 	assert_int_equal(d.action, POLICY_CONTINUE);
 	assert_int_equal(st.extra_rounds, 1);
 	assert_int_equal(st.stalled, 0);
 	assert_int_equal(st.stalled_total, 1);
 	d = decide(&p, &st, 4, 400 * MIB, BW / 2); /* 390 ms, grew */
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	assert_int_equal(st.stalled_total, 2);
+
+	/* The least shrink that takes one, a quarter exactly (320 MiB to
+	 * 240 MiB, 234 ms), is progress as much. */
+	memset(&st, 0, sizeof(st));
+	assert_int_equal(decide(&p, &st, 1, 320 * MIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(decide(&p, &st, 2, 320 * MIB, BW / 2).action, POLICY_CONTINUE);
+	assert_int_equal(st.stalled, 1);
+	d = decide(&p, &st, 3, 240 * MIB, BW / 2);
+	assert_int_equal(d.action, POLICY_CONTINUE);
+	assert_int_equal(st.extra_rounds, 1);
+	assert_int_equal(st.stalled, 0);
+	assert_int_equal(st.stalled_total, 1);
+	d = decide(&p, &st, 4, 320 * MIB, BW / 2); /* 312.5 ms, grew */
 	assert_int_equal(d.action, POLICY_CONTINUE);
 	assert_int_equal(st.stalled, 1);
 	assert_int_equal(st.stalled_total, 2);
@@ -1574,6 +1674,11 @@ static void test_bounds_are_consistent(void **state)
 	assert_true(POLICY_FAST_DIRTY_PCT <= 100);
 	assert_true(POLICY_FAST_DIRTY_PCT >= 100 - POLICY_SHRINK_PCT);
 	assert_true(POLICY_EXTRA_ROUNDS >= 1 && POLICY_EXTRA_ROUNDS < POLICY_MAX_PASSES);
+	/* A round that shrinks enough for an extra round is progress (the
+	 * extra round resets the stall count, check_stall_rule), and
+	 * something can remain after it. */
+	assert_true(POLICY_EXTRA_SHRINK_PCT > POLICY_SHRINK_PCT);
+	assert_true(POLICY_EXTRA_SHRINK_PCT < 100);
 }
 
 /* ---- simulated guests ----------------------------------------------- */
@@ -1703,9 +1808,11 @@ static void check_extra_round(const struct policy_params *p, const struct policy
 	 * pause is never less than the fixed cost). */
 	assert_true(d->expected_downtime_ns >= r->fixed_cost_ns);
 	const uint64_t xfer = d->expected_downtime_ns - r->fixed_cost_ns;
-	const bool halved = r->pass > 1 && (unsigned __int128)r->remaining_bytes * 2 <=
-						   before->prev_remaining;
-	const bool want = fits && halved && r->remaining_bytes > 0 && xfer > limit / 4 &&
+	/* What remains shrank by at least POLICY_EXTRA_SHRINK_PCT %. */
+	const bool shrank = r->pass > 1 && (unsigned __int128)r->remaining_bytes * 100 <=
+						   (unsigned __int128)before->prev_remaining *
+							   (100 - POLICY_EXTRA_SHRINK_PCT);
+	const bool want = fits && shrank && r->remaining_bytes > 0 && xfer > limit / 4 &&
 			  d->expected_downtime_ns > limit / 2 &&
 			  before->extra_rounds < POLICY_EXTRA_ROUNDS && r->pass < POLICY_MAX_PASSES;
 
@@ -1713,7 +1820,7 @@ static void check_extra_round(const struct policy_params *p, const struct policy
 		assert_int_equal(st->extra_rounds, before->extra_rounds);
 		if (fits)
 			assert_int_equal(d->action, POLICY_SWITCHOVER);
-		n_extra_refused += fits && halved && r->remaining_bytes > 0 &&
+		n_extra_refused += fits && shrank && r->remaining_bytes > 0 &&
 				   d->expected_downtime_ns > limit / 2;
 		return;
 	}
@@ -1725,7 +1832,7 @@ static void check_extra_round(const struct policy_params *p, const struct policy
 	assert_int_equal(st->throttle_pct, before->throttle_pct);
 	assert_int_equal(st->rate_before_throttle, before->rate_before_throttle);
 	assert_int_equal(st->throttle_useless, before->throttle_useless);
-	/* Halving is progress: nothing counted against the bound
+	/* That shrink is progress: nothing counted against the bound
 	 * (check_stall_rule checks the count of stalled rounds in a row). */
 	assert_int_equal(st->stalled_total, before->stalled_total);
 }
@@ -1743,7 +1850,7 @@ static void check_stall_rule(const struct policy_state *before, const struct pol
 	bool bound = r->pass >= POLICY_MAX_PASSES || st->stalled_total >= POLICY_MAX_STALLED;
 
 	if (st->extra_rounds != before->extra_rounds)
-		assert_true(shrank); /* halving is progress */
+		assert_true(shrank); /* an extra round's shrink is progress */
 	if (d->action == POLICY_SWITCHOVER || d->rung == POLICY_RUNG_TIMEOUT) {
 		/* Decided before the round was counted. */
 		assert_int_equal(st->stalled, before->stalled);
@@ -1868,24 +1975,31 @@ static void test_throttled_guest_converges(void **state)
 	assert_true(o.passes < POLICY_MAX_PASSES);
 	/* Passes 2, 3, 4 step at once (1.6, 1.28, 1.12 GiB/s: at least the
 	 * link); at 40 % (0.96 GiB/s) the rounds shrink 4 %, and that round,
-	 * already one after a step, steps to 50 % at pass 5. Pass 6 shrinks to
-	 * 1.6 GiB, then 1.28, 1.02, 0.82, 0.66, 0.52, 0.42, 0.34, 0.27 GiB:
-	 * 268 ms plus 20 fits at pass 14. */
+	 * already one after a step, steps to 50 % at pass 5 (1.92 GiB). Pass 6
+	 * shrinks that by a fifth to 1.54 GiB, then 1.23, 0.98, 0.79, 0.63,
+	 * 0.50, 0.40, 0.32, 0.26 GiB: 258 ms plus 20 fits at pass 14 — more
+	 * than half the limit, but the round shrank what remained by less
+	 * than a quarter: no extra round. */
 	assert_int_equal(o.passes, 14);
+	assert_int_equal(o.d.expected_downtime_ns / MS, 277);
+	assert_int_equal(o.extra_rounds, 0);
 
 	/* The slower guest: two stalled rounds, one step to 20 % at pass 3
-	 * (0.68 GiB/s), then shrinking by 25 % a round (0.68 x 1.1 = 0.748)
+	 * (0.68 GiB/s), then shrinking by 25.2 % a round (0.68 x 1.1 = 0.748)
 	 * from 1.75 GiB to 0.229 GiB: 229 ms with the 20 ms fixed cost fits
-	 * at pass 10 — more than half the limit, but that round did not
-	 * halve what remained: no extra round. */
+	 * at pass 10 — more than half the limit, and that round shrank what
+	 * remained by a quarter or more (not halving it): an extra round, to
+	 * 0.171 GiB, 191 ms at pass 11, more than half the limit again and
+	 * shrunk as much: the second. Pass 12 leaves 0.128 GiB, 148 ms:
+	 * switch over. */
 	o = simulate(&p, &slow);
 	assert_int_equal(o.d.action, POLICY_SWITCHOVER);
 	assert_int_equal(o.d.rung, POLICY_RUNG_THROTTLED);
 	assert_int_equal(o.d.throttle_pct, 20);
-	assert_int_equal(o.d.expected_downtime_ns / MS, 249);
-	assert_int_equal(o.extra_rounds, 0);
+	assert_int_equal(o.d.expected_downtime_ns / MS, 148);
+	assert_int_equal(o.extra_rounds, POLICY_EXTRA_ROUNDS);
 	assert_int_equal(o.throttle_steps, 1);
-	assert_int_equal(o.passes, 10);
+	assert_int_equal(o.passes, 10 + POLICY_EXTRA_ROUNDS);
 
 	/* A guest throttling does not slow (sens 0): auto-converge gives up
 	 * after three steps, with abort if asked. */
@@ -1929,8 +2043,9 @@ static void test_throttled_guest_converges(void **state)
 
 	/* A guest whose rounds halve, converging above half the limit: the
 	 * bulk copy leaves 1.8 GiB, then 0.81, 0.36 and at pass 4 0.164 GiB:
-	 * 184 ms fits, but the round halved what remained — one more round
-	 * takes it to 0.074 GiB, 93.8 ms, and switches over at pass 5. */
+	 * 184 ms fits, but the round more than halved what remained (a
+	 * quarter is enough) — one more round takes it to 0.074 GiB, 93.8 ms,
+	 * and switches over at pass 5. */
 	struct guest halving = g;
 	halving.rate = 0.45 * GIB;
 	o = simulate(&p, &halving);
@@ -1957,7 +2072,7 @@ static struct policy_params random_params(void)
 static void test_property_simulated_guests(void **state)
 {
 	unsigned n_switch = 0, n_throttled = 0, n_final = 0, n_fast = 0, n_extra_used = 0;
-	unsigned n_extra_then_final = 0;
+	unsigned n_extra_then_final = 0, n_steady_extra_used = 0;
 
 	(void)state;
 	rng_state = 0x9e3779b97f4a7c15ull;
@@ -1993,6 +2108,22 @@ static void test_property_simulated_guests(void **state)
 			n_final++;
 		n_extra_used += o.extra_rounds > 0;
 		n_extra_then_final += o.extra_rounds > 0 && o.d.action != POLICY_SWITCHOVER;
+
+		/* The same guest on a steady link (the random stream put back
+		 * after it, so the scenarios above stay the same). A round that
+		 * takes an extra one shrank what remains by a quarter or more;
+		 * the throttle kept, the next round shrinks it by as much
+		 * again and fits: a migration that took one converged. */
+		struct guest steady = g;
+		const uint64_t rng_saved = rng_state;
+
+		steady.jitter = 0;
+		o = simulate(&p, &steady);
+		rng_state = rng_saved;
+		if (o.extra_rounds > 0) {
+			n_steady_extra_used++;
+			assert_int_equal(o.d.action, POLICY_SWITCHOVER);
+		}
 	}
 	/* The scenarios cover every kind of ending. */
 	assert_true(n_fast > 1000);
@@ -2007,9 +2138,15 @@ static void test_property_simulated_guests(void **state)
 	assert_true(n_extra_used > 100);
 	assert_true(n_extra > n_extra_used);
 	assert_true(n_extra_refused > 10);
-	/* A migration that took an extra round converged: none of them ended
-	 * by the final action. */
-	assert_int_equal(n_extra_then_final, 0);
+	assert_true(n_steady_extra_used > 100);
+	/* On a jittery link, nearly every migration that took an extra round
+	 * converged too — but not every one: a round that shrank what
+	 * remains by only a quarter or so may come from a guest dirtying at
+	 * up to three quarters of what the link sent; when the bandwidth then
+	 * drops, the next round need not fit, and a guest dirtying 90 % of
+	 * it or more climbs at once to the final action (6 of the 444 here;
+	 * none while an extra round needed a halving round). */
+	assert_true(n_extra_then_final * 50 < n_extra_used);
 }
 
 static uint64_t random_figure(void)
@@ -2121,7 +2258,7 @@ static void test_property_dirtier_than_bandwidth(void **state)
 		 * the five rounds below: 0.91^5 GiB, 62 ms. */
 		if (p.downtime_limit_ns < (g.rate >= g.bw ? 100 : 60) * MS)
 			assert_int_not_equal(o.d.action, POLICY_SWITCHOVER);
-		/* Never halving, never an extra round. */
+		/* Never shrinking by a quarter, never an extra round. */
 		assert_int_equal(o.extra_rounds, 0);
 		if (o.d.action != POLICY_SWITCHOVER) {
 			assert_int_equal(o.d.action, p.final_action == POLICY_FINAL_ABORT
