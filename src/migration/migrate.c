@@ -557,7 +557,7 @@ static int precopy(struct mig_run *run, uint64_t rtt, enum policy_rung *rung)
 			.elapsed_ns = elapsed(run),
 			.remaining_bytes = (uint64_t)dirty * PAGE_SIZE,
 			/* a pass of a few pages says little about the link: keep the
-			 * better of this round's and the best measured */
+			 * better of this round's and the last one's */
 			.bandwidth_Bps = pf.bytes * 1000000000ull / round_ns,
 			.dirty_rate_Bps = (uint64_t)dirty * PAGE_SIZE * 1000000000ull /
 					  MAX(time_now_ns() - t_sync, 1u),
@@ -599,8 +599,8 @@ static int precopy(struct mig_run *run, uint64_t rtt, enum policy_rung *rung)
 			return 0;
 		case POLICY_ABORT:
 			return run_fail(run, -ETIMEDOUT, "the migration did not converge (%s): %llu "
-					"bytes still dirty after pass %u; aborted as "
-					"convergence-timeout's action says",
+					"bytes still dirty after pass %u; aborted "
+					"(convergence-timeout-action is abort)",
 					policy_rung_name(dec.rung),
 					(unsigned long long)pr.remaining_bytes, pass);
 		}

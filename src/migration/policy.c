@@ -58,6 +58,14 @@ struct policy_decision policy_decide(const struct policy_params *p, struct polic
 						(100 - POLICY_EXTRA_SHRINK_PCT);
 
 	st->prev_remaining = r->remaining_bytes;
+	if (st->extra_rounds && d.expected_downtime_ns > p->downtime_limit_ns) {
+		/* An extra round taken below the limit came out worse (the
+		 * link slowed, the guest sped up): the pause was acceptable a
+		 * round ago and an extra round must never turn a migration
+		 * that fitted into a suspended or aborted one. */
+		d.action = POLICY_SWITCHOVER;
+		return d;
+	}
 	if (d.expected_downtime_ns <= p->downtime_limit_ns) {
 		/* It fits. But when the last round still shrank what remains
 		 * by a quarter or more, the pause would take more than half

@@ -6,8 +6,9 @@
  *
  * Switch-over comes when the expected pause fits downtime-limit — after up
  * to two more rounds while rounds still shrink what remains by a quarter,
- * the pause
- * would take more than half the limit and sending RAM more than a quarter.
+ * the pause would take more than half the limit and sending RAM more than
+ * a quarter of it; a round after such an extra one switches over even if
+ * it no longer fits (it fitted a round ago).
  *
  * The ladder, in order, when rounds stop shrinking (twice in a row; at
  * once when the guest dirtied nearly as fast as the link sent):
