@@ -131,9 +131,9 @@ def migrate(src, dst, dst_addr):
         if st in ("active", "device") and ram.get("total"):
             done = ram["transferred"] / max(1, ram["transferred"] + ram["remaining"])
             pct = min(99, int(done * 100))
-            if pct != last:
+            if pct // 10 != last // 10 or last < 0:
                 print(f"demo: Migration: [{pct:3d} %]  pass {r['ferry']['pass']}, "
-                      f"{ram['transferred'] >> 20} MiB sent, {ram['remaining'] >> 20} MiB dirty",
+                      f"{ram['transferred'] >> 20} MiB sent, {ram['remaining'] >> 20} MiB to go",
                       flush=True)
                 last = pct
         if st in ("completed", "failed", "cancelled"):

@@ -42,6 +42,10 @@ struct mig_run {
 	uint64_t t0;
 	/* rate limiting: bytes since window_t */
 	uint64_t window_t, window_bytes, last_offset;
+	/* progress within a pass, for query-migrate's ram.remaining */
+	uint64_t pass_budget;  /* bytes due in this pass when it began */
+	uint64_t pass_done;    /* pages' bytes of it dealt with so far */
+	uint64_t data_bytes;   /* RAM holding data (pass 1's budget) */
 	char err[512];
 };
 
@@ -281,6 +285,7 @@ static int after_record(struct mig_run *run, uint64_t max_bw)
 	run->last_offset = run->w.offset;
 	pthread_mutex_lock(&m->lock);
 	m->stats.transferred = run->w.offset; /* query-migrate sees progress */
+	m->stats.remaining = run->pass_budget - MIN(run->pass_budget, run->pass_done);
 	pthread_mutex_unlock(&m->lock);
 	return between_records(run, max_bw);
 }
@@ -356,6 +361,7 @@ static int send_pass(struct mig_run *run, bool bulk, bool rearm, struct pass_fig
 				bits &= bits - 1;
 				if (idx >= d->pages)
 					break;
+				run->pass_done += PAGE_SIZE;
 				zero = state_page_is_zero(page);
 				if (zero) {
 					pf->zero++;
@@ -540,7 +546,10 @@ static int precopy(struct mig_run *run, uint64_t rtt, enum policy_rung *rung)
 		struct policy_decision dec;
 		struct round_report rep;
 
+		run->pass_budget = pass == 1 ? run->data_bytes : (uint64_t)dirty * PAGE_SIZE;
+		run->pass_done = 0;
 		pthread_mutex_lock(&m->lock);
+		m->stats.pass = pass;
 		push_event_locked(m, true, pass);
 		pthread_mutex_unlock(&m->lock);
 		ret = send_pass(run, pass == 1, true, &pf) ?: wait_drained(run);
@@ -662,7 +671,11 @@ static int finish(struct mig_run *run, enum policy_rung rung, bool live)
 			return run_fail(run, (int)dirty, "reading the dirty log: %s",
 					strerror((int)-dirty));
 		parts.dirty_sync_count = 1;
+		run->pass_budget = (uint64_t)dirty * PAGE_SIZE;
+	} else {
+		run->pass_budget = run->data_bytes;
 	}
+	run->pass_done = 0;
 	ret = send_pass(run, !live, false, &pf);
 	if (ret)
 		return ret;
@@ -781,7 +794,8 @@ static void *migration_thread(void *arg)
 		pthread_mutex_unlock(&m->lock);
 	}
 	if (ret == 0)
-		ret = state_write_info(run.vm, &run.w) ?: state_write_ram_extents(run.vm, &run.w);
+		ret = state_write_info(run.vm, &run.w) ?:
+		      state_write_ram_extents(run.vm, &run.w, &run.data_bytes);
 	if (ret == 0) {
 		pthread_mutex_lock(&m->lock);
 		m->stats.setup_ns = elapsed(&run);

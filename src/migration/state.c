@@ -214,12 +214,12 @@ static int save_ram(struct vm *vm, struct stream_writer *w, struct state_stats *
 
 #define EXTENTS_MAX 65536u
 
-int state_write_ram_extents(struct vm *vm, struct stream_writer *w)
+int state_write_ram_extents(struct vm *vm, struct stream_writer *w, uint64_t *data_bytes)
 {
 	struct ram_range r[2];
 	unsigned n = ram_ranges(&vm->mem, r), count = 0;
 	struct buf b = { 0 };
-	uint64_t start, end;
+	uint64_t start, end, total = 0;
 	int ret;
 
 	buf_put_u32(&b, 0); /* count, filled in below */
@@ -229,7 +229,10 @@ int state_write_ram_extents(struct vm *vm, struct stream_writer *w)
 		     off = end, count++) {
 			buf_put_u64(&b, r[i].gpa + start);
 			buf_put_u64(&b, end - start);
+			total += end - start;
 		}
+	if (data_bytes)
+		*data_bytes = total;
 	ret = buf_finish(&b);
 	if (ret == 0) {
 		put_le32(b.data, count);
@@ -303,7 +306,7 @@ int state_save(struct vm *vm, int fd, struct state_stats *st)
 	 * backwards. */
 	ret = stream_writer_start(&w, fd);
 	ret = ret ?: state_write_info(vm, &w);
-	ret = ret ?: state_write_ram_extents(vm, &w);
+	ret = ret ?: state_write_ram_extents(vm, &w, NULL);
 	ret = ret ?: save_ram(vm, &w, st);
 	ret = ret ?: state_write_final(vm, &w);
 	st->bytes = w.offset;
@@ -602,6 +605,7 @@ static int load_extents(struct vm *vm, struct stream_reader *r, struct prefault 
 
 struct load_progress {
 	struct prefault prefault;
+	uint64_t last_ram_gpa; /* first page of the last RAM record */
 	bool dev_seen[DEVICE_MAX];
 	bool *cpu_seen;
 	unsigned early_left; /* devices still due before the vCPUs */
@@ -721,6 +725,14 @@ static int load_records(struct vm *vm, struct stream_reader *r, struct load_prog
 				  (unsigned long long)state_ns / 1000);
 		switch (type) {
 		case REC_RAM:
+			/* The first pass sends RAM in address order; a record that
+			 * goes back starts another pass: every page with data has
+			 * arrived, and allocating ahead only takes CPU from the
+			 * loader from now on. */
+			if (len >= 16 && (get_le64(p + 8) & ~0xfffull) < lp->last_ram_gpa)
+				prefault_stop(&lp->prefault);
+			if (len >= 16)
+				lp->last_ram_gpa = get_le64(p + 8) & ~0xfffull;
 			t = time_now_ns();
 			ret = load_ram(vm, r, p, len);
 			ram_ns += time_now_ns() - t;

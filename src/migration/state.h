@@ -43,8 +43,9 @@ int state_write_info(struct vm *vm, struct stream_writer *w);
 int state_write_final(struct vm *vm, struct stream_writer *w);
 
 /* RAM_EXTENTS (optional): the stretches of RAM that hold data, so that the
- * loader can allocate them while the pages are still on their way. */
-int state_write_ram_extents(struct vm *vm, struct stream_writer *w);
+ * loader can allocate them while the pages are still on their way. Sets
+ * *data_bytes (may be NULL) to their total (the extents listed). */
+int state_write_ram_extents(struct vm *vm, struct stream_writer *w, uint64_t *data_bytes);
 
 /* RAM records: pages gathered into batches of up to RAM_MAX_BATCH, each
  * sent whole (its contents referenced, not copied, until the flush) or as

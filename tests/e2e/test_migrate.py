@@ -132,8 +132,8 @@ def wait_migration(src, others, timeout, until=FINAL, every=0.05):
 
 
 def wait_bulk(src, dst, seconds, timeout=30):
-    """Waits until the first pass (the bulk copy) has run for that long.
-    (ram.transferred only moves at the end of a pass: no use here.)"""
+    """Waits until the first pass (the bulk copy) has run for that long:
+    ferry.pass is the pass under way."""
     deadline = time.monotonic() + timeout
     q = query(src)
     while q.get("status") == "setup":
@@ -142,7 +142,7 @@ def wait_bulk(src, dst, seconds, timeout=30):
         q = query(src)
     pump([src, dst], seconds)
     q = query(src)
-    check(q["status"] == "active" and q["ferry"]["pass"] == 0,
+    check(q["status"] == "active" and q["ferry"]["pass"] == 1 and q["ram"]["transferred"] > 0,
           f"not in the bulk copy: {q}")
     return q
 
@@ -416,7 +416,7 @@ def test_parameters():
         set_params(src, downtime_limit=10000)
         t_set = time.monotonic()
         q = query(src)
-        while q["status"] in ("setup", "active") and q["ferry"]["pass"] < 1:
+        while q["status"] in ("setup", "active") and q["ferry"]["pass"] < 2:
             check(time.monotonic() < t0 + 60, f"pass 1 never ended: {q}")
             pump([src, dst], 0.05)
             q = query(src)
