@@ -7,6 +7,10 @@
 
 #include <stddef.h>
 
+/* Every read or write of a migration gives up after this long without
+ * progress (a peer that vanished without closing the connection). */
+#define MIG_IO_TIMEOUT_MS 60000
+
 struct mig_uri {
 	enum { MIG_URI_TCP, MIG_URI_UNIX } kind;
 	char host[256];

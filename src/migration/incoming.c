@@ -16,8 +16,6 @@
 #include "vmm/vm.h"
 
 #define HELLO_TIMEOUT_MS 10000
-#define IO_TIMEOUT_MS 60000
-#define MAX_TOKEN 256u
 
 int incoming_listen(struct incoming *in, const char *uri)
 {
@@ -81,7 +79,7 @@ static int read_hello(struct incoming *in, const char *token, char *msg, size_t 
 	version = reader_u32(&rd);
 	flags = reader_u32(&rd);
 	tlen = reader_u32(&rd);
-	if (rd.short_read || tlen > MAX_TOKEN || !range_within(rd.off, tlen, len)) {
+	if (rd.short_read || tlen > MIG_MAX_TOKEN || !range_within(rd.off, tlen, len)) {
 		snprintf(msg, msglen, "malformed HELLO");
 		return token ? 1 : -EINVAL;
 	}
@@ -99,19 +97,6 @@ static int read_hello(struct incoming *in, const char *token, char *msg, size_t 
 	return 0;
 }
 
-static int send_error(struct incoming *in, const char *text)
-{
-	struct buf b = { 0 };
-	size_t n = strlen(text);
-	int ret;
-
-	buf_put_u32(&b, (uint32_t)n);
-	buf_put(&b, text, n);
-	ret = buf_finish(&b) ?: stream_write_record(&in->w, REC_ERROR, b.data, b.len);
-	buf_free(&b);
-	return ret;
-}
-
 void incoming_refuse(struct incoming *in, const char *fmt, ...)
 {
 	char text[512];
@@ -123,7 +108,7 @@ void incoming_refuse(struct incoming *in, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	if (in->w.fd == in->fd && send_error(in, text) == 0) {
+	if (in->w.fd == in->fd && stream_write_error(&in->w, text) == 0) {
 		/* Let the message arrive: stop writing, read what the source
 		 * still sends until it closes (bounded), then close — closing
 		 * with unread data would reset the connection, message and all. */
@@ -179,7 +164,7 @@ int incoming_accept(struct incoming *in, const char *token, int sig_fd)
 		break;
 	}
 	log_info("incoming migration from %s", in->peer);
-	mig_set_timeouts(in->fd, IO_TIMEOUT_MS, IO_TIMEOUT_MS);
+	mig_set_timeouts(in->fd, MIG_IO_TIMEOUT_MS, MIG_IO_TIMEOUT_MS);
 	{
 		uint8_t welcome[8];
 
@@ -250,9 +235,12 @@ int incoming_handover(struct incoming *in, struct vm *vm, bool *run)
 		return ret;
 	}
 	if (type != REC_GO || len < 8) {
-		if (type == REC_ERROR && len >= 4)
+		const char *text;
+		size_t n = type == REC_ERROR ? stream_error_text(p, len, &text) : 0;
+
+		if (n)
 			log_error("incoming migration: the source gave up: %.*s; the guest was not "
-				  "started here", (int)MIN(get_le32(p), len - 4), (const char *)p + 4);
+				  "started here", (int)MIN(n, 400u), text);
 		else
 			log_error("incoming migration: %s where GO was due; the guest was not "
 				  "started here", stream_rec_name(type));

@@ -25,8 +25,6 @@
 #define PAGE_SIZE 4096u
 #define CHUNK_WORDS 64u /* pages cleared and sent together: 4096 (16 MiB) */
 #define CONNECT_TIMEOUT_MS 10000
-#define IO_TIMEOUT_MS 60000
-#define MAX_TOKEN 256u
 
 /* What the thread works with; only it touches these. */
 struct mig_run {
@@ -165,14 +163,11 @@ static void peer_error(struct mig_run *run, int err, const char *what)
 	}
 	mig_set_timeouts(run->fd, 0, 1000);
 	if (run->r.fd >= 0 && stream_read_record(&run->r, &type, &p, &len) == 0 && type == REC_ERROR) {
-		struct reader rd;
-		uint32_t n;
+		const char *text;
+		size_t n = stream_error_text(p, len, &text);
 
-		reader_init(&rd, p, len);
-		n = reader_u32(&rd);
-		if (!rd.short_read && range_within(rd.off, n, len)) {
-			run_fail(run, -EPROTO, "the destination refused: %.*s", (int)MIN(n, 400u),
-				 (const char *)p + rd.off);
+		if (n) {
+			run_fail(run, -EPROTO, "the destination refused: %.*s", (int)MIN(n, 400u), text);
 			return;
 		}
 	}
@@ -198,15 +193,11 @@ static int expect(struct mig_run *run, uint32_t want, const uint8_t **p, size_t 
 				? "the destination closed the connection" : run->r.error);
 	}
 	if (type == REC_ERROR) {
-		struct reader rd;
-		uint32_t n;
+		const char *text;
+		size_t n = stream_error_text(*p, *len, &text);
 
-		reader_init(&rd, *p, *len);
-		n = reader_u32(&rd);
-		if (rd.short_read || !range_within(rd.off, n, *len))
-			n = 0;
 		return run_fail(run, -EPROTO, "the destination refused: %.*s", (int)MIN(n, 400u),
-				(const char *)*p + rd.off);
+				text);
 	}
 	if (type != want)
 		return run_fail(run, -EPROTO, "the destination sent %s where %s was due",
@@ -256,7 +247,7 @@ static int between_records(struct mig_run *run, uint64_t max_bw)
  * the switch-over decision does not leave megabytes in flight. */
 static int wait_drained(struct mig_run *run)
 {
-	uint64_t deadline = time_now_ns() + (uint64_t)IO_TIMEOUT_MS * 1000000ull;
+	uint64_t deadline = time_now_ns() + (uint64_t)MIG_IO_TIMEOUT_MS * 1000000ull;
 	struct timespec ts = { 0, 100000 };
 	int queued;
 
@@ -295,27 +286,13 @@ static int after_record(struct mig_run *run, uint64_t max_bw)
  * is skipped without reading it. */
 static void data_mask(const struct vm *vm, uint64_t first, uint64_t n, uint64_t *mask)
 {
-	off_t start = (off_t)(first * PAGE_SIZE), end = (off_t)((first + 64 * n) * PAGE_SIZE);
-	off_t off = start;
+	uint64_t end = (first + 64 * n) * PAGE_SIZE, start, stop;
 
 	memset(mask, 0, n * sizeof(uint64_t));
-	while (off < end) {
-		off_t d = lseek(vm->mem.memfd, off, SEEK_DATA), h;
-
-		if (d < 0 && errno == ENXIO)
-			break;
-		h = d < 0 ? -1 : lseek(vm->mem.memfd, d, SEEK_HOLE);
-		if (d < 0 || h < 0) { /* cannot tell: everything is data */
-			d = off;
-			h = end;
-		}
-		if (d >= end)
-			break;
-		for (uint64_t p = (uint64_t)d / PAGE_SIZE; p < MIN((uint64_t)ALIGN_UP(h, PAGE_SIZE),
-				(uint64_t)end) / PAGE_SIZE; p++)
+	for (uint64_t off = first * PAGE_SIZE; mem_next_data(&vm->mem, off, end, &start, &stop);
+	     off = stop)
+		for (uint64_t p = start / PAGE_SIZE; p < stop / PAGE_SIZE; p++)
 			mask[(p - first) / 64] |= 1ull << (p % 64);
-		off = h;
-	}
 }
 
 /* Sends every page whose bit is set in the dirty bitmap. bulk: the first
@@ -480,7 +457,7 @@ static int handshake(struct mig_run *run, uint64_t *rtt)
 	pthread_mutex_unlock(&m->lock);
 	if (cancelled(m))
 		return run_fail(run, -ECANCELED, "cancelled");
-	mig_set_timeouts(run->fd, IO_TIMEOUT_MS, IO_TIMEOUT_MS);
+	mig_set_timeouts(run->fd, MIG_IO_TIMEOUT_MS, MIG_IO_TIMEOUT_MS);
 	t = time_now_ns();
 	ret = stream_writer_start(&run->w, run->fd) ?: send_hello(run, m->token, m->ram_hash);
 	if (ret) {
@@ -864,8 +841,8 @@ int migration_start(struct migration *m, const char *uri, const char *token, boo
 
 	if (mig_uri_parse(uri, &u, err, errlen))
 		return -1;
-	if (token && strlen(token) > MAX_TOKEN) {
-		snprintf(err, errlen, "the token is longer than %u bytes", MAX_TOKEN);
+	if (token && strlen(token) > MIG_MAX_TOKEN) {
+		snprintf(err, errlen, "the token is longer than %u bytes", MIG_MAX_TOKEN);
 		return -1;
 	}
 	pthread_mutex_lock(&m->lock);

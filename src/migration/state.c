@@ -153,31 +153,17 @@ bool state_page_is_zero(const uint8_t *p)
 	return page_is_zero(p);
 }
 
-/* The next stretch of a RAM range that holds data, from off on: the
- * memfd's data extents (SEEK_DATA/SEEK_HOLE), which cover every page the
- * guest ever touched, resident or swapped out, and none it never touched.
- * Returns false when there is none; on an lseek error, treats the rest of
- * the range as data (slower, never wrong). */
+/* The next stretch of a RAM range that holds data, from off on, as
+ * offsets in the range (mem_next_data). */
 static bool ram_next_data(const struct vm *vm, const struct ram_range *r, uint64_t off,
 			  uint64_t *start, uint64_t *end)
 {
-	off_t base = r->hva - vm->mem.host, d, h;
+	uint64_t base = (uint64_t)(r->hva - vm->mem.host);
 
-	if (off >= r->len)
+	if (!mem_next_data(&vm->mem, base + off, base + r->len, start, end))
 		return false;
-	d = lseek(vm->mem.memfd, base + (off_t)off, SEEK_DATA);
-	if (d < 0 && errno == ENXIO)
-		return false;
-	h = d < 0 ? -1 : lseek(vm->mem.memfd, d, SEEK_HOLE);
-	if (d < 0 || h < 0) {
-		*start = off;
-		*end = r->len;
-		return true;
-	}
-	if ((uint64_t)(d - base) >= r->len)
-		return false;
-	*start = ALIGN_DOWN((uint64_t)(d - base), PAGE_SIZE);
-	*end = MIN(ALIGN_UP((uint64_t)(h - base), PAGE_SIZE), r->len);
+	*start -= base;
+	*end -= base;
 	return true;
 }
 

@@ -233,6 +233,24 @@ void stream_reader_free(struct stream_reader *r)
 	r->cap = 0;
 }
 
+int stream_write_error(struct stream_writer *w, const char *text)
+{
+	size_t n = strlen(text);
+	uint8_t head[4];
+	struct iovec iov[2] = { { head, sizeof(head) }, { (void *)text, n } };
+
+	put_le32(head, (uint32_t)n);
+	return stream_write_recordv(w, REC_ERROR, iov, 2);
+}
+
+size_t stream_error_text(const uint8_t *payload, size_t len, const char **text)
+{
+	uint32_t n = len >= 4 ? get_le32(payload) : 0;
+
+	*text = (const char *)payload + MIN(len, 4u);
+	return range_within(4, n, len) ? n : 0;
+}
+
 const char *stream_rec_name(uint32_t type)
 {
 	switch (type & ~STREAM_REC_OPTIONAL) {

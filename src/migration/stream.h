@@ -37,6 +37,7 @@ enum stream_rec_type {
 #define MIG_PROTOCOL_OLDEST 1
 #define MIG_HELLO_RAM_HASH 0x1u /* HELLO flag: hash RAM, send it in READY */
 #define MIG_GO_RUN 0x1u         /* GO flag: the guest was running; run it */
+#define MIG_MAX_TOKEN 256u      /* bytes of an --incoming-token */
 
 /* RAM record: page descriptor encodings (low 12 bits of the address). */
 #define RAM_PAGE_FULL 0
@@ -81,6 +82,12 @@ int stream_read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 bool stream_reader_at_eof(struct stream_reader *r);
 
 void stream_reader_free(struct stream_reader *r);
+
+/* ERROR records (migration channels): a u32 length and the text. The
+ * reader returns the text's length (0 when the payload is malformed) and
+ * points *text at it (not NUL-terminated). */
+int stream_write_error(struct stream_writer *w, const char *text);
+size_t stream_error_text(const uint8_t *payload, size_t len, const char **text);
 
 /* Name of a record type for messages ("RAM", "DEVICE", ...). */
 const char *stream_rec_name(uint32_t type);

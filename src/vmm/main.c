@@ -155,8 +155,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 		log_error("--incoming-token goes with --incoming");
 		return -EINVAL;
 	}
-	if (o->incoming_token && (!o->incoming_token[0] || strlen(o->incoming_token) > 256)) {
-		log_error("--incoming-token: 1 to 256 bytes");
+	if (o->incoming_token && (!o->incoming_token[0] ||
+				  strlen(o->incoming_token) > MIG_MAX_TOKEN)) {
+		log_error("--incoming-token: 1 to %u bytes", MIG_MAX_TOKEN);
 		return -EINVAL;
 	}
 	if (o->restore && o->shape_given) {

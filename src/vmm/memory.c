@@ -161,6 +161,29 @@ void *mem_gpa_to_hva(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 	return off < 0 ? NULL : mem->host + off;
 }
 
+bool mem_next_data(const struct guest_mem *mem, uint64_t off, uint64_t end, uint64_t *start,
+		   uint64_t *stop)
+{
+	off_t d, h;
+
+	if (off >= end)
+		return false;
+	d = lseek(mem->memfd, (off_t)off, SEEK_DATA);
+	if (d < 0 && errno == ENXIO)
+		return false;
+	h = d < 0 ? -1 : lseek(mem->memfd, d, SEEK_HOLE);
+	if (d < 0 || h < 0) {
+		*start = off;
+		*stop = end;
+		return true;
+	}
+	if ((uint64_t)d >= end)
+		return false;
+	*start = ALIGN_DOWN((uint64_t)d, 4096);
+	*stop = MIN(ALIGN_UP((uint64_t)h, 4096), end);
+	return true;
+}
+
 uint64_t mem_host_total(void)
 {
 	struct sysinfo si;

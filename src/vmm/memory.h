@@ -64,6 +64,14 @@ int64_t mem_layout_offset(uint64_t low, uint64_t high, uint64_t gpa, uint64_t le
  * it is not RAM. Every guest-supplied address goes through here. */
 void *mem_gpa_to_hva(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 
+/* The next stretch of [off, end) of the memfd that holds data, as whole
+ * pages: its data extents (SEEK_DATA/SEEK_HOLE) cover every page the guest
+ * ever touched, resident or swapped out, and none it never touched. Returns
+ * false when there is none; when lseek cannot tell, all of [off, end) counts
+ * as data (slower, never wrong). */
+bool mem_next_data(const struct guest_mem *mem, uint64_t off, uint64_t end, uint64_t *start,
+		   uint64_t *stop);
+
 /* The host's physical RAM in bytes (for refusing impossible --memory). */
 uint64_t mem_host_total(void);
 
