@@ -23,6 +23,14 @@ struct device_ops {
 	int (*load)(void *dev, uint32_t version, const uint8_t *data, size_t len);
 	/* Puts the device in its power-on state. */
 	void (*reset)(void *dev);
+	/* Optional, for devices that work outside the vCPUs (virtio I/O
+	 * threads). pause: finish every request in flight and take no new one
+	 * (after it returns, neither guest RAM nor the device state changes);
+	 * resume: carry on (opening what the device deferred opening, such as
+	 * a migrated disk); flush: make what was written durable. */
+	void (*pause)(void *dev);
+	int (*resume)(void *dev);
+	int (*flush)(void *dev);
 };
 
 #define DEVICE_MAX 32
@@ -48,6 +56,12 @@ int device_register(struct device_list *l, const struct device_ops *ops, unsigne
 /* The same, for a device whose state must be loaded after the vCPUs'. */
 int device_register_after_vcpus(struct device_list *l, const struct device_ops *ops,
 				unsigned instance, void *dev);
+
+/* Pause, resume or flush every device that has the hook, in order. resume
+ * and flush return the first error (after trying every device). */
+void device_list_pause(struct device_list *l);
+int device_list_resume(struct device_list *l);
+int device_list_flush(struct device_list *l);
 
 /* An interrupt line to the interrupt controllers (in-kernel on KVM). */
 struct irq_line {

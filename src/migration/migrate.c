@@ -638,6 +638,11 @@ static int finish(struct mig_run *run, enum policy_rung rung, bool live)
 		pause_vm(run, &parts.pause_ns);
 	vm_set_throttle(run->vm, 0);
 	set_status(m, MIG_DEVICE);
+	/* Disk writes made durable before anything commits: with shared
+	 * storage the destination reads them after GO. */
+	ret = vm_flush_devices(run->vm);
+	if (ret)
+		return run_fail(run, ret, "flushing the disks: %s", strerror(-ret));
 	test_delay("FERRY_TEST_DEVICE_DELAY_MS");
 	/* The last RAM: what the guest dirtied since the last harvest. */
 	t = time_now_ns();

@@ -599,6 +599,16 @@ struct load_progress {
 	unsigned late_left;
 };
 
+/* Devices that come from options rather than from the stream. */
+static const char *device_hint(const char *name)
+{
+	if (!strncmp(name, "virtio-blk", 10))
+		return " (give this VM the same --disk options, in the same order, as the source)";
+	if (!strncmp(name, "virtio-net", 10))
+		return " (give this VM the same --net options, in the same order, as the source)";
+	return "";
+}
+
 static int load_device(struct vm *vm, struct stream_reader *r, struct load_progress *lp,
 		       const uint8_t *p, size_t len)
 {
@@ -628,7 +638,7 @@ static int load_device(struct vm *vm, struct stream_reader *r, struct load_progr
 	}
 	if (i == vm->devices.n)
 		return load_fail(r, -EINVAL, "the stream has state for device %s/%u, which this VM "
-				 "does not have", name, instance);
+				 "does not have%s", name, instance, device_hint(name));
 	if (lp->dev_seen[i])
 		return load_fail(r, -EINVAL, "device %s/%u appears twice", name, instance);
 	if (d->after_vcpus && lp->cpus_left)
@@ -681,8 +691,10 @@ static int load_end(struct vm *vm, struct stream_reader *r, struct load_progress
 {
 	for (unsigned i = 0; i < vm->devices.n; i++)
 		if (!lp->dev_seen[i])
-			return load_fail(r, -EINVAL, "the stream has no state for device %s",
-					 vm->devices.items[i].ops->name);
+			return load_fail(r, -EINVAL, "the stream has no state for device %s/%u%s",
+					 vm->devices.items[i].ops->name,
+					 vm->devices.items[i].instance,
+					 device_hint(vm->devices.items[i].ops->name));
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (!lp->cpu_seen[i])
 			return load_fail(r, -EINVAL, "the stream has no state for vCPU %u", i);

@@ -57,6 +57,11 @@ static void usage(FILE *f)
 		"  --control PATH     control socket (JSON lines, QMP-style)\n"
 		"  --name NAME        VM name\n"
 		"  --paused           do not run the guest until the control command cont\n"
+		"  --disk PATH[,readonly=on][,cache=none|writeback][,serial=ID]\n"
+		"                     a virtio-blk disk on a raw image (repeatable; give the\n"
+		"                     same disks to --restore and --incoming)\n"
+		"  --net tap=IFNAME[,mac=MAC]\n"
+		"                     a virtio-net NIC on an existing tap device (repeatable)\n"
 		"  --restore FILE     restore a VM saved with the control command save; its\n"
 		"                     shape comes from the file, its serial backend by default\n"
 		"  --incoming URI     wait for a migration on tcp:HOST:PORT or unix:PATH; the\n"
@@ -78,6 +83,95 @@ static int parse_number(const char *opt, const char *arg, uint64_t max, uint64_t
 	return 0;
 }
 
+/* --disk PATH[,readonly=on|off][,cache=none|writeback][,serial=ID] */
+static int parse_disk(const char *arg, struct vm_config *vm)
+{
+	struct virtio_blk_config *d;
+	const char *p = strchr(arg, ',');
+
+	if (vm->ndisks == VM_MAX_DISKS) {
+		log_error("--disk: at most %d disks", VM_MAX_DISKS);
+		return -EINVAL;
+	}
+	d = &vm->disks[vm->ndisks];
+	*d = (struct virtio_blk_config){ .path = arg };
+	if (p == arg || !arg[0]) {
+		log_error("--disk '%s': the image path comes first", arg);
+		return -EINVAL;
+	}
+	if (p) {
+		char *path = strndup(arg, (size_t)(p - arg));
+
+		if (!path)
+			return -ENOMEM;
+		d->path = path; /* lives as long as the process */
+	}
+	while (p && *p == ',') {
+		const char *opt = p + 1, *end = strchr(opt, ','), *eq;
+		size_t n = end ? (size_t)(end - opt) : strlen(opt);
+
+		eq = memchr(opt, '=', n);
+#define OPT_IS(k) (eq && (size_t)(eq - opt) == strlen(k) && !strncmp(opt, k, strlen(k)))
+#define VAL_IS(v) (eq && n - (size_t)(eq + 1 - opt) == strlen(v) && \
+		   !strncmp(eq + 1, v, strlen(v)))
+		if (OPT_IS("readonly") && (VAL_IS("on") || VAL_IS("off"))) {
+			d->readonly = VAL_IS("on");
+		} else if (OPT_IS("cache") && (VAL_IS("none") || VAL_IS("writeback"))) {
+			d->direct = VAL_IS("none");
+		} else if (OPT_IS("serial") && n - (size_t)(eq + 1 - opt) <= VIRTIO_BLK_ID_BYTES) {
+			memcpy(d->serial, eq + 1, n - (size_t)(eq + 1 - opt));
+		} else {
+			log_error("--disk %s: bad option '%.*s' (readonly=on|off, "
+				  "cache=none|writeback, serial=ID of at most %d bytes)", d->path,
+				  (int)n, opt, VIRTIO_BLK_ID_BYTES);
+			return -EINVAL;
+		}
+#undef OPT_IS
+#undef VAL_IS
+		p = end;
+	}
+	vm->ndisks++;
+	return 0;
+}
+
+/* --net tap=IFNAME[,mac=MAC] */
+static int parse_net(const char *arg, struct vm_config *vm)
+{
+	struct virtio_net_config *n;
+	char buf[128], *save = NULL, *tok;
+
+	if (vm->nnets == VM_MAX_NETS) {
+		log_error("--net: at most %d NICs", VM_MAX_NETS);
+		return -EINVAL;
+	}
+	n = &vm->nets[vm->nnets];
+	*n = (struct virtio_net_config){ .mac = { 0x52, 0x54, 0x00, 0x12, 0x34,
+						  (uint8_t)(0x56 + vm->nnets) } };
+	if (strlen(arg) >= sizeof(buf)) {
+		log_error("--net '%s': too long", arg);
+		return -EINVAL;
+	}
+	strcpy(buf, arg);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (!strncmp(tok, "tap=", 4) && tok[4] && strlen(tok + 4) <= NET_IFNAME_MAX &&
+		    !strchr(tok + 4, '/')) {
+			strcpy(n->tap, tok + 4);
+		} else if (!strncmp(tok, "mac=", 4) && virtio_net_parse_mac(tok + 4, n->mac)) {
+			n->mac_given = true;
+		} else {
+			log_error("--net %s: bad option '%s' (tap=IFNAME of at most %d bytes, "
+				  "mac=52:54:00:xx:xx:xx, unicast)", arg, tok, NET_IFNAME_MAX);
+			return -EINVAL;
+		}
+	}
+	if (!n->tap[0]) {
+		log_error("--net %s: tap=IFNAME is required", arg);
+		return -EINVAL;
+	}
+	vm->nnets++;
+	return 0;
+}
+
 static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
@@ -94,6 +188,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "debug-ram-hash", no_argument, NULL, 'H' },
 		{ "incoming", required_argument, NULL, 'I' },
 		{ "incoming-token", required_argument, NULL, 'T' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "net", required_argument, NULL, 'E' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -118,6 +214,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'I': o->incoming = optarg; break;
 		case 'T': o->incoming_token = optarg; break;
 		case 'v': log_set_verbose(true); break;
+		case 'D':
+			if (parse_disk(optarg, &o->vm))
+				return -EINVAL;
+			break;
+		case 'E':
+			if (parse_net(optarg, &o->vm))
+				return -EINVAL;
+			break;
 		case 'm':
 			if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
 				return -EINVAL;
@@ -258,6 +362,7 @@ static void take_shape(struct options *o, const struct state_info *info)
 		log_info("the VM's console was --serial %s; here it is on stdio "
 			 "(give --serial to choose)", info->serial);
 	o->vm.serial_append = true; /* a console log file goes on */
+	o->vm.incoming = true;      /* disks open once the guest may run */
 }
 
 /* --incoming: waits for a source, builds the VM of the shape it sends,

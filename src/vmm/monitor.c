@@ -172,8 +172,9 @@ static int monitor_args_only(struct json_object *args, const char *const *names,
 static int monitor_save_file(struct vm *vm, const char *path, struct state_stats *st)
 {
 	struct file_channel ch;
-	int ret = file_channel_create(&ch, path);
+	int ret = vm_flush_devices(vm);
 
+	ret = ret ?: file_channel_create(&ch, path);
 	if (ret)
 		return ret;
 	ret = state_save(vm, ch.fd, st);

@@ -29,6 +29,51 @@ static void vm_irq_set(void *ctx, unsigned gsi, bool level)
 		log_warn("KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
 }
 
+static int vm_send_msi(void *ctx, uint64_t addr, uint32_t data)
+{
+	struct vm *vm = ctx;
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data,
+	};
+
+	/* 0: the guest blocked it (masked in its APIC); 1: delivered. */
+	return ioctl(vm->fd, KVM_SIGNAL_MSI, &msi) < 0 ? -errno : 0;
+}
+
+static int vm_ioeventfd(void *ctx, uint64_t addr, int fd, bool assign)
+{
+	struct vm *vm = ctx;
+	struct kvm_ioeventfd io = {
+		.addr = addr, .fd = fd, .flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+
+	/* Length 0 matches a write of any width (drivers write 2 or 4). */
+	io.len = vm->ioeventfd_any_len ? 0 : 2;
+	if (ioctl(vm->fd, KVM_IOEVENTFD, &io) < 0) {
+		int ret = -errno;
+
+		if (assign)
+			log_debug("KVM_IOEVENTFD at %#llx: %s (notifications go through the "
+				  "VMM)", (unsigned long long)addr, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static void *vm_ram_map(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = ctx;
+
+	return mem_gpa_to_hva(&vm->mem, gpa, len);
+}
+
+static void vm_ram_dirty(void *ctx, uint64_t gpa, uint64_t len)
+{
+	struct vm *vm = ctx;
+
+	mem_mark_dirty(&vm->mem, gpa, len);
+}
+
 static void vm_machine_request(void *ctx, enum machine_request req)
 {
 	vm_request_stop(ctx, req == MACHINE_POWEROFF ? VM_STOP_POWEROFF : VM_STOP_RESET);
@@ -100,6 +145,12 @@ static int vm_create_kvm(struct vm *vm)
 	if (vm_set_gsi_routing(vm) < 0) {
 		log_error("KVM_SET_GSI_ROUTING: %s", strerror(errno));
 		return -errno;
+	}
+	vm->ioeventfd_any_len = kvm_check_cap(&vm->kvm, KVM_CAP_IOEVENTFD_ANY_LENGTH) > 0;
+	if ((vm->cfg.ndisks || vm->cfg.nnets) && kvm_check_cap(&vm->kvm, KVM_CAP_SIGNAL_MSI) <= 0) {
+		log_error("this host's KVM cannot signal MSIs (KVM_CAP_SIGNAL_MSI), which "
+			  "virtio devices need");
+		return -ENOTSUP;
 	}
 	return 0;
 }
@@ -185,6 +236,75 @@ out:
 	return ret;
 }
 
+static void vm_destroy_pci_devices(struct vm *vm)
+{
+	for (unsigned i = 0; vm->disks && i < vm->cfg.ndisks; i++)
+		virtio_blk_destroy(&vm->disks[i]);
+	for (unsigned i = 0; vm->nets && i < vm->cfg.nnets; i++)
+		virtio_net_destroy(&vm->nets[i]);
+	free(vm->disks);
+	free(vm->nets);
+	vm->disks = NULL;
+	vm->nets = NULL;
+}
+
+/* virtio devices on PCI bus 0: the disks in --disk order (slots 1, 2, ...),
+ * then the NICs in --net order. On error, none is left. */
+static int vm_create_pci_devices(struct vm *vm)
+{
+	struct virtio_host host = {
+		.ioeventfd = vm_ioeventfd, .ctx = vm,
+		.ram = { vm_ram_map, vm_ram_dirty, vm },
+		.msi = { vm_send_msi, vm },
+	};
+	bool paused = vm->cfg.start_paused || vm->cfg.incoming;
+	/* Created one by one: a failed one is not destroyed twice. */
+	unsigned made_disks = 0, made_nets = 0;
+	int ret = 0;
+
+	vm->disks = calloc(vm->cfg.ndisks + 1, sizeof(*vm->disks));
+	vm->nets = calloc(vm->cfg.nnets + 1, sizeof(*vm->nets));
+	if (!vm->disks || !vm->nets)
+		ret = -ENOMEM;
+	for (unsigned i = 0; i < vm->cfg.ndisks && !ret; i++) {
+		struct virtio_blk_config c = vm->cfg.disks[i];
+
+		c.defer_open = vm->cfg.incoming;
+		ret = virtio_blk_create(&vm->disks[i], &c, &host, paused);
+		if (ret)
+			break;
+		made_disks++;
+		if (pci_host_plug(&vm->pci, &vm->disks[i].vp.pci) < 0) {
+			log_error("--disk %s: no room on the PCI bus", c.path);
+			ret = -ENOSPC;
+		}
+	}
+	for (unsigned i = 0; i < vm->cfg.nnets && !ret; i++) {
+		struct virtio_net_config c = vm->cfg.nets[i];
+
+		c.defer_open = vm->cfg.incoming;
+		ret = virtio_net_create(&vm->nets[i], &c, &host, paused);
+		if (ret)
+			break;
+		made_nets++;
+		if (pci_host_plug(&vm->pci, &vm->nets[i].vp.pci) < 0) {
+			log_error("--net tap=%s: no room on the PCI bus", c.tap);
+			ret = -ENOSPC;
+		}
+	}
+	if (ret) {
+		for (unsigned i = 0; i < made_disks; i++)
+			virtio_blk_destroy(&vm->disks[i]);
+		for (unsigned i = 0; i < made_nets; i++)
+			virtio_net_destroy(&vm->nets[i]);
+		free(vm->disks);
+		free(vm->nets);
+		vm->disks = NULL;
+		vm->nets = NULL;
+	}
+	return ret;
+}
+
 /* The devices of the ferry PC, in the order their state is saved. */
 static int vm_create_devices(struct vm *vm)
 {
@@ -203,7 +323,17 @@ static int vm_create_devices(struct vm *vm)
 	ret = ret ?: bus_register(pio, PORT_I8042_DATA, 5, &i8042_bus_ops, &vm->i8042);
 	ret = ret ?: bus_register(pio, PORT_RTC, 2, &rtc_bus_ops, &vm->rtc);
 	ret = ret ?: bus_register(pio, PORT_ACPI_PM, 12, &acpi_pm_bus_ops, &vm->pm);
-	ret = ret ?: bus_register(pio, PORT_RESET, 1, &acpi_cf9_bus_ops, &vm->pm);
+	/* 0xCF8-0xCFF: PCI configuration mechanism #1, with the reset
+	 * control register at 0xCF9 in its midst. */
+	pci_host_init(&vm->pci, &acpi_cf9_bus_ops, &vm->pm);
+	ret = ret ?: bus_register(pio, PORT_PCI_CONFIG, 8, &pci_host_pio_ops, &vm->pci);
+	ret = ret ?: bus_register(&vm->mmio, PCI_MMIO_BASE, PCI_MMIO_END - PCI_MMIO_BASE,
+				  &pci_host_mmio_ops, &vm->pci);
+	if (ret == 0) {
+		ret = vm_create_pci_devices(vm);
+		if (ret)
+			return ret; /* said which device and why */
+	}
 
 	/* Save/load order: the in-kernel irqchip and PIT first, the emulated
 	 * devices, (the vCPUs,) and the guest clock after the vCPUs. */
@@ -214,6 +344,11 @@ static int vm_create_devices(struct vm *vm)
 	ret = ret ?: device_register(&vm->devices, &i8042_device_ops, 0, &vm->i8042);
 	ret = ret ?: device_register(&vm->devices, &rtc_device_ops, 0, &vm->rtc);
 	ret = ret ?: device_register(&vm->devices, &acpi_pm_device_ops, 0, &vm->pm);
+	ret = ret ?: device_register(&vm->devices, &pci_host_device_ops, 0, &vm->pci);
+	for (unsigned i = 0; i < vm->cfg.ndisks && !ret; i++)
+		ret = device_register(&vm->devices, &virtio_blk_device_ops, i, &vm->disks[i]);
+	for (unsigned i = 0; i < vm->cfg.nnets && !ret; i++)
+		ret = device_register(&vm->devices, &virtio_net_device_ops, i, &vm->nets[i]);
 	ret = ret ?: device_register_after_vcpus(&vm->devices, &x86_clock_ops, 0, &vm->kvm_devs);
 	if (ret)
 		log_error("registering devices: %s", strerror(-ret));
@@ -354,6 +489,14 @@ void vm_pause(struct vm *vm)
 	while (vm->nparked < vm_started_vcpus(vm))
 		pthread_cond_wait(&vm->parked_cond, &vm->run_lock);
 	pthread_mutex_unlock(&vm->run_lock);
+	/* Then the devices' own threads: requests in flight finish, none
+	 * starts, so RAM and device state hold still. */
+	device_list_pause(&vm->devices);
+}
+
+int vm_flush_devices(struct vm *vm)
+{
+	return device_list_flush(&vm->devices);
 }
 
 void vm_resume(struct vm *vm)
@@ -361,6 +504,8 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_lock(&vm->run_lock);
 	/* Nothing resumes a VM that has asked to stop for good. */
 	if (!vm->stopping && vm->stop_reason == VM_STOP_NONE) {
+		if (device_list_resume(&vm->devices))
+			log_warn("a device could not resume; the guest will see it fail");
 		vm->pause_req = false;
 		pthread_cond_broadcast(&vm->run_cond);
 	}
@@ -488,6 +633,7 @@ void vm_destroy(struct vm *vm)
 		free(vm->vcpus);
 		vm->vcpus = NULL;
 	}
+	vm_destroy_pci_devices(vm);
 	chardev_close(&vm->console);
 	mem_destroy(&vm->mem);
 	if (vm->fd >= 0)

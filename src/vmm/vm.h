@@ -14,13 +14,18 @@
 #include "devices/bus.h"
 #include "devices/device.h"
 #include "devices/i8042.h"
+#include "devices/pci.h"
 #include "devices/rtc.h"
 #include "devices/serial.h"
+#include "devices/virtio/blk.h"
+#include "devices/virtio/net.h"
 #include "vmm/chardev.h"
 #include "vmm/kvm.h"
 #include "vmm/memory.h"
 
 #define VM_MIN_MEMORY_MIB 8
+#define VM_MAX_DISKS      8
+#define VM_MAX_NETS       4
 
 struct vm_config {
 	const char *name;
@@ -32,6 +37,13 @@ struct vm_config {
 	const char *serial;   /* chardev spec */
 	bool serial_append;   /* file: append rather than truncate (restore) */
 	bool start_paused;    /* vCPUs wait for vm_resume() (QEMU -S) */
+	struct virtio_blk_config disks[VM_MAX_DISKS];
+	unsigned ndisks;
+	struct virtio_net_config nets[VM_MAX_NETS];
+	unsigned nnets;
+	/* The VM's state comes from elsewhere (restore, incoming): disks
+	 * open at the first vm_resume(), once the hand-over committed. */
+	bool incoming;
 };
 
 /* Why the VM stopped for good; the first reason wins. */
@@ -50,6 +62,7 @@ struct vm {
 	struct vm_config cfg;
 	struct kvm kvm;
 	int fd;
+	bool ioeventfd_any_len;     /* KVM_CAP_IOEVENTFD_ANY_LENGTH */
 	struct guest_mem mem;
 	uint32_t tsc_khz;
 	struct cpuid_table cpuid; /* what KVM supports; per-vCPU copies derive */
@@ -68,6 +81,9 @@ struct vm {
 	struct i8042 i8042;
 	struct rtc rtc;
 	struct acpi_pm pm;
+	struct pci_host pci;
+	struct virtio_blk *disks;   /* cfg.ndisks of them */
+	struct virtio_net *nets;    /* cfg.nnets of them */
 	struct x86_kvm_devices kvm_devs; /* irqchip, PIT, clock: state in KVM */
 	struct chardev console;
 
@@ -106,6 +122,10 @@ void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
 
 bool vm_is_paused(struct vm *vm);
+
+/* Makes what the devices wrote durable (disks: fdatasync). Call paused,
+ * before the state leaves (save, migration's hand-over). */
+int vm_flush_devices(struct vm *vm);
 
 /* Throttles every vCPU to run (100 - pct) % of the time (0: not at all),
  * as QEMU's cpu-throttle does. Call from the main or migration thread. */

@@ -27,6 +27,7 @@
 #define PORT_I8042_CMD    0x64
 #define PORT_RTC          0x70
 #define PORT_RESET        0xcf9
+#define PORT_PCI_CONFIG   0xcf8 /* mechanism #1: 0xCF8-0xCFF */
 #define PORT_ACPI_PM      0x600 /* PM1a_EVT (4), PM1a_CNT (2), pad, PM_TMR (4) */
 #define PORT_ACPI_PM1_EVT (PORT_ACPI_PM + 0)
 #define PORT_ACPI_PM1_CNT (PORT_ACPI_PM + 4)

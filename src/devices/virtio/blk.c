@@ -1,0 +1,581 @@
+#include "devices/virtio/blk.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/util.h"
+
+/* Feature bits (§5.2.3). */
+#define BLK_F_SEG_MAX       2
+#define BLK_F_RO            5
+#define BLK_F_BLK_SIZE      6
+#define BLK_F_FLUSH         9
+#define BLK_F_DISCARD       13
+#define BLK_F_WRITE_ZEROES  14
+
+/* Request types and status (§5.2.6). */
+#define BLK_T_IN            0
+#define BLK_T_OUT           1
+#define BLK_T_FLUSH         4
+#define BLK_T_GET_ID        8
+#define BLK_T_DISCARD       11
+#define BLK_T_WRITE_ZEROES  13
+#define BLK_S_OK            0
+#define BLK_S_IOERR         1
+#define BLK_S_UNSUPP        2
+
+#define SECTOR              512ull
+#define QUEUE_SIZE          256
+#define SEG_MAX             (QUEUE_SIZE - 2)
+#define CONFIG_SIZE         60
+#define BATCH               32
+#define BOUNCE_MAX          (4ull << 20)
+#define DIRECT_ALIGN        512
+#define DISCARD_MAX_SECTORS 0x3fffffu   /* 2 GiB per segment */
+#define WZ_UNMAP            1
+
+static struct virtio_blk *blk_of(struct virtio_pci *vp)
+{
+	return vp->dev;
+}
+
+/* ---- configuration space ---- */
+
+static void config_fill(struct virtio_blk *b, uint8_t *c)
+{
+	memset(c, 0, CONFIG_SIZE);
+	put_le64(c + 0, b->size / SECTOR);
+	put_le32(c + 12, SEG_MAX);
+	put_le32(c + 20, SECTOR);
+	put_le16(c + 34, 1);                     /* num_queues */
+	put_le32(c + 36, DISCARD_MAX_SECTORS);
+	put_le32(c + 40, 1);                     /* max_discard_seg */
+	put_le32(c + 44, 4096 / SECTOR);         /* discard_sector_alignment */
+	put_le32(c + 48, DISCARD_MAX_SECTORS);
+	put_le32(c + 52, 1);                     /* max_write_zeroes_seg */
+	c[56] = b->discard;                      /* write_zeroes_may_unmap */
+}
+
+static void blk_config_read(struct virtio_pci *vp, unsigned off, uint8_t *data, unsigned size)
+{
+	uint8_t c[CONFIG_SIZE];
+
+	config_fill(blk_of(vp), c);
+	memcpy(data, c + off, size);
+}
+
+static void blk_config_write(struct virtio_pci *vp, unsigned off, const uint8_t *data,
+			     unsigned size)
+{
+	(void)vp, (void)off, (void)data, (void)size; /* nothing writable (no CONFIG_WCE) */
+}
+
+/* ---- requests ---- */
+
+static bool aligned_iov(const struct iovec *iov, unsigned n, uint64_t off)
+{
+	if (off % DIRECT_ALIGN)
+		return false;
+	for (unsigned i = 0; i < n; i++)
+		if ((uintptr_t)iov[i].iov_base % DIRECT_ALIGN || iov[i].iov_len % DIRECT_ALIGN)
+			return false;
+	return true;
+}
+
+/* The whole of [off, off + len) or an error (short transfers retried). */
+static int do_rw(struct virtio_blk *b, bool write, struct iovec *iov, unsigned n, uint64_t off,
+		 uint64_t len)
+{
+	uint64_t done = 0;
+
+	if (b->cfg.direct && !aligned_iov(iov, n, off)) {
+		/* O_DIRECT wants aligned memory: go through the bounce buffer. */
+		uint64_t at = 0;
+
+		while (at < len) {
+			uint64_t chunk = MIN(len - at, BOUNCE_MAX);
+			ssize_t r;
+
+			if (write)
+				iov_to_buf(iov, n, at, b->bounce, chunk);
+			r = write ? pwrite(b->fd, b->bounce, chunk, (off_t)(off + at))
+				  : pread(b->fd, b->bounce, chunk, (off_t)(off + at));
+			if (r != (ssize_t)chunk)
+				return r < 0 ? -errno : -EIO;
+			if (!write)
+				buf_to_iov(iov, n, at, b->bounce, chunk);
+			at += chunk;
+		}
+		return 0;
+	}
+	while (done < len) {
+		struct iovec rest[VIRTQ_MAX_SEGS];
+		unsigned rn;
+		ssize_t r;
+
+		iov_slice(iov, n, done, len - done, rest, &rn);
+		r = write ? pwritev(b->fd, rest, (int)rn, (off_t)(off + done))
+			  : preadv(b->fd, rest, (int)rn, (off_t)(off + done));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		done += (uint64_t)r;
+	}
+	return 0;
+}
+
+static uint8_t do_discard(struct virtio_blk *b, struct iovec *iov, unsigned n, uint64_t len,
+			  bool zeroes)
+{
+	uint8_t seg[16];
+	uint64_t sector, off, bytes;
+	uint32_t num, flags;
+	int mode;
+
+	if (len != sizeof(seg) || iov_to_buf(iov, n, 0, seg, sizeof(seg)) != sizeof(seg))
+		return BLK_S_UNSUPP; /* one segment at a time (max_*_seg = 1) */
+	sector = get_le64(seg);
+	num = get_le32(seg + 8);
+	flags = get_le32(seg + 12);
+	if (num > DISCARD_MAX_SECTORS || (flags & ~(uint32_t)WZ_UNMAP) ||
+	    (!zeroes && flags))
+		return BLK_S_UNSUPP;
+	off = sector * SECTOR;
+	bytes = (uint64_t)num * SECTOR;
+	if (sector > b->size / SECTOR || !range_within(off, bytes, b->size))
+		return BLK_S_IOERR;
+	if (!bytes)
+		return BLK_S_OK;
+	mode = zeroes ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
+		      : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	if (zeroes && (flags & WZ_UNMAP))
+		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+	if (fallocate(b->fd, mode, (off_t)off, (off_t)bytes) == 0)
+		return BLK_S_OK;
+	if (!zeroes)
+		return BLK_S_OK; /* discard is a hint: doing nothing is correct */
+	return BLK_S_IOERR;
+}
+
+/* Serves one request; returns the bytes written into the guest's buffers
+ * (data and status), or -EINVAL when the chain is malformed. */
+static int64_t serve(struct virtio_blk *b, struct virtq_elem *e)
+{
+	struct iovec *out = e->iov, *in = e->iov + e->n_out;
+	struct iovec data[VIRTQ_MAX_SEGS];
+	uint8_t hdr[16], status = BLK_S_OK;
+	uint64_t sector, dlen, off;
+	unsigned dn;
+	uint32_t type;
+
+	/* Header (16 bytes, device-readable), data, status (last writable
+	 * byte); any framing (§5.2.6.2: no assumption on descriptor layout). */
+	if (e->out_len < sizeof(hdr) || e->in_len < 1 ||
+	    iov_to_buf(out, e->n_out, 0, hdr, sizeof(hdr)) != sizeof(hdr))
+		return -EINVAL;
+	type = get_le32(hdr);
+	sector = get_le64(hdr + 8);
+	off = sector * SECTOR;
+	switch (type) {
+	case BLK_T_IN:
+	case BLK_T_GET_ID:
+		dlen = e->in_len - 1;
+		iov_slice(in, e->n_in, 0, dlen, data, &dn);
+		break;
+	default:
+		dlen = e->out_len - sizeof(hdr);
+		iov_slice(out, e->n_out, sizeof(hdr), dlen, data, &dn);
+		break;
+	}
+	switch (type) {
+	case BLK_T_IN:
+	case BLK_T_OUT:
+		if (type == BLK_T_OUT && b->cfg.readonly) {
+			status = BLK_S_IOERR;
+			dlen = 0;
+			break;
+		}
+		if (dlen % SECTOR || sector > b->size / SECTOR ||
+		    !range_within(off, dlen, b->size / SECTOR * SECTOR)) {
+			status = BLK_S_IOERR;
+			dlen = 0;
+			break;
+		}
+		if (do_rw(b, type == BLK_T_OUT, data, dn, off, dlen))
+			status = BLK_S_IOERR;
+		if (type == BLK_T_OUT)
+			dlen = 0;
+		break;
+	case BLK_T_FLUSH:
+		dlen = 0;
+		if (fdatasync(b->fd))
+			status = BLK_S_IOERR;
+		break;
+	case BLK_T_GET_ID: {
+		char id[VIRTIO_BLK_ID_BYTES] = { 0 };
+
+		memcpy(id, b->cfg.serial, strnlen(b->cfg.serial, sizeof(id)));
+		dlen = buf_to_iov(data, dn, 0, id, MIN(dlen, sizeof(id)));
+		break;
+	}
+	case BLK_T_DISCARD:
+	case BLK_T_WRITE_ZEROES:
+		status = b->cfg.readonly || !b->discard ? BLK_S_UNSUPP
+			 : do_discard(b, data, dn, dlen, type == BLK_T_WRITE_ZEROES);
+		dlen = 0;
+		break;
+	default:
+		status = BLK_S_UNSUPP;
+		dlen = 0;
+		break;
+	}
+	/* The status byte is the last writable byte of the chain. */
+	buf_to_iov(in, e->n_in, e->in_len - 1, &status, 1);
+	return (int64_t)(type == BLK_T_IN || type == BLK_T_GET_ID ? dlen + 1 : 1);
+}
+
+/* Takes up to BATCH requests, serves them without holding the transport
+ * lock, returns them. False when there was nothing to do or the device
+ * stopped serving. */
+static bool serve_batch(struct virtio_blk *b)
+{
+	struct virtio_pci *vp = &b->vp;
+	struct virtq *q = &vp->vq[0];
+	int64_t len[BATCH];
+	unsigned n = 0;
+	bool broken = false;
+
+	pthread_mutex_lock(&vp->lock);
+	while (vp->active && n < BATCH) {
+		int r = virtq_pop(q, &b->elems[n]);
+
+		if (r < 0) {
+			virtio_pci_set_broken(vp, "the driver made a malformed request chain");
+			break;
+		}
+		if (r == 0)
+			break;
+		n++;
+	}
+	pthread_mutex_unlock(&vp->lock);
+	if (!n)
+		return false;
+	for (unsigned i = 0; i < n; i++) {
+		len[i] = serve(b, &b->elems[i]);
+		broken |= len[i] < 0;
+	}
+	pthread_mutex_lock(&vp->lock);
+	for (unsigned i = 0; i < n; i++)
+		virtq_push(q, &b->elems[i], len[i] < 0 ? 0 : (uint32_t)len[i]);
+	if (broken)
+		virtio_pci_set_broken(vp, "a request without header or status byte");
+	if (virtq_should_notify(q))
+		virtio_pci_notify_queue(vp, 0);
+	pthread_mutex_unlock(&vp->lock);
+	return true;
+}
+
+static void blk_fill(void *dev, struct pollfd *fds, unsigned *n)
+{
+	struct virtio_blk *b = dev;
+
+	if (b->fd < 0)
+		return; /* not opened yet (deferred): nothing to serve with */
+	fds[(*n)++] = (struct pollfd){ .fd = b->vp.notify_fd[0], .events = POLLIN };
+}
+
+static void blk_work(void *dev, const struct pollfd *fds, unsigned n)
+{
+	struct virtio_blk *b = dev;
+	uint64_t v;
+
+	(void)fds;
+	if (!n)
+		return;
+	while (read(b->vp.notify_fd[0], &v, sizeof(v)) > 0)
+		;
+	while (!virtio_worker_yield(&b->worker) && serve_batch(b))
+		;
+}
+
+/* ---- transport hooks ---- */
+
+static int blk_activate(struct virtio_pci *vp)
+{
+	virtio_worker_kick(&blk_of(vp)->worker);
+	return 0;
+}
+
+static void blk_quiesce(struct virtio_pci *vp)
+{
+	struct virtio_blk *b = blk_of(vp);
+
+	pthread_mutex_lock(&vp->lock);
+	vp->active = false;
+	pthread_mutex_unlock(&vp->lock);
+	virtio_worker_kick(&b->worker);
+	virtio_worker_wait_idle(&b->worker);
+}
+
+static const struct virtio_device_ops blk_virtio_ops = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.class_code = 0x018000, /* mass storage, other */
+	.activate = blk_activate,
+	.quiesce = blk_quiesce,
+	.config_read = blk_config_read,
+	.config_write = blk_config_write,
+};
+
+/* ---- the image ---- */
+
+static int image_size(int fd, const char *path, uint64_t *size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st))
+		return -errno;
+	if (S_ISREG(st.st_mode)) {
+		*size = (uint64_t)st.st_size;
+	} else if (S_ISBLK(st.st_mode)) {
+		if (ioctl(fd, BLKGETSIZE64, size))
+			return -errno;
+	} else {
+		log_error("--disk %s: not a regular file or block device", path);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int image_open(struct virtio_blk *b, uint64_t *size)
+{
+	int flags = (b->cfg.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+	int fd, ret;
+
+	if (b->cfg.direct)
+		flags |= O_DIRECT;
+	fd = open(b->path, flags);
+	if (fd < 0) {
+		ret = -errno;
+		if (ret == -EINVAL && b->cfg.direct)
+			log_error("--disk %s: cache=none needs O_DIRECT, which this file "
+				  "system does not support (use cache=writeback)", b->path);
+		else
+			log_error("--disk %s: %s", b->path, strerror(-ret));
+		return ret;
+	}
+	ret = image_size(fd, b->path, size);
+	if (ret) {
+		if (ret != -EINVAL)
+			log_error("--disk %s: %s", b->path, strerror(-ret));
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Without opening it: is it there, of a usable kind, and ours to open? */
+static int image_check(struct virtio_blk *b, uint64_t *size)
+{
+	int fd = image_open(b, size);
+
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
+}
+
+static bool can_punch(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
+		      const struct virtio_host *host, bool start_paused)
+{
+	uint64_t features = VIRTIO_BIT(BLK_F_SEG_MAX) | VIRTIO_BIT(BLK_F_BLK_SIZE) |
+			    VIRTIO_BIT(BLK_F_FLUSH);
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->fd = -1;
+	b->cfg = *cfg;
+	b->path = strdup(cfg->path);
+	b->elems = calloc(BATCH, sizeof(*b->elems));
+	if (!b->path || !b->elems) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	b->cfg.path = b->path;
+	/* Opened for the check even when deferred: a missing image, a
+	 * directory or a permission problem is reported at start-up. */
+	ret = image_check(b, &b->size);
+	if (ret)
+		goto fail;
+	if (b->size < SECTOR) {
+		log_error("--disk %s: smaller than one 512-byte sector", b->path);
+		ret = -EINVAL;
+		goto fail;
+	}
+	if (!cfg->defer_open) {
+		ret = image_open(b, &b->size);
+		if (ret < 0)
+			goto fail;
+		b->fd = ret;
+	}
+	b->discard = !cfg->readonly && (b->fd < 0 || can_punch(b->fd));
+	if (cfg->readonly)
+		features |= VIRTIO_BIT(BLK_F_RO);
+	if (b->discard)
+		features |= VIRTIO_BIT(BLK_F_DISCARD) | VIRTIO_BIT(BLK_F_WRITE_ZEROES);
+	if (cfg->direct && posix_memalign(&b->bounce, 4096, BOUNCE_MAX)) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	ret = virtio_pci_init(&b->vp, &blk_virtio_ops, b, host, features, 1, QUEUE_SIZE,
+			      CONFIG_SIZE, 0x40 + VIRTIO_ID_BLOCK);
+	if (ret)
+		goto fail;
+	b->worker = (struct virtio_worker){ .fill = blk_fill, .work = blk_work, .dev = b };
+	ret = virtio_worker_start(&b->worker, start_paused);
+	if (ret)
+		goto fail;
+	return 0;
+fail:
+	if (ret == -ENOMEM)
+		log_error("--disk %s: out of memory", cfg->path);
+	virtio_blk_destroy(b);
+	return ret;
+}
+
+void virtio_blk_destroy(struct virtio_blk *b)
+{
+	virtio_worker_stop(&b->worker);
+	virtio_pci_destroy(&b->vp);
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	free(b->bounce);
+	free(b->elems);
+	free(b->path);
+	b->bounce = b->elems = NULL;
+	b->path = NULL;
+}
+
+/* ---- device registry hooks ---- */
+
+static void blk_pause(void *dev)
+{
+	struct virtio_blk *b = dev;
+
+	virtio_worker_pause(&b->worker);
+}
+
+static int blk_resume(void *dev)
+{
+	struct virtio_blk *b = dev;
+
+	if (b->fd < 0) {
+		uint64_t size;
+		int fd = image_open(b, &size);
+
+		if (fd < 0)
+			return fd;
+		if (size != b->size) {
+			log_error("--disk %s: the image is %llu bytes now, %llu when the guest "
+				  "last saw it", b->path, (unsigned long long)size,
+				  (unsigned long long)b->size);
+			close(fd);
+			return -EINVAL;
+		}
+		b->fd = fd;
+	}
+	virtio_worker_resume(&b->worker);
+	return 0;
+}
+
+static int blk_flush(void *dev)
+{
+	struct virtio_blk *b = dev;
+
+	if (b->fd >= 0 && !b->cfg.readonly && fdatasync(b->fd)) {
+		int ret = -errno;
+
+		log_error("--disk %s: flush: %s", b->path, strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static int blk_save(void *dev, struct buf *out)
+{
+	struct virtio_blk *b = dev;
+
+	buf_put_u64(out, b->size);
+	buf_put_u8(out, b->cfg.readonly);
+	virtio_pci_save(&b->vp, out);
+	return buf_finish(out);
+}
+
+static int blk_load(void *dev, uint32_t version, const uint8_t *data, size_t len)
+{
+	struct virtio_blk *b = dev;
+	struct reader r;
+	uint64_t size;
+	uint8_t ro;
+	int ret;
+
+	if (version != 1)
+		return -EINVAL;
+	reader_init(&r, data, len);
+	size = reader_u64(&r);
+	ro = reader_u8(&r);
+	if (r.short_read)
+		return -EINVAL;
+	if (size != b->size) {
+		log_error("--disk %s: the image is %llu bytes here, %llu where the guest ran",
+			  b->path, (unsigned long long)b->size, (unsigned long long)size);
+		return -EINVAL;
+	}
+	if (ro != b->cfg.readonly) {
+		log_error("--disk %s: readonly=%s here, %s where the guest ran", b->path,
+			  b->cfg.readonly ? "on" : "off", ro ? "on" : "off");
+		return -EINVAL;
+	}
+	ret = virtio_pci_load(&b->vp, &r);
+	if (ret)
+		return ret;
+	if (reader_finish(&r))
+		return -EINVAL;
+	return virtio_pci_post_load(&b->vp);
+}
+
+static void blk_reset(void *dev)
+{
+	struct virtio_blk *b = dev;
+
+	virtio_pci_reset(&b->vp);
+	pci_function_reset(&b->vp.pci);
+}
+
+const struct device_ops virtio_blk_device_ops = {
+	.name = "virtio-blk",
+	.version = 1,
+	.save = blk_save,
+	.load = blk_load,
+	.reset = blk_reset,
+	.pause = blk_pause,
+	.resume = blk_resume,
+	.flush = blk_flush,
+};
