@@ -18,7 +18,9 @@ GUEST = os.path.join(BUILD, "guest", "ferry-guest.elf")
 PAYLOADS = os.path.join(BUILD, "tests", "payloads")
 
 BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) corrupt=(\d+)"
-                     r"(?: written=(\d+))?(?: ticks=([\d/]+))?")
+                     r"(?: written=(\d+))?(?: ticks=([\d/]+))?"
+                     # device figures (disk_written=, disk_corrupt=, net_lost=, ...)
+                     r"(?: [a-z_]+=\d+)*")
 READY_RE = re.compile(r"ferry-agent ready cpus=(\d+) mem_mib=(\d+)")
 
 

@@ -190,7 +190,7 @@ static void announce_tick(struct virtio_net *n)
 
 	send_announce(n);
 	if (--n->announce_left)
-		arm_timer(n, ANNOUNCE_FIRST_MS + ANNOUNCE_STEP_MS * (round + 1));
+		arm_timer(n, ANNOUNCE_FIRST_MS + ANNOUNCE_STEP_MS * round);
 }
 
 /* ---- the queues ---- */
