@@ -42,6 +42,7 @@ bench: all
 	bench/boot.sh $(BUILD)
 	python3 bench/snapshot.py $(BUILD)
 	python3 bench/migrate.py $(BUILD)
+	python3 bench/disk.py $(BUILD)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

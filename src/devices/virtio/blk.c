@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <liburing.h>
 #include <linux/fs.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -167,81 +168,169 @@ static uint8_t do_discard(struct virtio_blk *b, struct iovec *iov, unsigned n, u
 	return BLK_S_IOERR;
 }
 
-/* Serves one request; returns the bytes written into the guest's buffers
- * (data and status), or -EINVAL when the chain is malformed. */
-static int64_t serve(struct virtio_blk *b, struct virtq_elem *e)
+/* One request between taking it and returning it. */
+struct blk_req {
+	uint32_t type;
+	uint64_t off, dlen;     /* image offset, data bytes */
+	struct iovec data[VIRTQ_MAX_SEGS];
+	unsigned dn;
+	uint8_t status;
+	bool io;                /* needs a read, write or flush */
+	bool bad;               /* malformed: no header or status byte */
+};
+
+/* Checks a request and does what needs no I/O. */
+static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_req *r)
 {
 	struct iovec *out = e->iov, *in = e->iov + e->n_out;
-	struct iovec data[VIRTQ_MAX_SEGS];
-	uint8_t hdr[16], status = BLK_S_OK;
-	uint64_t sector, dlen, off;
-	unsigned dn;
-	uint32_t type;
+	uint8_t hdr[16];
+	uint64_t sector;
 
+	r->io = r->bad = false;
+	r->status = BLK_S_OK;
+	r->dlen = 0;
+	r->dn = 0;
 	/* Header (16 bytes, device-readable), data, status (last writable
-	 * byte); any framing (§5.2.6.2: no assumption on descriptor layout). */
+	 * byte), in any framing (§5.2.6.2: no assumption on the layout). */
 	if (e->out_len < sizeof(hdr) || e->in_len < 1 ||
-	    iov_to_buf(out, e->n_out, 0, hdr, sizeof(hdr)) != sizeof(hdr))
-		return -EINVAL;
-	type = get_le32(hdr);
-	sector = get_le64(hdr + 8);
-	off = sector * SECTOR;
-	switch (type) {
-	case BLK_T_IN:
-	case BLK_T_GET_ID:
-		dlen = e->in_len - 1;
-		iov_slice(in, e->n_in, 0, dlen, data, &dn);
-		break;
-	default:
-		dlen = e->out_len - sizeof(hdr);
-		iov_slice(out, e->n_out, sizeof(hdr), dlen, data, &dn);
-		break;
+	    iov_to_buf(out, e->n_out, 0, hdr, sizeof(hdr)) != sizeof(hdr)) {
+		r->bad = true;
+		return;
 	}
-	switch (type) {
+	r->type = get_le32(hdr);
+	sector = get_le64(hdr + 8);
+	r->off = sector * SECTOR;
+	if (r->type == BLK_T_IN || r->type == BLK_T_GET_ID) {
+		r->dlen = e->in_len - 1;
+		iov_slice(in, e->n_in, 0, r->dlen, r->data, &r->dn);
+	} else {
+		r->dlen = e->out_len - sizeof(hdr);
+		iov_slice(out, e->n_out, sizeof(hdr), r->dlen, r->data, &r->dn);
+	}
+	switch (r->type) {
 	case BLK_T_IN:
 	case BLK_T_OUT:
-		if (type == BLK_T_OUT && b->cfg.readonly) {
-			status = BLK_S_IOERR;
-			dlen = 0;
-			break;
-		}
-		if (dlen % SECTOR || sector > b->size / SECTOR ||
-		    !range_within(off, dlen, b->size / SECTOR * SECTOR)) {
-			status = BLK_S_IOERR;
-			dlen = 0;
-			break;
-		}
-		if (do_rw(b, type == BLK_T_OUT, data, dn, off, dlen))
-			status = BLK_S_IOERR;
-		if (type == BLK_T_OUT)
-			dlen = 0;
+		if ((r->type == BLK_T_OUT && b->cfg.readonly) || r->dlen % SECTOR ||
+		    sector > b->size / SECTOR ||
+		    !range_within(r->off, r->dlen, b->size / SECTOR * SECTOR))
+			r->status = BLK_S_IOERR;
+		else
+			r->io = true;
 		break;
 	case BLK_T_FLUSH:
-		dlen = 0;
-		if (fdatasync(b->fd))
-			status = BLK_S_IOERR;
+		r->io = true;
 		break;
 	case BLK_T_GET_ID: {
 		char id[VIRTIO_BLK_ID_BYTES] = { 0 };
 
 		memcpy(id, b->cfg.serial, strnlen(b->cfg.serial, sizeof(id)));
-		dlen = buf_to_iov(data, dn, 0, id, MIN(dlen, sizeof(id)));
+		r->dlen = buf_to_iov(r->data, r->dn, 0, id, MIN(r->dlen, sizeof(id)));
 		break;
 	}
 	case BLK_T_DISCARD:
 	case BLK_T_WRITE_ZEROES:
-		status = b->cfg.readonly || !b->discard ? BLK_S_UNSUPP
-			 : do_discard(b, data, dn, dlen, type == BLK_T_WRITE_ZEROES);
-		dlen = 0;
+		r->status = b->cfg.readonly || !b->discard ? BLK_S_UNSUPP
+			    : do_discard(b, r->data, r->dn, r->dlen, r->type == BLK_T_WRITE_ZEROES);
 		break;
 	default:
-		status = BLK_S_UNSUPP;
-		dlen = 0;
+		r->status = BLK_S_UNSUPP;
 		break;
 	}
-	/* The status byte is the last writable byte of the chain. */
-	buf_to_iov(in, e->n_in, e->in_len - 1, &status, 1);
-	return (int64_t)(type == BLK_T_IN || type == BLK_T_GET_ID ? dlen + 1 : 1);
+}
+
+/* The I/O of a request, here and now; from byte `done` on. */
+static void req_do_sync(struct virtio_blk *b, struct blk_req *r, uint64_t done)
+{
+	if (r->type == BLK_T_FLUSH) {
+		if (fdatasync(b->fd))
+			r->status = BLK_S_IOERR;
+		return;
+	}
+	if (done < r->dlen) {
+		struct iovec rest[VIRTQ_MAX_SEGS];
+		unsigned rn;
+
+		iov_slice(r->data, r->dn, done, r->dlen - done, rest, &rn);
+		if (do_rw(b, r->type == BLK_T_OUT, rest, rn, r->off + done, r->dlen - done))
+			r->status = BLK_S_IOERR;
+	}
+}
+
+/* Writes the status byte; returns the bytes the device wrote into the
+ * guest's buffers (data read, the ID, the status). */
+static uint32_t req_finish(struct virtq_elem *e, struct blk_req *r)
+{
+	if (r->bad)
+		return 0;
+	buf_to_iov(e->iov + e->n_out, e->n_in, e->in_len - 1, &r->status, 1);
+	if (r->status == BLK_S_OK && (r->type == BLK_T_IN || r->type == BLK_T_GET_ID))
+		return (uint32_t)(r->dlen + 1);
+	return 1;
+}
+
+/* Runs the batch's reads, writes and flushes side by side through
+ * io_uring (a flush after everything before it in the batch); requests it
+ * cannot take go the synchronous way. */
+static void batch_io_uring(struct virtio_blk *b, struct blk_req *reqs, unsigned n)
+{
+	unsigned queued = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		struct blk_req *r = &reqs[i];
+		struct io_uring_sqe *sqe;
+
+		if (!r->io)
+			continue;
+		if (r->type != BLK_T_FLUSH && b->cfg.direct && !aligned_iov(r->data, r->dn, r->off)) {
+			req_do_sync(b, r, 0); /* the bounce buffer */
+			continue;
+		}
+		sqe = io_uring_get_sqe(&b->ring);
+		if (!sqe) {
+			req_do_sync(b, r, 0);
+			continue;
+		}
+		if (r->type == BLK_T_FLUSH) {
+			io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+			sqe->flags |= IOSQE_IO_DRAIN;
+		} else if (r->type == BLK_T_IN) {
+			io_uring_prep_readv(sqe, b->fd, r->data, r->dn, r->off);
+		} else {
+			io_uring_prep_writev(sqe, b->fd, r->data, r->dn, r->off);
+		}
+		io_uring_sqe_set_data64(sqe, i);
+		queued++;
+	}
+	if (queued) {
+		int ret = io_uring_submit_and_wait(&b->ring, queued);
+
+		if (ret < 0)
+			log_warn("--disk %s: io_uring submit: %s", b->path, strerror(-ret));
+	}
+	while (queued) {
+		struct io_uring_cqe *cqe;
+		struct blk_req *r;
+		int ret = io_uring_wait_cqe(&b->ring, &cqe);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			/* Cannot happen with the SQEs submitted; never leave the
+			 * guest's requests unanswered. */
+			log_warn("--disk %s: io_uring wait: %s", b->path, strerror(-ret));
+			for (unsigned i = 0; i < n; i++)
+				if (reqs[i].io)
+					reqs[i].status = BLK_S_IOERR;
+			return;
+		}
+		r = &reqs[io_uring_cqe_get_data64(cqe)];
+		if (cqe->res < 0)
+			r->status = BLK_S_IOERR;
+		else if (r->type != BLK_T_FLUSH && (uint64_t)cqe->res < r->dlen)
+			req_do_sync(b, r, (uint64_t)cqe->res); /* a short transfer */
+		io_uring_cqe_seen(&b->ring, cqe);
+		queued--;
+	}
 }
 
 /* Takes up to BATCH requests, serves them without holding the transport
@@ -251,7 +340,6 @@ static bool serve_batch(struct virtio_blk *b)
 {
 	struct virtio_pci *vp = &b->vp;
 	struct virtq *q = &vp->vq[0];
-	int64_t len[BATCH];
 	unsigned n = 0;
 	bool broken = false;
 
@@ -271,12 +359,19 @@ static bool serve_batch(struct virtio_blk *b)
 	if (!n)
 		return false;
 	for (unsigned i = 0; i < n; i++) {
-		len[i] = serve(b, &b->elems[i]);
-		broken |= len[i] < 0;
+		req_prepare(b, &b->elems[i], &b->reqs[i]);
+		broken |= b->reqs[i].bad;
+	}
+	if (b->uring) {
+		batch_io_uring(b, b->reqs, n);
+	} else {
+		for (unsigned i = 0; i < n; i++)
+			if (b->reqs[i].io)
+				req_do_sync(b, &b->reqs[i], 0);
 	}
 	pthread_mutex_lock(&vp->lock);
 	for (unsigned i = 0; i < n; i++)
-		virtq_push(q, &b->elems[i], len[i] < 0 ? 0 : (uint32_t)len[i]);
+		virtq_push(q, &b->elems[i], req_finish(&b->elems[i], &b->reqs[i]));
 	if (broken)
 		virtio_pci_set_broken(vp, "a request without header or status byte");
 	if (virtq_should_notify(q))
@@ -413,7 +508,8 @@ int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 	b->cfg = *cfg;
 	b->path = strdup(cfg->path);
 	b->elems = calloc(BATCH, sizeof(*b->elems));
-	if (!b->path || !b->elems) {
+	b->reqs = calloc(BATCH, sizeof(*b->reqs));
+	if (!b->path || !b->elems || !b->reqs) {
 		ret = -ENOMEM;
 		goto fail;
 	}
@@ -447,6 +543,14 @@ int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 			      CONFIG_SIZE, 0x40 + VIRTIO_ID_BLOCK);
 	if (ret)
 		goto fail;
+	/* io_uring where the kernel allows it (a sysctl or seccomp may not):
+	 * the batch's requests then run side by side. */
+	ret = io_uring_queue_init(BATCH, &b->ring, 0);
+	if (ret == 0)
+		b->uring = true;
+	else
+		log_debug("--disk %s: io_uring: %s; requests run one at a time", b->path,
+			  strerror(-ret));
 	b->worker = (struct virtio_worker){ .fill = blk_fill, .work = blk_work, .dev = b };
 	ret = virtio_worker_start(&b->worker, start_paused);
 	if (ret)
@@ -462,14 +566,19 @@ fail:
 void virtio_blk_destroy(struct virtio_blk *b)
 {
 	virtio_worker_stop(&b->worker);
+	if (b->uring)
+		io_uring_queue_exit(&b->ring);
+	b->uring = false;
 	virtio_pci_destroy(&b->vp);
 	if (b->fd >= 0)
 		close(b->fd);
 	b->fd = -1;
 	free(b->bounce);
 	free(b->elems);
+	free(b->reqs);
 	free(b->path);
 	b->bounce = b->elems = NULL;
+	b->reqs = NULL;
 	b->path = NULL;
 }
 

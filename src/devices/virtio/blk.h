@@ -6,6 +6,7 @@
 #ifndef FERRY_DEVICES_VIRTIO_BLK_H
 #define FERRY_DEVICES_VIRTIO_BLK_H
 
+#include <liburing.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -14,6 +15,8 @@
 #include "devices/virtio/worker.h"
 
 #define VIRTIO_BLK_ID_BYTES 20
+
+struct blk_req;
 
 struct virtio_blk_config {
 	const char *path;
@@ -35,7 +38,10 @@ struct virtio_blk {
 	void *bounce;           /* for O_DIRECT with unaligned guest buffers */
 
 	struct virtio_worker worker;
-	struct virtq_elem *elems;
+	struct virtq_elem *elems;       /* the batch being served */
+	struct blk_req *reqs;
+	struct io_uring ring;
+	bool uring;                     /* else one request at a time */
 };
 
 /* Checks the image and opens it (unless cfg->defer_open); builds the PCI
