@@ -171,8 +171,9 @@ gdt_ptr:                                /* used in 32- and 64-bit mode */
 	.quad gdt
 
 /*
- * Identity map of the first 4 GiB in 2 MiB pages, user-accessible, with the
- * 0xFEC00000-0xFEFFFFFF IOAPIC/LAPIC window uncached. Built by the
+ * Identity map of the first 4 GiB in 2 MiB pages, user-accessible, with
+ * 3 GiB-4 GiB uncached: no RAM lies there under QEMU -M pc or ferry-vmm,
+ * only PCI BARs (which ring 3 drives), the IOAPIC and the local APIC. Built by the
  * assembler so that ring 0 spends no time on it; paging.c adds RAM above
  * 4 GiB at run time.
  */
@@ -190,7 +191,7 @@ boot_pdpt:
 boot_pd:
 	.set i, 0
 	.rept 2048
-	.if i >= (0xfec00000 >> 21)
+	.if i >= (0xc0000000 >> 21)
 	.quad (i << 21) + (PTE_P | PTE_RW | PTE_US | PTE_PS | PTE_PWT | PTE_PCD)
 	.else
 	.quad (i << 21) + (PTE_P | PTE_RW | PTE_US | PTE_PS)

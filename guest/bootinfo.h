@@ -57,4 +57,8 @@ struct percpu {
 
 extern struct percpu percpu[MAX_CPUS];
 
+/* Interrupts taken on MSI vector VEC_MSI_BASE + i (any CPU; each vector is
+ * aimed at one CPU, so the increments do not race). */
+extern volatile u64 msi_count[MSI_VECTORS];
+
 #endif

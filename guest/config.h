@@ -19,4 +19,10 @@
 #define VEC_TIMER       0x40
 #define VEC_SPURIOUS    0xff
 
+/* MSI/MSI-X vectors handed to PCI devices (ring 3 allocates them, see
+ * pci.h): each one only counts and EOIs. isr.S lists them by number, so
+ * a change here must be made there too. */
+#define VEC_MSI_BASE    0x50
+#define MSI_VECTORS     16
+
 #endif

@@ -3,10 +3,12 @@
 
 /*
  * 64-bit TSS with an I/O permission bitmap. kvm_pvm ignores IOPL for ring 3,
- * but honours the bitmap: byte 0x7f covers ports 0x3f8-0x3ff (COM1), which
- * ring 3 may use; everything below is closed; ports beyond the bitmap lie
- * past the TSS limit and are closed too. The terminating 0xff byte is
- * required by the CPU. Initialised statically so ring 0 does no loop.
+ * but honours the bitmap: byte 0x7f covers ports 0x3f8-0x3ff (COM1) and
+ * byte 0x19f ports 0xcf8-0xcff (PCI configuration mechanism #1), which
+ * ring 3 may use; every other port up to there is closed; ports beyond the
+ * bitmap lie past the TSS limit and are closed too. The terminating 0xff
+ * byte is required by the CPU. Initialised statically so ring 0 does no
+ * loop.
  */
 struct tss {
 	u32 reserved0;
@@ -16,11 +18,13 @@ struct tss {
 	u64 reserved2;
 	u16 reserved3;
 	u16 iomap_base;
-	u8 iomap[0x80 + 1];
+	u8 iomap[0x1a0 + 1];
 } PACKED __attribute__((aligned(16)));
 
-#define TSS_INIT { .iomap_base = offsetof(struct tss, iomap), \
-		   .iomap = { [0 ... 0x7e] = 0xff, [0x7f] = 0x00, [0x80] = 0xff } }
+#define TSS_INIT { .iomap_base = offsetof(struct tss, iomap),		\
+		   .iomap = { [0 ... 0x7e] = 0xff, [0x7f] = 0x00,	\
+			      [0x80 ... 0x19e] = 0xff, [0x19f] = 0x00,	\
+			      [0x1a0] = 0xff } }
 
 static struct tss tss[MAX_CPUS] = { [0 ... MAX_CPUS - 1] = TSS_INIT };
 
@@ -38,7 +42,10 @@ static struct idt_gate idt[256] __attribute__((aligned(16)));
 
 extern u64 gdt[GDT_ENTRIES];
 extern char kstacks[];
-extern const u64 isr_table[34];
+extern const u64 isr_table[34 + MSI_VECTORS];
+
+_Static_assert(VEC_MSI_BASE == 0x50 && MSI_VECTORS == 16,
+	       "isr.S spells out the MSI vectors 0x50-0x5f");
 
 static void set_gate(u8 vec, u64 handler)
 {
@@ -58,6 +65,8 @@ void idt_init(void)
 		set_gate(v, isr_table[v]);
 	set_gate(VEC_TIMER, isr_table[32]);
 	set_gate(VEC_SPURIOUS, isr_table[33]);
+	for (u8 i = 0; i < MSI_VECTORS; i++)
+		set_gate(VEC_MSI_BASE + i, isr_table[34 + i]);
 }
 
 static void set_tss_desc(u32 cpu)

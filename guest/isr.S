@@ -22,7 +22,9 @@ isr_\vec:
 	.section .rodata
 	.balign 8
 	.globl isr_table
-/* isr_table[0..31] = exceptions, [32] = timer, [33] = spurious. */
+/* isr_table[0..31] = exceptions, [32] = timer, [33] = spurious,
+ * [34..49] = MSI vectors VEC_MSI_BASE.. (config.h; the numbers are spelled
+ * out below because the stub labels are made from them). */
 isr_table:
 
 	STUB 0, 0
@@ -59,6 +61,9 @@ isr_table:
 	STUB 31, 0
 	STUB VEC_TIMER, 0
 	STUB VEC_SPURIOUS, 0
+	.irp v, 0x50,0x51,0x52,0x53,0x54,0x55,0x56,0x57,0x58,0x59,0x5a,0x5b,0x5c,0x5d,0x5e,0x5f
+	STUB \v, 0
+	.endr
 
 	.text
 isr_common:
