@@ -35,7 +35,9 @@ static bool parse_token(const char *t, size_t n, struct options *o)
 		return !key_is(t, n, "ferry.dirty") &&
 		       !key_is(t, n, "ferry.poweroff") &&
 		       !key_is(t, n, "ferry.beat_ms") &&
-		       !key_is(t, n, "ferry.inject");
+		       !key_is(t, n, "ferry.inject") &&
+		       !key_is(t, n, "ferry.disk-writer") &&
+		       !key_is(t, n, "ferry.disk-bench");
 	v = t + k + 1;
 	if (key_is(t, k, "ferry.dirty"))
 		return parse_dirty(v, n - k - 1, o);
@@ -45,6 +47,11 @@ static bool parse_token(const char *t, size_t n, struct options *o)
 		return (o->inject = parse_u64(v, n - k - 1, &o->inject_s));
 	if (key_is(t, k, "ferry.beat_ms"))
 		return parse_u64(v, n - k - 1, &o->beat_ms) && o->beat_ms;
+	if (key_is(t, k, "ferry.disk-writer"))
+		return parse_u64(v, n - k - 1, &o->disk_writer_kib) &&
+		       o->disk_writer_kib;
+	if (key_is(t, k, "ferry.disk-bench"))
+		return parse_u64(v, n - k - 1, &o->disk_bench_s) && o->disk_bench_s;
 	return true;
 }
 

@@ -3,6 +3,8 @@
 # usage: run-qemu.sh ELF CMDLINE [CPUS] [MEM_MIB]
 # QEMU exits by itself when the guest powers off (ACPI S5, ferry.poweroff=S).
 # -cpu host,-arch-capabilities: kvm_pvm rejects IA32_ARCH_CAPABILITIES.
+# FERRY_QEMU_ARGS: extra QEMU arguments, split on spaces (e.g. -drive and
+# -device options for disks); unset, nothing changes.
 set -eu
 if [ $# -lt 2 ]; then
 	echo "usage: $0 ELF CMDLINE [CPUS] [MEM_MIB]" >&2
@@ -21,4 +23,5 @@ fi
 # shellcheck disable=SC2086
 exec qemu-system-x86_64 $bios -enable-kvm -cpu host,-arch-capabilities -M pc \
 	-m "$mem" -smp "$cpus" -kernel "$elf" -append "$cmdline" \
-	-nographic -nodefaults -serial stdio -no-reboot -display none
+	-nographic -nodefaults -serial stdio -no-reboot -display none \
+	${FERRY_QEMU_ARGS:-}

@@ -21,6 +21,8 @@ struct options {
 	u64 beat_ms;            /* ferry.beat_ms, default 100 */
 	bool inject;            /* ferry.inject=SECONDS (test hook) given */
 	u64 inject_s;
+	u64 disk_writer_kib;    /* ferry.disk-writer=RATE KiB/s (0: off) */
+	u64 disk_bench_s;       /* ferry.disk-bench=SECONDS (0: off) */
 };
 
 /* Parse the Linux-style command line: space-separated key=value, unknown

@@ -3,10 +3,13 @@
  * memory, fills the PRNG region, waits for every CPU to reach ring 3,
  * prints "ready", and then runs the heartbeat, the PRNG re-check and the
  * power-off timer besides its share of the working set. Every CPU wakes
- * on absolute 10 ms TSC deadlines (ud2 SYS_SLEEP_UNTIL).
+ * on absolute 10 ms TSC deadlines (ud2 SYS_SLEEP_UNTIL). The last CPU (CPU
+ * 0 when alone) also runs the disk record writer, and takes the disks'
+ * interrupts, so that CPU 0's heartbeat is never held up by the disk.
  */
 #include "bootinfo.h"
 #include "console.h"
+#include "disk.h"
 #include "lib.h"
 #include "syscall.h"
 #include "user.h"
@@ -85,6 +88,34 @@ static void layout(void)
 	W.ws.pages = pages;
 }
 
+static u32 io_cpu(void)
+{
+	return boot.ncpus - 1;
+}
+
+/* PCI scan and disk checks; then ferry.disk-bench (which powers off) or
+ * the disk writer's start line. */
+static void setup_disks(void)
+{
+	struct vblk *b;
+
+	disk_init(io_cpu());
+	if (W.opt.disk_bench_s) {
+		b = disk_first(false);
+		if (!b)
+			fatal("ferry.disk-bench: no disk");
+		disk_bench(b, W.opt.disk_bench_s);
+	}
+	if (W.opt.disk_writer_kib) {
+		b = disk_first(true);
+		if (!b)
+			console_printf("ferry-agent warning: ferry.disk-writer: "
+				       "no writable disk\n");
+		else
+			dwriter_init(b, W.opt.disk_writer_kib);
+	}
+}
+
 static void setup(void)
 {
 	char bad[128];
@@ -96,6 +127,7 @@ static void setup(void)
 	console_printf("ferry-agent info tsc_khz=%lu tsc_source=%s apic_khz=%lu "
 		       "pm1a_cnt=0x%x slp_typa=%u\n", boot.tsc_khz, boot.tsc_source,
 		       boot.apic_khz, boot.pm1a_cnt, boot.slp_typa);
+	setup_disks();
 	layout();
 	W.prng_sum = prng_fill(W.prng, PRNG_BYTES / 8);
 }
@@ -128,6 +160,10 @@ static void heartbeat(u64 beat, u64 now)
 	for (u32 i = 0; i < boot.ncpus && n < (int)sizeof(line) - 24; i++)
 		n += fmt_sn(line + n, sizeof(line) - (size_t)n, "%s%lu",
 			    i ? "/" : "", percpu[i].timer_ticks);
+	if (dwriter_active())
+		n += fmt_sn(line + n, sizeof(line) - (size_t)n,
+			    " disk_written=%lu disk_corrupt=%lu",
+			    dwriter_stats.written, dwriter_stats.corrupt);
 	line[n++] = '\n';
 	console_write(line, (size_t)n);
 }
@@ -182,10 +218,14 @@ static NORETURN void run_cpu0(struct wset_worker *wk)
 	for (;;) {
 		u64 now = now_tsc();
 
-		if (now >= off_t)
+		if (now >= off_t) {
+			disk_report();
 			sys_poweroff();
+		}
 		if (now >= tick) {
 			wset_worker_tick(wk, now);
+			if (io_cpu() == 0)
+				dwriter_tick(now_tsc());
 			tick = advance(tick, ms_to_tsc(TICK_MS), now);
 		}
 		if (now >= inj_t) {
@@ -213,6 +253,8 @@ static NORETURN void run_ap(struct wset_worker *wk)
 
 		if (now >= tick) {
 			wset_worker_tick(wk, now);
+			if (wk->cpu == io_cpu())
+				dwriter_tick(now_tsc());
 			tick = advance(tick, ms_to_tsc(TICK_MS), now);
 		}
 		sys_sleep_until(tick);
