@@ -38,9 +38,12 @@ extern u8 disk_io_buf[];
  * sequence around the disk, each read back later and checked. dwriter_init
  * prints the start line (CPU 0, before "ready"); dwriter_tick runs on one
  * CPU only, from its 10 ms tick loop, and never waits for the device for
- * more than DWRITER_BUDGET_US at a time.
+ * more than DWRITER_BUDGET_US at a time; while a request is in flight,
+ * dwriter_wake() asks that CPU to come back after DWRITER_POLL_US rather
+ * than at its next tick, so a slow request does not cost a whole tick.
  */
-#define DWRITER_BUDGET_US       2000
+#define DWRITER_BUDGET_US       1000
+#define DWRITER_POLL_US         1000
 
 struct dwriter_stats {
 	volatile u64 written;   /* records whose write completed OK */
@@ -52,6 +55,7 @@ extern struct dwriter_stats dwriter_stats;
 int dwriter_init(struct vblk *b, u64 rate_kib);
 bool dwriter_active(void);
 void dwriter_tick(u64 now);
+u64 dwriter_wake(u64 now);      /* TSC deadline; ~0 when nothing is pending */
 
 /* ferry.disk-bench=SECONDS on disk b: four phases of SECONDS each (4 KiB
  * random read and write at queue depth 32, 128 KiB sequential read and

@@ -213,6 +213,13 @@ static void complete(u64 now)
 	}
 }
 
+u64 dwriter_wake(u64 now)
+{
+	if (!D.b || D.b->broken || D.op == OP_NONE)
+		return ~0ULL;
+	return now + DWRITER_POLL_US * boot.tsc_khz / 1000;
+}
+
 void dwriter_tick(u64 now)
 {
 	u64 end = now + DWRITER_BUDGET_US * boot.tsc_khz / 1000;

@@ -206,6 +206,14 @@ static u64 min3(u64 a, u64 b, u64 c)
 	return m < c ? m : c;
 }
 
+/* The I/O CPU's share of the disk writer, after its tick work or on an
+ * earlier wake it asked for; returns when it wants to run again. */
+static u64 io_work(void)
+{
+	dwriter_tick(now_tsc());
+	return dwriter_wake(now_tsc());
+}
+
 static NORETURN void run_cpu0(struct wset_worker *wk)
 {
 	u64 tick = W.t0, beat_t = W.t0, prng_t = W.t0 + ms_to_tsc(PRNG_CHECK_MS);
@@ -213,7 +221,7 @@ static NORETURN void run_cpu0(struct wset_worker *wk)
 				   : ~0ULL;
 	u64 inj_t = W.opt.inject ? boot.start_tsc + ms_to_tsc(W.opt.inject_s * 1000)
 				 : ~0ULL;
-	u64 beat = 0;
+	u64 beat = 0, io_wake = ~0ULL;
 
 	for (;;) {
 		u64 now = now_tsc();
@@ -224,8 +232,6 @@ static NORETURN void run_cpu0(struct wset_worker *wk)
 		}
 		if (now >= tick) {
 			wset_worker_tick(wk, now);
-			if (io_cpu() == 0)
-				dwriter_tick(now_tsc());
 			tick = advance(tick, ms_to_tsc(TICK_MS), now);
 		}
 		if (now >= inj_t) {
@@ -240,24 +246,27 @@ static NORETURN void run_cpu0(struct wset_worker *wk)
 			heartbeat(++beat, now);
 			beat_t = advance(beat_t, ms_to_tsc(W.opt.beat_ms), now);
 		}
-		sys_sleep_until(min3(tick, beat_t, min3(prng_t, off_t, inj_t)));
+		if (io_cpu() == 0)      /* alone: after the heartbeat's work */
+			io_wake = io_work();
+		sys_sleep_until(min3(min3(tick, beat_t, prng_t),
+				     min3(off_t, inj_t, io_wake), ~0ULL));
 	}
 }
 
 static NORETURN void run_ap(struct wset_worker *wk)
 {
-	u64 tick = W.t0;
+	u64 tick = W.t0, io_wake = ~0ULL;
 
 	for (;;) {
 		u64 now = now_tsc();
 
 		if (now >= tick) {
 			wset_worker_tick(wk, now);
-			if (wk->cpu == io_cpu())
-				dwriter_tick(now_tsc());
 			tick = advance(tick, ms_to_tsc(TICK_MS), now);
 		}
-		sys_sleep_until(tick);
+		if (wk->cpu == io_cpu())
+			io_wake = io_work();
+		sys_sleep_until(tick < io_wake ? tick : io_wake);
 	}
 }
 
