@@ -3,14 +3,17 @@
 #include <errno.h>
 #include <string.h>
 
+#include "arch/x86/aml.h"
 #include "arch/x86/layout.h"
 #include "common/util.h"
+#include "devices/pci.h"
 
 #define ACPI_OEM_ID "FERRY "
 #define ACPI_OEM_TABLE "FERRYPC "
 #define ACPI_HDR_LEN 36
 #define FADT_LEN 276 /* revision 6 */
 #define FACS_LEN 64
+#define DSDT_AML_MAX 512 /* the DSDT's AML, built on the stack first */
 
 /* A bump allocator over the ACPI area. */
 struct acpi_area {
@@ -81,24 +84,93 @@ static void acpi_gas_io(uint8_t *g, uint8_t bits, uint16_t port)
 
 /* \_S5 = Package { SLP_TYPa, SLP_TYPb, 0, 0 }: what a guest OS writes into
  * PM1_CNT.SLP_TYP to power off. */
-static const uint8_t dsdt_aml[] = {
-	0x08, '_', 'S', '5', '_',       /* NameOp "_S5_" */
-	0x12, 0x08, 0x04,               /* PackageOp, PkgLength 8, 4 elements */
-	0x0a, ACPI_SLP_TYP_S5,          /* BytePrefix SLP_TYPa */
-	0x0a, ACPI_SLP_TYP_S5,          /* BytePrefix SLP_TYPb */
-	0x00, 0x00,                     /* Zero, Zero */
-};
+static void dsdt_s5(struct aml *a)
+{
+	struct aml_mark pkg;
+
+	aml_name(a, "_S5");
+	pkg = aml_package(a, 4);
+	aml_int(a, ACPI_SLP_TYP_S5);
+	aml_int(a, ACPI_SLP_TYP_S5);
+	aml_int(a, 0);
+	aml_int(a, 0);
+	aml_end(a, pkg);
+}
+
+/* The windows the root bridge forwards, as QEMU's i440fx DSDT gives them:
+ * bus 0 alone (there are no PCI-PCI bridges); the configuration ports,
+ * which the bridge decodes itself; every other I/O port — the legacy ISA
+ * ports below 0xCF8 included, as on a PC where the ISA bus hangs below
+ * PCI, so the devices there stay reachable and Linux nests their regions
+ * in the bus window — and the 32-bit hole where the VMM puts every BAR,
+ * 64-bit ones included (hence no QWordMemory window above 4 GiB). No
+ * VGA window: there is no VGA. */
+static void dsdt_pci0_crs(struct aml *a)
+{
+	struct aml_mark crs;
+
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_word_bus(a, 0, 0);
+	aml_res_io16(a, PORT_PCI_CONFIG, PORT_PCI_CONFIG, 1, 8);
+	aml_res_word_io(a, 0x0000, PORT_PCI_CONFIG - 1);
+	aml_res_word_io(a, 0x0d00, 0xffff);
+	aml_res_dword_memory(a, AML_MEM_NONCACHEABLE | AML_MEM_READWRITE, PCI_MMIO_BASE,
+			     PCI_MMIO_END - 1);
+	aml_restemplate_end(a, crs);
+}
+
+/* \_SB.PCI0, the PCI root bridge: with ACPI, Linux finds root buses only
+ * here (pci_acpi_init leaves the legacy probe off).
+ *
+ * No _PRT: functions have no INTx pin (interrupt pin 0) and signal with
+ * MSI-X only, and Linux asks _PRT for nothing else — acpi_pci_irq_enable
+ * returns early for a function without a pin. No _OSC either: without it
+ * Linux keeps native control of PCIe hot-plug, AER, PME and LTR off, none
+ * of which this conventional bus has. No MCFG/ECAM: configuration goes
+ * through 0xCF8 only, the 256-byte space. */
+static void dsdt_pci0(struct aml *a)
+{
+	struct aml_mark sb, dev;
+
+	sb = aml_scope(a, "\\_SB");
+	dev = aml_device(a, "PCI0");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0A03"); /* PCI bus */
+	/* _ADR beside _HID, as QEMU's and most firmware's PCI0 have it (ACPI
+	 * says a device should have one or the other, and iasl warns when it
+	 * compiles the two together); OSes read neither for a root bridge's
+	 * address, which _SEG, _BBN and _CRS give. */
+	aml_name_int(a, "_ADR", 0);
+	aml_name_int(a, "_UID", 0);
+	aml_name_int(a, "_BBN", 0); /* base bus number */
+	aml_name_int(a, "_SEG", 0); /* PCI segment group */
+	dsdt_pci0_crs(a);
+	aml_end(a, dev);
+	aml_end(a, sb);
+}
 
 static uint64_t acpi_dsdt(struct acpi_area *a)
 {
-	uint32_t len = ACPI_HDR_LEN + sizeof(dsdt_aml);
+	uint8_t body[DSDT_AML_MAX];
+	struct aml aml;
 	uint64_t gpa = 0;
-	uint8_t *t = acpi_alloc(a, len, &gpa);
+	uint32_t len;
+	uint8_t *t;
 
+	aml_init(&aml, body, sizeof(body));
+	dsdt_s5(&aml);
+	dsdt_pci0(&aml);
+	if (aml.error) { /* DSDT_AML_MAX is too small: the tables do not fit */
+		a->full = true;
+		return 0;
+	}
+	len = ACPI_HDR_LEN + (uint32_t)aml.len;
+	t = acpi_alloc(a, len, &gpa);
 	if (!t)
 		return 0;
 	acpi_header(t, "DSDT", len, 2);
-	memcpy(t + ACPI_HDR_LEN, dsdt_aml, sizeof(dsdt_aml));
+	memcpy(t + ACPI_HDR_LEN, body, aml.len);
 	acpi_seal(t, len);
 	return gpa;
 }
