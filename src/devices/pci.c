@@ -239,13 +239,14 @@ int pci_function_save(const struct pci_function *f, struct buf *out)
 	return 0;
 }
 
-int pci_function_load(struct pci_function *f, struct reader *in)
+int pci_function_load_check(const struct pci_function *f, struct reader *in,
+			    struct pci_function_saved *s)
 {
-	uint8_t cfg[PCI_CFG_SIZE], table[sizeof(f->msix.table)];
+	uint8_t *cfg = s->cfg, *table = s->table;
 	uint32_t nvec;
 	uint64_t pba;
 
-	reader_get(in, cfg, sizeof(cfg));
+	reader_get(in, cfg, sizeof(s->cfg));
 	nvec = reader_u32(in);
 	if (in->short_read || nvec != f->msix.nvec)
 		return -EINVAL;
@@ -260,12 +261,27 @@ int pci_function_load(struct pci_function *f, struct reader *in)
 		if (!hooked && ((cfg[i] ^ f->cfg[i]) & ~f->wmask[i]))
 			return -EINVAL;
 	}
-	pthread_mutex_lock(&f->lock);
-	memcpy(f->cfg, cfg, sizeof(cfg));
-	memcpy(f->msix.table, table, (size_t)nvec * MSIX_ENTRY_SIZE);
-	f->msix.pba = pba;
-	pthread_mutex_unlock(&f->lock);
+	s->pba = pba;
 	return 0;
+}
+
+void pci_function_load_commit(struct pci_function *f, const struct pci_function_saved *s)
+{
+	pthread_mutex_lock(&f->lock);
+	memcpy(f->cfg, s->cfg, sizeof(f->cfg));
+	memcpy(f->msix.table, s->table, (size_t)f->msix.nvec * MSIX_ENTRY_SIZE);
+	f->msix.pba = s->pba;
+	pthread_mutex_unlock(&f->lock);
+}
+
+int pci_function_load(struct pci_function *f, struct reader *in)
+{
+	struct pci_function_saved s;
+	int ret = pci_function_load_check(f, in, &s);
+
+	if (!ret)
+		pci_function_load_commit(f, &s);
+	return ret;
 }
 
 /* ---- the host bridge and bus 0 ---- */
@@ -443,7 +459,7 @@ static int pci_host_load(void *dev, uint32_t version, const uint8_t *data, size_
 	uint32_t a;
 
 	if (version != 1)
-		return -EINVAL;
+		return -EPROTO;
 	reader_init(&r, data, len);
 	a = reader_u32(&r);
 	if (reader_finish(&r) || (a & ~0x80fffffcu))

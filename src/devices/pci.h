@@ -186,6 +186,18 @@ void pci_function_reset(struct pci_function *f);
 int pci_function_save(const struct pci_function *f, struct buf *out);
 int pci_function_load(struct pci_function *f, struct reader *in);
 
+/* pci_function_load in two steps, for an owner with more to check before
+ * anything changes: check reads and checks a section into *s (f stays
+ * as it is), commit applies it. */
+struct pci_function_saved {
+	uint8_t cfg[PCI_CFG_SIZE];
+	uint8_t table[MSIX_MAX_VECTORS * MSIX_ENTRY_SIZE];
+	uint64_t pba;
+};
+int pci_function_load_check(const struct pci_function *f, struct reader *in,
+			    struct pci_function_saved *s);
+void pci_function_load_commit(struct pci_function *f, const struct pci_function_saved *s);
+
 /* The host bridge's own state (the 0xCF8 latch, its config space). */
 extern const struct device_ops pci_host_device_ops;
 

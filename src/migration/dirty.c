@@ -82,7 +82,7 @@ int64_t dirty_log_sync(struct dirty_log *d)
 		log_error("KVM_GET_DIRTY_LOG: %s", strerror(-ret));
 		return ret;
 	}
-	mem_vmm_dirty_harvest(d->mem, d->bitmap, words);
+	mem_vmm_dirty_read(d->mem, d->bitmap, words);
 	for (uint64_t w = 0; w < words; w++)
 		count += (uint64_t)__builtin_popcountll(d->bitmap[w]);
 	return (int64_t)count;
@@ -109,6 +109,7 @@ int dirty_log_clear(struct dirty_log *d, uint64_t w, uint64_t n)
 	uint64_t low_words = d->low_pages / 64;
 	int ret = 0;
 
+	mem_vmm_dirty_clear(d->mem, d->bitmap + w, w, n);
 	if (!d->kvm_logging)
 		return 0;
 	/* Split at the slot boundary (a whole word: low RAM is whole MiB). */

@@ -1,7 +1,10 @@
 /* Which guest pages changed: KVM's dirty log (manual protect: harvesting
  * does not write-protect; clearing a chunk, just before sending it, does)
  * OR the VMM's own bitmap for pages ferry itself writes (guest_mem's
- * vmm_dirty, set through mem_mark_dirty). STYLE.md §14: a failed send puts
+ * vmm_dirty, set through mem_mark_dirty), which follows the same rule: a
+ * sync reads both, only the chunk's clear resets them — so bits read by a
+ * sync whose pass never runs (the last one before the switch-over) are
+ * read again by the final sync, not lost. STYLE.md §14: a failed send puts
  * the harvested bits back.
  *
  * One bitmap over the memfd's pages: slot 0's pages first, then slot 1's

@@ -107,15 +107,25 @@ int mem_vmm_dirty_enable(struct guest_mem *mem, bool on)
 	return 0;
 }
 
-void mem_vmm_dirty_harvest(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
+void mem_vmm_dirty_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
 {
 	uint64_t *bm = atomic_load(&mem->vmm_dirty);
 
 	if (!bm)
 		return;
 	for (uint64_t w = 0; w < words; w++)
-		if (__atomic_load_n(&bm[w], __ATOMIC_RELAXED))
-			bitmap[w] |= __atomic_exchange_n(&bm[w], 0, __ATOMIC_RELAXED);
+		bitmap[w] |= __atomic_load_n(&bm[w], __ATOMIC_RELAXED);
+}
+
+void mem_vmm_dirty_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
+{
+	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+
+	if (!bm)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (bits[i])
+			__atomic_fetch_and(&bm[w + i], ~bits[i], __ATOMIC_RELAXED);
 }
 
 void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)

@@ -45,8 +45,14 @@ void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Dirty tracking of VMM writes on or off (migration/dirty.c). */
 int mem_vmm_dirty_enable(struct guest_mem *mem, bool on);
 
-/* ORs the VMM's dirty bits into bitmap (words of it) and clears them. */
-void mem_vmm_dirty_harvest(struct guest_mem *mem, uint64_t *bitmap, uint64_t words);
+/* ORs the VMM's dirty bits into bitmap (words of it), leaving them set:
+ * like KVM's log with manual protect, a bit is cleared only just before
+ * its page is read (mem_vmm_dirty_clear), so a bit read by a sync whose
+ * pass never runs (the switch-over) is read again by the next one. */
+void mem_vmm_dirty_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words);
+
+/* Clears the VMM's bits that are set in bits, over words [w, w + n). */
+void mem_vmm_dirty_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n);
 
 /* ORs bits [w, w + n) back into the VMM's bitmap (a failed send). */
 void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n);

@@ -449,6 +449,14 @@ fail:
 
 int vm_start(struct vm *vm)
 {
+	/* A VM that runs at once runs its devices too (a restored one opens
+	 * its disks and taps here); a paused one does at vm_resume(). */
+	if (!vm->cfg.start_paused) {
+		int ret = device_list_resume(&vm->devices);
+
+		if (ret)
+			return ret;
+	}
 	pthread_mutex_lock(&vm->run_lock);
 	vm->pause_req = vm->cfg.start_paused;
 	pthread_mutex_unlock(&vm->run_lock);

@@ -111,7 +111,8 @@ struct vm {
 int vm_create(struct vm *vm, const struct vm_config *cfg);
 
 /* Starts one thread per vCPU. The VM runs (or, with start_paused, waits
- * for vm_resume()) until vm_destroy(). */
+ * for vm_resume()) until vm_destroy(). Fails (-errno, logged) when a device
+ * cannot resume (a restored VM's disk or tap cannot be opened). */
 int vm_start(struct vm *vm);
 
 /* Parks every vCPU outside KVM_RUN and returns once all are parked. The

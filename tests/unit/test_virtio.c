@@ -8,8 +8,7 @@
  * records what is registered where. State must survive save -> load -> save
  * byte for byte (STYLE.md §12) and load must refuse damaged records.
  *
- * Tests that show a bug in src/ are kept but skip(), with a BUG comment
- * saying what is wrong. */
+ * Five tests found bugs (each says which); they stay as regression tests. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -2576,7 +2575,7 @@ static void test_blk_pause_resume(void **state)
 	blk_fix_free(f);
 }
 
-/* BUG: every byte the device writes must be reported dirty (dma.h), but
+/* Found a bug, fixed since: every byte the device writes must be reported dirty (dma.h), but
  * virtq_push() reports only the first `len` writable bytes, and blk.c's
  * req_finish() returns len 1 for any request that did not read data
  * successfully. Missed: (1) the status byte of a failed IN request when
@@ -2594,7 +2593,6 @@ static void test_blk_error_writes_are_dirty(void **state)
 	int fd;
 
 	(void)state;
-	skip();
 	f = blk_fix_new(&default_opts);
 	drv_start(f);
 	/* (1) A read past the end: only the status byte is written. */
@@ -2730,7 +2728,7 @@ static void test_blk_save_load_save(void **state)
 	blk_fix_free(a);
 }
 
-/* BUG: a request the driver made available (and notified) just before the
+/* Found a bug, fixed since: a request the driver made available (and notified) just before the
  * source paused is never served at the destination: the notification sits
  * in the source's eventfd; at resume the destination's worker is kicked,
  * but it was paused when it last filled its poll set, so work() runs with
@@ -2742,7 +2740,6 @@ static void test_blk_save_load_save(void **state)
 static void test_blk_pending_request_after_migration(void **state)
 {
 	(void)state;
-	skip();
 	for (int defer = 0; defer < 2; defer++) {
 		struct blk_fix *a = busy_source(), *b = destination(a, defer);
 		struct buf r1;
@@ -2884,7 +2881,7 @@ static void test_blk_load_rejects(void **state)
 	blk_fix_free(a);
 }
 
-/* BUG: virtio_pci_load() calls pci_function_load(), which copies the
+/* Found a bug, fixed since: virtio_pci_load() calls pci_function_load(), which copies the
  * config space and MSI-X table in, before it checks the transport and
  * queue sections; blk_load() checks for trailing bytes and runs post_load
  * after that. A refused record therefore leaves the destination's PCI
@@ -2898,7 +2895,6 @@ static void test_blk_refused_load_changes_nothing(void **state)
 	struct buf rec, before, after, bad;
 
 	(void)state;
-	skip();
 	a = busy_source();
 	b = destination(a, false);
 	blk_save_rec(a, &rec);
@@ -2930,7 +2926,7 @@ static void test_blk_refused_load_changes_nothing(void **state)
 	blk_fix_free(a);
 }
 
-/* BUG: blk_load() and pci_host_load() answer an unknown version with
+/* Found a bug, fixed since: blk_load() and pci_host_load() answer an unknown version with
  * -EINVAL; every other device (serial, i8042, rtc, acpi_pm, the KVM ones)
  * returns -EPROTO, which migration/state.c turns into "state version N is
  * not supported (this ferry writes M)". Fix: `return -EPROTO;` for
@@ -2942,7 +2938,6 @@ static void test_load_unknown_version_is_eproto(void **state)
 	struct buf rec;
 
 	(void)state;
-	skip();
 	a = busy_source();
 	blk_save_rec(a, &rec);
 	assert_int_equal(virtio_blk_device_ops.load(&a->blk, 2, rec.data, rec.len), -EPROTO);
@@ -3035,7 +3030,7 @@ static void test_guest_states_load(void **state)
 		check_hostile(&hostile_ok[i]);
 }
 
-/* BUG: common_write() stores any queue_size (0, above the maximum) and any
+/* Found a bug, fixed since: common_write() stores any queue_size (0, above the maximum) and any
  * status byte (reserved bits 0x10/0x20), and keeps driver_features the
  * device refused at FEATURES_OK; virtio_pci_load() / virtq_load_state()
  * refuse exactly those values, so a guest can make its own migration (or
@@ -3046,7 +3041,6 @@ static void test_guest_states_load(void **state)
 static void test_guest_states_load_bug(void **state)
 {
 	(void)state;
-	skip();
 	for (size_t i = 0; i < ARRAY_SIZE(hostile_bug); i++)
 		check_hostile(&hostile_bug[i]);
 }

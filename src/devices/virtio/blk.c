@@ -370,8 +370,15 @@ static bool serve_batch(struct virtio_blk *b)
 				req_do_sync(b, &b->reqs[i], 0);
 	}
 	pthread_mutex_lock(&vp->lock);
-	for (unsigned i = 0; i < n; i++)
-		virtq_push(q, &b->elems[i], req_finish(&b->elems[i], &b->reqs[i]));
+	for (unsigned i = 0; i < n; i++) {
+		uint32_t len = req_finish(&b->elems[i], &b->reqs[i]);
+
+		/* The status byte is the last writable byte, and a read that
+		 * failed may have written data: all of it may have changed. */
+		if (!b->reqs[i].bad)
+			virtq_dirty_in(q, &b->elems[i], b->elems[i].in_len);
+		virtq_push(q, &b->elems[i], len);
+	}
 	if (broken)
 		virtio_pci_set_broken(vp, "a request without header or status byte");
 	if (virtq_should_notify(q))
@@ -646,7 +653,7 @@ static int blk_load(void *dev, uint32_t version, const uint8_t *data, size_t len
 	int ret;
 
 	if (version != 1)
-		return -EINVAL;
+		return -EPROTO;
 	reader_init(&r, data, len);
 	size = reader_u64(&r);
 	ro = reader_u8(&r);

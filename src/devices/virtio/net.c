@@ -486,7 +486,7 @@ static int net_load(void *dev, uint32_t version, const uint8_t *data, size_t len
 	int ret;
 
 	if (version != 1)
-		return -EINVAL;
+		return -EPROTO;
 	reader_init(&r, data, len);
 	reader_get(&r, mac, 6);
 	status = reader_u16(&r);

@@ -217,6 +217,8 @@ static bool common_write(struct virtio_pci *vp, unsigned off, const uint8_t *dat
 
 		if (st == 0)
 			return true;
+		st &= VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |
+		      VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_FAILED;
 		st |= old & VIRTIO_STATUS_NEEDS_RESET;
 		if ((st & ~old & VIRTIO_STATUS_FEATURES_OK) && !features_ok(vp))
 			st &= ~VIRTIO_STATUS_FEATURES_OK;
@@ -234,8 +236,13 @@ static bool common_write(struct virtio_pci *vp, unsigned off, const uint8_t *dat
 		q->s.msix_vector = checked_vector(vp, get_le16(c + CC_QMSIX));
 	/* Size and addresses are fixed once the queue is enabled (§4.1.4.3.2). */
 	if (!q->s.enabled) {
-		if (touches(off, size, CC_QSIZE, 2))
-			q->s.size = get_le16(c + CC_QSIZE);
+		if (touches(off, size, CC_QSIZE, 2)) {
+			uint16_t n = get_le16(c + CC_QSIZE);
+
+			/* A split ring: a power of two up to the maximum. */
+			if (n && n <= q->max_size && !(n & (n - 1)))
+				q->s.size = n;
+		}
 		if (touches(off, size, CC_QDESC, 8))
 			q->s.desc = get_le64(c + CC_QDESC);
 		if (touches(off, size, CC_QDRIVER, 8))
@@ -457,12 +464,13 @@ int virtio_pci_save(struct virtio_pci *vp, struct buf *out)
 
 int virtio_pci_load(struct virtio_pci *vp, struct reader *in)
 {
+	struct pci_function_saved ps;
 	struct virtio_pci_state s;
 	struct virtq_state qs[VIRTIO_MAX_QUEUES];
 	uint32_t nq;
 	int ret;
 
-	ret = pci_function_load(&vp->pci, in);
+	ret = pci_function_load_check(&vp->pci, in, &ps);
 	if (ret)
 		return ret;
 	s.dev_feature_sel = reader_u32(in);
@@ -476,7 +484,7 @@ int virtio_pci_load(struct virtio_pci *vp, struct reader *in)
 	nq = reader_u32(in);
 	if (in->short_read || nq != vp->nqueues)
 		return -EINVAL;
-	if ((s.driver_features & ~vp->device_features) ||
+	if (((s.status & VIRTIO_STATUS_FEATURES_OK) && (s.driver_features & ~vp->device_features)) ||
 	    (s.config_msix_vector != MSIX_NO_VECTOR && s.config_msix_vector >= vp->pci.msix.nvec) ||
 	    (s.status & 0x30) || (s.isr & ~3))
 		return -EINVAL;
@@ -487,6 +495,11 @@ int virtio_pci_load(struct virtio_pci *vp, struct reader *in)
 		if (qs[q].msix_vector != MSIX_NO_VECTOR && qs[q].msix_vector >= vp->pci.msix.nvec)
 			return -EINVAL;
 	}
+	/* The transport's section ends the device's record: nothing changes
+	 * before all of it was checked. */
+	if (reader_finish(in))
+		return -EINVAL;
+	pci_function_load_commit(&vp->pci, &ps);
 	pthread_mutex_lock(&vp->lock);
 	vp->s = s;
 	for (unsigned q = 0; q < nq; q++) {
@@ -515,6 +528,11 @@ int virtio_pci_post_load(struct virtio_pci *vp)
 		if (!ret) {
 			update_ioeventfds(vp, true);
 			vp->active = true;
+			/* What the driver made available before the source
+			 * paused was notified there: look at every queue once. */
+			for (unsigned q = 0; q < vp->nqueues; q++)
+				if (vp->vq[q].s.enabled)
+					eventfd_write(vp->notify_fd[q], 1);
 		}
 	}
 	pthread_mutex_unlock(&vp->lock);

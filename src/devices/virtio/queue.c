@@ -170,20 +170,26 @@ void virtq_unpop(struct virtq *q)
 	q->s.last_avail--;
 }
 
+void virtq_dirty_in(struct virtq *q, const struct virtq_elem *e, uint64_t len)
+{
+	for (unsigned i = e->n_out; i < e->n_out + e->n_in && len; i++) {
+		uint64_t part = MIN(len, e->iov[i].iov_len);
+
+		ram_dirty(q->ram, e->gpa[i], part);
+		len -= part;
+	}
+}
+
 void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 {
-	uint16_t n = q->s.size, slot = q->s.used_idx % n;
-	uint8_t *u = q->used + 4 + 8 * (size_t)slot;
-	uint32_t left = len;
+	uint16_t n = q->s.size, slot;
+	uint8_t *u;
 
 	if (!q->used)
 		return;
-	for (unsigned i = e->n_out; i < e->n_out + e->n_in && left; i++) {
-		uint32_t part = (uint32_t)MIN(left, e->iov[i].iov_len);
-
-		ram_dirty(q->ram, e->gpa[i], part);
-		left -= part;
-	}
+	slot = q->s.used_idx % n;
+	u = q->used + 4 + 8 * (size_t)slot;
+	virtq_dirty_in(q, e, len);
 	put_le32(u, e->head);
 	put_le32(u + 4, len);
 	q->s.used_idx++;

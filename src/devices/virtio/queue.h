@@ -68,6 +68,11 @@ void virtq_unpop(struct virtq *q);
  * buffers (those bytes and the used ring are reported dirty). */
 void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len);
 
+/* Reports the first len bytes of e's writable buffers dirty: for what a
+ * device wrote beyond the used length it returns (a status byte at the
+ * end, the data of a read that failed part way). */
+void virtq_dirty_in(struct virtq *q, const struct virtq_elem *e, uint64_t len);
+
 /* After pushes: whether the driver wants an interrupt. */
 bool virtq_should_notify(struct virtq *q);
 
