@@ -38,7 +38,7 @@
 #define QUEUE_SIZE          256
 #define SEG_MAX             (QUEUE_SIZE - 2)
 #define CONFIG_SIZE         60
-#define BATCH               32
+#define MAX_INFLIGHT        VIRTIO_BLK_MAX_INFLIGHT
 #define BOUNCE_MAX          (4ull << 20)
 #define DIRECT_ALIGN        512
 #define DISCARD_MAX_SECTORS 0x3fffffu   /* 2 GiB per segment */
@@ -268,123 +268,158 @@ static uint32_t req_finish(struct virtq_elem *e, struct blk_req *r)
 	return 1;
 }
 
-/* Runs the batch's reads, writes and flushes side by side through
- * io_uring (a flush after everything before it in the batch); requests it
- * cannot take go the synchronous way. */
-static void batch_io_uring(struct virtio_blk *b, struct blk_req *reqs, unsigned n)
+/* Returns a request to the driver. Under vp->lock. */
+static void complete_locked(struct virtio_blk *b, unsigned slot)
 {
-	unsigned queued = 0;
+	struct virtq *q = &b->vp.vq[0];
+	uint32_t len = req_finish(&b->elems[slot], &b->reqs[slot]);
 
-	for (unsigned i = 0; i < n; i++) {
-		struct blk_req *r = &reqs[i];
-		struct io_uring_sqe *sqe;
+	/* The status byte is the last writable byte, and a read that failed
+	 * may have written data: all of it may have changed. */
+	if (!b->reqs[slot].bad)
+		virtq_dirty_in(q, &b->elems[slot], b->elems[slot].in_len);
+	virtq_push(q, &b->elems[slot], len);
+	b->free_slot[b->nfree++] = (uint16_t)slot;
+}
 
-		if (!r->io)
-			continue;
-		if (r->type != BLK_T_FLUSH && b->cfg.direct && !aligned_iov(r->data, r->dn, r->off)) {
-			req_do_sync(b, r, 0); /* the bounce buffer */
-			continue;
-		}
-		sqe = io_uring_get_sqe(&b->ring);
-		if (!sqe) {
-			req_do_sync(b, r, 0);
-			continue;
-		}
-		if (r->type == BLK_T_FLUSH) {
-			io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
-			sqe->flags |= IOSQE_IO_DRAIN;
-		} else if (r->type == BLK_T_IN) {
-			io_uring_prep_readv(sqe, b->fd, r->data, r->dn, r->off);
-		} else {
-			io_uring_prep_writev(sqe, b->fd, r->data, r->dn, r->off);
-		}
-		io_uring_sqe_set_data64(sqe, i);
-		queued++;
-	}
-	if (queued) {
-		int ret = io_uring_submit_and_wait(&b->ring, queued);
+/* Returns the requests in done[0..n); the driver is interrupted by
+ * notify_driver() once the worker has nothing more to return. */
+static void complete(struct virtio_blk *b, const uint16_t *done, unsigned n, bool broken)
+{
+	struct virtio_pci *vp = &b->vp;
 
-		if (ret < 0)
-			log_warn("--disk %s: io_uring submit: %s", b->path, strerror(-ret));
-	}
-	while (queued) {
+	if (!n && !broken)
+		return;
+	pthread_mutex_lock(&vp->lock);
+	for (unsigned i = 0; i < n; i++)
+		complete_locked(b, done[i]);
+	if (broken)
+		virtio_pci_set_broken(vp, "a request without header or status byte");
+	pthread_mutex_unlock(&vp->lock);
+	b->returned += n;
+}
+
+/* One interrupt for everything returned since the last one (each costs
+ * the guest an exit and its handler; QEMU coalesces the same way). */
+static void notify_driver(struct virtio_blk *b)
+{
+	struct virtio_pci *vp = &b->vp;
+
+	if (!b->returned)
+		return;
+	b->returned = 0;
+	pthread_mutex_lock(&vp->lock);
+	if (virtq_should_notify(&vp->vq[0]))
+		virtio_pci_notify_queue(vp, 0);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+/* Returns what io_uring finished (all of it, waiting, when wait). Under
+ * ring_lock. Returns the count. */
+static unsigned reap(struct virtio_blk *b, bool wait)
+{
+	uint16_t done[MAX_INFLIGHT];
+	unsigned n = 0;
+
+	while (b->inflight) {
 		struct io_uring_cqe *cqe;
 		struct blk_req *r;
-		int ret = io_uring_wait_cqe(&b->ring, &cqe);
+		unsigned slot;
+		int ret = wait ? io_uring_wait_cqe(&b->ring, &cqe) : io_uring_peek_cqe(&b->ring, &cqe);
 
 		if (ret == -EINTR)
 			continue;
+		if (ret == -EAGAIN)
+			break;
 		if (ret < 0) {
-			/* Cannot happen with the SQEs submitted; never leave the
-			 * guest's requests unanswered. */
-			log_warn("--disk %s: io_uring wait: %s", b->path, strerror(-ret));
-			for (unsigned i = 0; i < n; i++)
-				if (reqs[i].io)
-					reqs[i].status = BLK_S_IOERR;
-			return;
+			log_warn("--disk %s: io_uring: %s", b->path, strerror(-ret));
+			break;
 		}
-		r = &reqs[io_uring_cqe_get_data64(cqe)];
+		slot = (unsigned)io_uring_cqe_get_data64(cqe);
+		r = &b->reqs[slot];
 		if (cqe->res < 0)
 			r->status = BLK_S_IOERR;
 		else if (r->type != BLK_T_FLUSH && (uint64_t)cqe->res < r->dlen)
 			req_do_sync(b, r, (uint64_t)cqe->res); /* a short transfer */
 		io_uring_cqe_seen(&b->ring, cqe);
-		queued--;
+		b->inflight--;
+		done[n++] = (uint16_t)slot;
 	}
+	complete(b, done, n, false);
+	return n;
 }
 
-/* Takes up to BATCH requests, serves them without holding the transport
- * lock, returns them. False when there was nothing to do or the device
- * stopped serving. */
-static bool serve_batch(struct virtio_blk *b)
+/* Starts a request's I/O through io_uring; false when it must be done
+ * here and now instead (no io_uring, a bounce-buffered O_DIRECT transfer,
+ * a full submission queue). */
+static bool start_async(struct virtio_blk *b, struct blk_req *r, unsigned slot)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!b->uring ||
+	    (r->type != BLK_T_FLUSH && b->cfg.direct && !aligned_iov(r->data, r->dn, r->off)))
+		return false;
+	sqe = io_uring_get_sqe(&b->ring);
+	if (!sqe)
+		return false;
+	if (r->type == BLK_T_FLUSH) {
+		/* After everything submitted before it has completed. */
+		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
+		sqe->flags |= IOSQE_IO_DRAIN;
+	} else if (r->type == BLK_T_IN) {
+		io_uring_prep_readv(sqe, b->fd, r->data, r->dn, r->off);
+	} else {
+		io_uring_prep_writev(sqe, b->fd, r->data, r->dn, r->off);
+	}
+	io_uring_sqe_set_data64(sqe, slot);
+	b->inflight++;
+	return true;
+}
+
+/* Takes what the driver made available (as many as there are free slots)
+ * and starts it; requests that need no I/O, or cannot go asynchronously,
+ * are done and returned at once. Under ring_lock. Returns the count taken. */
+static unsigned start_requests(struct virtio_blk *b)
 {
 	struct virtio_pci *vp = &b->vp;
-	struct virtq *q = &vp->vq[0];
-	unsigned n = 0;
+	uint16_t got[MAX_INFLIGHT], done[MAX_INFLIGHT];
+	unsigned ng = 0, nd = 0, queued = 0;
 	bool broken = false;
 
 	pthread_mutex_lock(&vp->lock);
-	while (vp->active && n < BATCH) {
-		int r = virtq_pop(q, &b->elems[n]);
+	while (vp->active && b->nfree) {
+		unsigned slot = b->free_slot[b->nfree - 1];
+		int r = virtq_pop(&vp->vq[0], &b->elems[slot]);
 
-		if (r < 0) {
+		if (r < 0)
 			virtio_pci_set_broken(vp, "the driver made a malformed request chain");
+		if (r <= 0)
 			break;
-		}
-		if (r == 0)
-			break;
-		n++;
+		b->nfree--;
+		got[ng++] = (uint16_t)slot;
 	}
 	pthread_mutex_unlock(&vp->lock);
-	if (!n)
-		return false;
-	for (unsigned i = 0; i < n; i++) {
-		req_prepare(b, &b->elems[i], &b->reqs[i]);
-		broken |= b->reqs[i].bad;
-	}
-	if (b->uring) {
-		batch_io_uring(b, b->reqs, n);
-	} else {
-		for (unsigned i = 0; i < n; i++)
-			if (b->reqs[i].io)
-				req_do_sync(b, &b->reqs[i], 0);
-	}
-	pthread_mutex_lock(&vp->lock);
-	for (unsigned i = 0; i < n; i++) {
-		uint32_t len = req_finish(&b->elems[i], &b->reqs[i]);
+	for (unsigned i = 0; i < ng; i++) {
+		struct blk_req *r = &b->reqs[got[i]];
 
-		/* The status byte is the last writable byte, and a read that
-		 * failed may have written data: all of it may have changed. */
-		if (!b->reqs[i].bad)
-			virtq_dirty_in(q, &b->elems[i], b->elems[i].in_len);
-		virtq_push(q, &b->elems[i], len);
+		req_prepare(b, &b->elems[got[i]], r);
+		broken |= r->bad;
+		if (r->io && start_async(b, r, got[i])) {
+			queued++;
+			continue;
+		}
+		if (r->io)
+			req_do_sync(b, r, 0);
+		done[nd++] = got[i];
 	}
-	if (broken)
-		virtio_pci_set_broken(vp, "a request without header or status byte");
-	if (virtq_should_notify(q))
-		virtio_pci_notify_queue(vp, 0);
-	pthread_mutex_unlock(&vp->lock);
-	return true;
+	if (queued) {
+		int ret = io_uring_submit(&b->ring);
+
+		if (ret < 0)
+			log_warn("--disk %s: io_uring submit: %s", b->path, strerror(-ret));
+	}
+	complete(b, done, nd, broken);
+	return ng;
 }
 
 static void blk_fill(void *dev, struct pollfd *fds, unsigned *n)
@@ -394,20 +429,52 @@ static void blk_fill(void *dev, struct pollfd *fds, unsigned *n)
 	if (b->fd < 0)
 		return; /* not opened yet (deferred): nothing to serve with */
 	fds[(*n)++] = (struct pollfd){ .fd = b->vp.notify_fd[0], .events = POLLIN };
+	if (b->uring)
+		fds[(*n)++] = (struct pollfd){ .fd = b->ring_efd, .events = POLLIN };
 }
 
+static void drain_eventfd(int fd)
+{
+	uint64_t v;
+
+	while (read(fd, &v, sizeof(v)) > 0)
+		;
+}
+
+/* Requests keep flowing: completions are returned as they come and new
+ * ones start while others are in flight, so the disk's queue stays full. */
 static void blk_work(void *dev, const struct pollfd *fds, unsigned n)
 {
 	struct virtio_blk *b = dev;
-	uint64_t v;
 
 	(void)fds;
 	if (!n)
 		return;
-	while (read(b->vp.notify_fd[0], &v, sizeof(v)) > 0)
-		;
-	while (!virtio_worker_yield(&b->worker) && serve_batch(b))
-		;
+	pthread_mutex_lock(&b->ring_lock);
+	drain_eventfd(b->vp.notify_fd[0]);
+	if (b->uring)
+		drain_eventfd(b->ring_efd);
+	for (;;) {
+		unsigned moved = b->uring ? reap(b, false) : 0;
+
+		if (!virtio_worker_yield(&b->worker))
+			moved += start_requests(b);
+		if (!moved)
+			break;
+	}
+	notify_driver(b);
+	pthread_mutex_unlock(&b->ring_lock);
+}
+
+/* Waits for every request in flight and returns it (the worker is idle
+ * or paused: it takes ring_lock to do anything). */
+static void blk_drain(struct virtio_blk *b)
+{
+	pthread_mutex_lock(&b->ring_lock);
+	if (b->uring)
+		reap(b, true);
+	notify_driver(b);
+	pthread_mutex_unlock(&b->ring_lock);
 }
 
 /* ---- transport hooks ---- */
@@ -427,6 +494,7 @@ static void blk_quiesce(struct virtio_pci *vp)
 	pthread_mutex_unlock(&vp->lock);
 	virtio_worker_kick(&b->worker);
 	virtio_worker_wait_idle(&b->worker);
+	blk_drain(b);
 }
 
 static const struct virtio_device_ops blk_virtio_ops = {
@@ -512,10 +580,11 @@ int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 
 	memset(b, 0, sizeof(*b));
 	b->fd = -1;
+	b->ring_efd = -1;
 	b->cfg = *cfg;
 	b->path = strdup(cfg->path);
-	b->elems = calloc(BATCH, sizeof(*b->elems));
-	b->reqs = calloc(BATCH, sizeof(*b->reqs));
+	b->elems = calloc(MAX_INFLIGHT, sizeof(*b->elems));
+	b->reqs = calloc(MAX_INFLIGHT, sizeof(*b->reqs));
 	if (!b->path || !b->elems || !b->reqs) {
 		ret = -ENOMEM;
 		goto fail;
@@ -552,10 +621,20 @@ int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 		goto fail;
 	/* io_uring where the kernel allows it (a sysctl or seccomp may not):
 	 * the batch's requests then run side by side. */
-	ret = io_uring_queue_init(BATCH, &b->ring, 0);
-	if (ret == 0)
-		b->uring = true;
-	else
+	for (unsigned i = 0; i < MAX_INFLIGHT; i++)
+		b->free_slot[b->nfree++] = (uint16_t)(MAX_INFLIGHT - 1 - i);
+	pthread_mutex_init(&b->ring_lock, NULL);
+	ret = io_uring_queue_init(MAX_INFLIGHT, &b->ring, 0);
+	if (ret == 0) {
+		b->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (b->ring_efd >= 0 && io_uring_register_eventfd(&b->ring, b->ring_efd) == 0) {
+			b->uring = true;
+		} else {
+			io_uring_queue_exit(&b->ring);
+			ret = -EIO;
+		}
+	}
+	if (!b->uring)
 		log_debug("--disk %s: io_uring: %s; requests run one at a time", b->path,
 			  strerror(-ret));
 	b->worker = (struct virtio_worker){ .fill = blk_fill, .work = blk_work, .dev = b };
@@ -576,6 +655,9 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	if (b->uring)
 		io_uring_queue_exit(&b->ring);
 	b->uring = false;
+	if (b->ring_efd >= 0)
+		close(b->ring_efd);
+	b->ring_efd = -1;
 	virtio_pci_destroy(&b->vp);
 	if (b->fd >= 0)
 		close(b->fd);
@@ -596,6 +678,7 @@ static void blk_pause(void *dev)
 	struct virtio_blk *b = dev;
 
 	virtio_worker_pause(&b->worker);
+	blk_drain(b);
 }
 
 static int blk_resume(void *dev)

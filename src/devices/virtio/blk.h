@@ -15,6 +15,7 @@
 #include "devices/virtio/worker.h"
 
 #define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_MAX_INFLIGHT 128  /* requests between taking and returning */
 
 struct blk_req;
 
@@ -38,10 +39,18 @@ struct virtio_blk {
 	void *bounce;           /* for O_DIRECT with unaligned guest buffers */
 
 	struct virtio_worker worker;
-	struct virtq_elem *elems;       /* the batch being served */
+	/* Requests between taking and returning them, by slot; the worker
+	 * (or a drain) works on them under ring_lock. */
+	pthread_mutex_t ring_lock;
+	struct virtq_elem *elems;
 	struct blk_req *reqs;
+	uint16_t free_slot[VIRTIO_BLK_MAX_INFLIGHT];
+	unsigned nfree;
+	unsigned inflight;              /* in io_uring */
+	unsigned returned;              /* since the last interrupt */
 	struct io_uring ring;
-	bool uring;                     /* else one request at a time */
+	int ring_efd;                   /* io_uring signals completions here */
+	bool uring;                     /* else each request is done at once */
 };
 
 /* Checks the image and opens it (unless cfg->defer_open); builds the PCI
