@@ -39,6 +39,7 @@
 #define SEG_MAX             (QUEUE_SIZE - 2)
 #define CONFIG_SIZE         60
 #define MAX_INFLIGHT        VIRTIO_BLK_MAX_INFLIGHT
+#define MERGE_MAX           (1u << 20)  /* bytes of one merged transfer */
 #define BOUNCE_MAX          (4ull << 20)
 #define DIRECT_ALIGN        512
 #define DISCARD_MAX_SECTORS 0x3fffffu   /* 2 GiB per segment */
@@ -177,6 +178,13 @@ struct blk_req {
 	uint8_t status;
 	bool io;                /* needs a read, write or flush */
 	bool bad;               /* malformed: no header or status byte */
+	/* Requests for adjacent sectors go to the disk as one (as QEMU's
+	 * virtio-blk merges them): the first one's data[] is extended with
+	 * the others' buffers; own_dn is its own part, next the following
+	 * request's slot (-1: the last), total the bytes of all of them. */
+	unsigned own_dn;
+	int next;
+	uint64_t total;
 };
 
 /* Checks a request and does what needs no I/O. */
@@ -337,28 +345,57 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 		}
 		slot = (unsigned)io_uring_cqe_get_data64(cqe);
 		r = &b->reqs[slot];
-		if (cqe->res < 0)
-			r->status = BLK_S_IOERR;
-		else if (r->type != BLK_T_FLUSH && (uint64_t)cqe->res < r->dlen)
-			req_do_sync(b, r, (uint64_t)cqe->res); /* a short transfer */
+		if (r->type == BLK_T_FLUSH) {
+			if (cqe->res < 0)
+				r->status = BLK_S_IOERR;
+			done[n++] = (uint16_t)slot;
+		} else {
+			/* Each request of a merged transfer gets what covered
+			 * it; a short transfer is finished here. */
+			uint64_t pos = 0, got = cqe->res < 0 ? 0 : (uint64_t)cqe->res;
+
+			r->dn = r->own_dn;
+			for (int s = (int)slot; s >= 0; s = b->reqs[s].next) {
+				struct blk_req *m = &b->reqs[s];
+				uint64_t cov = got > pos ? MIN(got - pos, m->dlen) : 0;
+
+				if (cqe->res < 0)
+					m->status = BLK_S_IOERR;
+				else if (cov < m->dlen)
+					req_do_sync(b, m, cov);
+				pos += m->dlen;
+				done[n++] = (uint16_t)s;
+			}
+		}
 		io_uring_cqe_seen(&b->ring, cqe);
 		b->inflight--;
-		done[n++] = (uint16_t)slot;
 	}
 	complete(b, done, n, false);
 	return n;
 }
 
-/* Starts a request's I/O through io_uring; false when it must be done
- * here and now instead (no io_uring, a bounce-buffered O_DIRECT transfer,
- * a full submission queue). */
+/* Whether a request's I/O can go through io_uring (not: no io_uring, or
+ * an O_DIRECT transfer that needs the bounce buffer). */
+static bool can_async(const struct virtio_blk *b, const struct blk_req *r)
+{
+	return b->uring &&
+	       (r->type == BLK_T_FLUSH || !b->cfg.direct || aligned_iov(r->data, r->dn, r->off));
+}
+
+/* Whether request r can join the merged transfer that h leads. */
+static bool can_merge(const struct blk_req *h, const struct blk_req *r)
+{
+	return (h->type == BLK_T_IN || h->type == BLK_T_OUT) && r->type == h->type &&
+	       h->off + h->total == r->off && h->dn + r->dn <= VIRTQ_MAX_SEGS &&
+	       h->total + r->dlen <= MERGE_MAX;
+}
+
+/* Starts a (merged) request's I/O through io_uring; false when the
+ * submission queue is full. */
 static bool start_async(struct virtio_blk *b, struct blk_req *r, unsigned slot)
 {
 	struct io_uring_sqe *sqe;
 
-	if (!b->uring ||
-	    (r->type != BLK_T_FLUSH && b->cfg.direct && !aligned_iov(r->data, r->dn, r->off)))
-		return false;
 	sqe = io_uring_get_sqe(&b->ring);
 	if (!sqe)
 		return false;
@@ -376,6 +413,23 @@ static bool start_async(struct virtio_blk *b, struct blk_req *r, unsigned slot)
 	return true;
 }
 
+/* Submits the transfer that slot lead leads; when io_uring cannot take it,
+ * does each of its requests here and adds them to done. Returns 1 when
+ * submitted. */
+static unsigned submit_group(struct virtio_blk *b, int lead, uint16_t *done, unsigned *nd)
+{
+	struct blk_req *h = &b->reqs[lead];
+
+	if (start_async(b, h, (unsigned)lead))
+		return 1;
+	h->dn = h->own_dn;
+	for (int s = lead; s >= 0; s = b->reqs[s].next) {
+		req_do_sync(b, &b->reqs[s], 0);
+		done[(*nd)++] = (uint16_t)s;
+	}
+	return 0;
+}
+
 /* Takes what the driver made available (as many as there are free slots)
  * and starts it; requests that need no I/O, or cannot go asynchronously,
  * are done and returned at once. Under ring_lock. Returns the count taken. */
@@ -384,6 +438,7 @@ static unsigned start_requests(struct virtio_blk *b)
 	struct virtio_pci *vp = &b->vp;
 	uint16_t got[MAX_INFLIGHT], done[MAX_INFLIGHT];
 	unsigned ng = 0, nd = 0, queued = 0;
+	int lead = -1, tail = -1;
 	bool broken = false;
 
 	pthread_mutex_lock(&vp->lock);
@@ -404,14 +459,33 @@ static unsigned start_requests(struct virtio_blk *b)
 
 		req_prepare(b, &b->elems[got[i]], r);
 		broken |= r->bad;
-		if (r->io && start_async(b, r, got[i])) {
-			queued++;
+		r->own_dn = r->dn;
+		r->next = -1;
+		r->total = r->dlen;
+		if (!r->io || !can_async(b, r)) {
+			if (r->io)
+				req_do_sync(b, r, 0);
+			done[nd++] = got[i];
 			continue;
 		}
-		if (r->io)
-			req_do_sync(b, r, 0);
-		done[nd++] = got[i];
+		/* Adjacent to the transfer being built: join it. */
+		if (lead >= 0 && can_merge(&b->reqs[lead], r)) {
+			struct blk_req *h = &b->reqs[lead];
+
+			memcpy(h->data + h->dn, r->data, r->dn * sizeof(r->data[0]));
+			h->dn += r->dn;
+			h->total += r->dlen;
+			b->merged++;
+			b->reqs[tail].next = (int)got[i];
+			tail = (int)got[i];
+			continue;
+		}
+		if (lead >= 0)
+			queued += submit_group(b, lead, done, &nd);
+		lead = tail = (int)got[i];
 	}
+	if (lead >= 0)
+		queued += submit_group(b, lead, done, &nd);
 	if (queued) {
 		int ret = io_uring_submit(&b->ring);
 
@@ -651,6 +725,8 @@ fail:
 
 void virtio_blk_destroy(struct virtio_blk *b)
 {
+	log_debug("--disk %s: %llu requests merged into others", b->path ? b->path : "?",
+		  (unsigned long long)b->merged);
 	virtio_worker_stop(&b->worker);
 	if (b->uring)
 		io_uring_queue_exit(&b->ring);

@@ -48,6 +48,7 @@ struct virtio_blk {
 	unsigned nfree;
 	unsigned inflight;              /* in io_uring */
 	unsigned returned;              /* since the last interrupt */
+	uint64_t merged;                /* requests that joined another's transfer */
 	struct io_uring ring;
 	int ring_efd;                   /* io_uring signals completions here */
 	bool uring;                     /* else each request is done at once */
