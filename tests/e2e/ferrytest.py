@@ -113,7 +113,7 @@ class Vmm:
     """A ferry-vmm process with the console on its stdout."""
 
     def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=(),
-                 stdin=subprocess.DEVNULL, restore=False, env=None):
+                 stdin=subprocess.DEVNULL, restore=False, env=None, netns=None):
         self.tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
         self.control_path = os.path.join(self.tmp, "control.sock") if control else None
         if restore:  # the shape comes from the saved file
@@ -125,6 +125,8 @@ class Vmm:
         if self.control_path:
             args += ["--control", self.control_path]
         args += list(extra)
+        if netns:  # run inside a network namespace (ip netns exec execs ferry-vmm)
+            args = ["ip", "netns", "exec", netns] + args
         self.started = time.monotonic()
         # env: extra environment variables for ferry-vmm (test hooks), on
         # top of this process's environment
