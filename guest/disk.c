@@ -163,11 +163,8 @@ static void check_disk(struct vblk *b)
 		check_readonly(b);
 }
 
-void disk_init(u32 irq_cpu)
+void disk_init(const struct pci_dev *found, u32 n, u32 irq_cpu)
 {
-	struct pci_dev found[PCI_MAX_DEVS];
-	u32 n = pci_scan(VIRTIO_PCI_VENDOR, found, PCI_MAX_DEVS);
-
 	if (n && !sha256_selftest())
 		console_printf("ferry-agent error: sha256 self-test failed\n");
 	for (u32 i = 0; i < n; i++) {

@@ -15,12 +15,13 @@
 #define DISK_HASH_MAX   (64 * MiB)      /* larger disks are not digested */
 #define DISK_IO_BYTES   MiB             /* the shared I/O buffer */
 
-/* Scan PCI bus 0, print a line per virtio function, set up every
- * virtio-blk device with its interrupts aimed at CPU irq_cpu, and check
+/* Print a line per virtio function among found[0..n) (a scan of PCI bus
+ * 0 for the virtio vendor ID), set up every virtio-blk device with its
+ * interrupts aimed at CPU irq_cpu, and check
  * each disk: size, digest (up to DISK_HASH_MAX), serial, and for a
  * read-only one a write of sector 0 that must be refused. CPU 0, before
  * "ready". A disk that misbehaves is dropped with a warning. */
-void disk_init(u32 irq_cpu);
+void disk_init(const struct pci_dev *found, u32 n, u32 irq_cpu);
 
 /* The first disk (the first writable one if writable); NULL if none. */
 struct vblk *disk_first(bool writable);

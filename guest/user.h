@@ -23,6 +23,11 @@ struct options {
 	u64 inject_s;
 	u64 disk_writer_kib;    /* ferry.disk-writer=RATE KiB/s (0: off) */
 	u64 disk_bench_s;       /* ferry.disk-bench=SECONDS (0: off) */
+	bool ip_set;            /* ferry.ip=ADDR/PREFIX given */
+	u32 ip;                 /* IPv4 address, host order (a << 24 | ...) */
+	u32 ip_prefix;          /* 1..32 */
+	bool ping_set;          /* ferry.ping=ADDR given */
+	u32 ping_ip;            /* same subnet as ip, not ip itself */
 };
 
 /* Parse the Linux-style command line: space-separated key=value, unknown

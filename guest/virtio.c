@@ -362,6 +362,11 @@ u8 virtio_cfg_read8(const struct virtio_dev *d, u32 off)
 	return CFG_READ(d, u8, off, *(volatile u8 *)(d->devcfg + off));
 }
 
+u16 virtio_cfg_read16(const struct virtio_dev *d, u32 off)
+{
+	return CFG_READ(d, u16, off, *(volatile u16 *)(d->devcfg + off));
+}
+
 u32 virtio_cfg_read32(const struct virtio_dev *d, u32 off)
 {
 	return CFG_READ(d, u32, off, *(volatile u32 *)(d->devcfg + off));

@@ -1,7 +1,7 @@
 /*
  * virtio over PCI, modern interface only (virtio 1.2 §4.1), and split
- * virtqueues (§2.7). Ring 3. Device-type drivers (virtio_blk.c; a net
- * driver later) use it in this order, on CPU 0 before "ready":
+ * virtqueues (§2.7). Ring 3. Device-type drivers (virtio_blk.c,
+ * virtio_net.c) use it in this order, on CPU 0 before "ready":
  *
  *   virtio_probe()        capabilities, MSI-X table, reset, ACKNOWLEDGE|DRIVER
  *   virtio_negotiate()    features, FEATURES_OK (checked)
@@ -132,6 +132,7 @@ bool virtio_needs_reset(const struct virtio_dev *d);
 /* Device configuration reads, retried until config_generation is stable
  * (a 64-bit field is read as two 32-bit halves). */
 u32 virtio_cfg_read32(const struct virtio_dev *d, u32 off);
+u16 virtio_cfg_read16(const struct virtio_dev *d, u32 off);
 u64 virtio_cfg_read64(const struct virtio_dev *d, u32 off);
 u8 virtio_cfg_read8(const struct virtio_dev *d, u32 off);
 

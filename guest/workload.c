@@ -4,13 +4,15 @@
  * prints "ready", and then runs the heartbeat, the PRNG re-check and the
  * power-off timer besides its share of the working set. Every CPU wakes
  * on absolute 10 ms TSC deadlines (ud2 SYS_SLEEP_UNTIL). The last CPU (CPU
- * 0 when alone) also runs the disk record writer, and takes the disks'
- * interrupts, so that CPU 0's heartbeat is never held up by the disk.
+ * 0 when alone) also runs the disk record writer and the network, and
+ * takes the devices' interrupts, so that CPU 0's heartbeat is never held
+ * up by a device.
  */
 #include "bootinfo.h"
 #include "console.h"
 #include "disk.h"
 #include "lib.h"
+#include "net.h"
 #include "syscall.h"
 #include "user.h"
 #include "wset.h"
@@ -93,13 +95,16 @@ static u32 io_cpu(void)
 	return boot.ncpus - 1;
 }
 
-/* PCI scan and disk checks; then ferry.disk-bench (which powers off) or
- * the disk writer's start line. */
-static void setup_disks(void)
+/* PCI scan, disk checks and NICs (ferry.ip, ferry.ping); then
+ * ferry.disk-bench (which powers off) or the disk writer's start line. */
+static void setup_devices(void)
 {
+	struct pci_dev found[PCI_MAX_DEVS];
+	u32 n = pci_scan(VIRTIO_PCI_VENDOR, found, PCI_MAX_DEVS);
 	struct vblk *b;
 
-	disk_init(io_cpu());
+	disk_init(found, n, io_cpu());
+	net_init(found, n, io_cpu(), &W.opt);
 	if (W.opt.disk_bench_s) {
 		b = disk_first(false);
 		if (!b)
@@ -127,7 +132,7 @@ static void setup(void)
 	console_printf("ferry-agent info tsc_khz=%lu tsc_source=%s apic_khz=%lu "
 		       "pm1a_cnt=0x%x slp_typa=%u\n", boot.tsc_khz, boot.tsc_source,
 		       boot.apic_khz, boot.pm1a_cnt, boot.slp_typa);
-	setup_disks();
+	setup_devices();
 	layout();
 	W.prng_sum = prng_fill(W.prng, PRNG_BYTES / 8);
 }
@@ -164,6 +169,10 @@ static void heartbeat(u64 beat, u64 now)
 		n += fmt_sn(line + n, sizeof(line) - (size_t)n,
 			    " disk_written=%lu disk_corrupt=%lu",
 			    dwriter_stats.written, dwriter_stats.corrupt);
+	if (net_pinging())      /* net_lost last, always */
+		n += fmt_sn(line + n, sizeof(line) - (size_t)n,
+			    " net_sent=%lu net_recv=%lu net_lost=%lu",
+			    net_stats.sent, net_stats.recv, net_stats.lost);
 	line[n++] = '\n';
 	console_write(line, (size_t)n);
 }
@@ -206,12 +215,18 @@ static u64 min3(u64 a, u64 b, u64 c)
 	return m < c ? m : c;
 }
 
-/* The I/O CPU's share of the disk writer, after its tick work or on an
- * earlier wake it asked for; returns when it wants to run again. */
+/* The I/O CPU's share of the disk writer and the network, after its tick
+ * work or on an earlier wake one of them asked for; returns when it wants
+ * to run again. */
 static u64 io_work(void)
 {
+	u64 d, w;
+
 	dwriter_tick(now_tsc());
-	return dwriter_wake(now_tsc());
+	net_tick(now_tsc());
+	d = dwriter_wake(now_tsc());
+	w = net_wake(now_tsc());
+	return d < w ? d : w;
 }
 
 static NORETURN void run_cpu0(struct wset_worker *wk)
@@ -228,6 +243,7 @@ static NORETURN void run_cpu0(struct wset_worker *wk)
 
 		if (now >= off_t) {
 			disk_report();
+			net_report();
 			sys_poweroff();
 		}
 		if (now >= tick) {
