@@ -728,8 +728,13 @@ void virtio_blk_destroy(struct virtio_blk *b)
 	log_debug("--disk %s: %llu requests merged into others", b->path ? b->path : "?",
 		  (unsigned long long)b->merged);
 	virtio_worker_stop(&b->worker);
-	if (b->uring)
+	/* The thread stops with requests in flight: wait for them (and answer
+	 * them) before the ring goes, else the kernel still reads into guest
+	 * RAM after we returned, and the VMM unmaps it next. */
+	if (b->uring) {
+		blk_drain(b);
 		io_uring_queue_exit(&b->ring);
+	}
 	b->uring = false;
 	if (b->ring_efd >= 0)
 		close(b->ring_efd);
@@ -777,6 +782,11 @@ static int blk_resume(void *dev)
 		b->fd = fd;
 	}
 	virtio_worker_resume(&b->worker);
+	/* Look at the queue once: a pause that came after the thread had read
+	 * a notification but before it took the requests leaves them in the
+	 * ring with the notification gone (nothing would wake us for them). */
+	if (eventfd_write(b->vp.notify_fd[0], 1))
+		log_warn("--disk %s: eventfd: %s", b->path, strerror(errno));
 	return 0;
 }
 
