@@ -17,6 +17,7 @@ from test_virtio import check_records, disk_beats, image, writer_nonce
 TAG = f"fv{os.getpid() % 100000}"
 HOST_IP, GUEST_IP = "198.18.9.1", "198.18.9.2"
 MAC = "52:54:00:12:34:56"
+HOST_MAC = "02:00:00:00:09:01"
 NET_RE = re.compile(r"ferry-agent net=eth0 .*mac=([0-9a-f:]+) link=(up|down)")
 LOST_RE = re.compile(r"net_lost=(\d+)")
 
@@ -33,6 +34,9 @@ def make_host(ns):
     sh("ip", "netns", "add", ns)
     sh("ip", "-n", ns, "link", "set", "lo", "up")
     sh("ip", "-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap")
+    # The same address and MAC on every "host": the guest's peer (its
+    # gateway, on one L2 network) does not change when the guest moves.
+    sh("ip", "-n", ns, "link", "set", "tap0", "address", HOST_MAC)
     sh("ip", "-n", ns, "addr", "add", HOST_IP + "/24", "dev", "tap0")
     sh("ip", "-n", ns, "link", "set", "tap0", "up")
 
