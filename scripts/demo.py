@@ -3,7 +3,11 @@
 veth pair (198.18.0.1 and 198.18.0.2; loopback when namespaces cannot be
 made) — a guest with 2 vCPUs and a working set it keeps rewriting and
 verifying booted on host A, migrated live to host B with progress and
-figures, its heartbeat shown going on there, then migrated back.
+figures, its heartbeat shown going on there, then migrated back. The guest
+has a virtio disk on an image both hosts share (cache=none) that it keeps
+writing checked records to, and a virtio NIC on a tap in each host (the
+same gateway address 198.18.10.1 on both) that it pings every 10 ms; the
+demo ends with the image's records checked and the pings lost counted.
 
     scripts/demo.py [BUILD]"""
 
@@ -20,7 +24,9 @@ import time
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 VMM = os.path.join(build, "src", "ferry-vmm")
 GUEST = os.path.join(build, "guest", "ferry-guest.elf")
-CMDLINE = "ferry.dirty=256@50"
+CMDLINE = "ferry.dirty=256@50 ferry.disk-writer=512"
+NET_CMDLINE = " ferry.ip=198.18.10.2/24 ferry.ping=198.18.10.1"
+CHECK_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check-disk-records.py")
 NS = ("ferry-demo-a", "ferry-demo-b")
 ADDR = ("198.18.0.1", "198.18.0.2")
 PORT = 4444
@@ -46,7 +52,12 @@ def make_hosts():
         dev = "fdemo-a" if i == 0 else "fdemo-b"
         steps += [["ip", "-n", ns, "addr", "add", ADDR[i] + "/24", "dev", dev],
                   ["ip", "-n", ns, "link", "set", dev, "up"],
-                  ["ip", "-n", ns, "link", "set", "lo", "up"]]
+                  ["ip", "-n", ns, "link", "set", "lo", "up"],
+                  # the guest's network: the same gateway on both hosts
+                  ["ip", "-n", ns, "tuntap", "add", "dev", "tap0", "mode", "tap"],
+                  ["ip", "-n", ns, "link", "set", "tap0", "address", "02:00:00:00:10:01"],
+                  ["ip", "-n", ns, "addr", "add", "198.18.10.1/24", "dev", "tap0"],
+                  ["ip", "-n", ns, "link", "set", "tap0", "up"]]
     for s in steps:
         r = sh(*s)
         if r.returncode:
@@ -176,15 +187,21 @@ def main():
     ns = NS if netns else (None, None)
     addr = ADDR if netns else ("127.0.0.1", "127.0.0.1")
     hosts = []
+    tmp = tempfile.mkdtemp(prefix="ferry-demo-", dir="/var/tmp")
+    img = os.path.join(tmp, "disk.img")
+    with open(img, "wb") as f:
+        f.write(os.urandom(64 << 20))
+    devs = ["--disk", f"{img},cache=none"] + (["--net", "tap=tap0"] if netns else [])
+    cmdline = CMDLINE + (NET_CMDLINE if netns else "")
     try:
         say(f"host A: ferry-vmm --kernel {GUEST} --cpus 2 --memory 1024 "
-            f"--cmdline '{CMDLINE}'")
+            f"--cmdline '{cmdline}' {' '.join(devs)}")
         a = Host("host-A", ns[0], ["--kernel", GUEST, "--cpus", "2", "--memory", "1024",
-                                   "--cmdline", CMDLINE])
+                                   "--cmdline", cmdline] + devs)
         hosts.append(a)
         time.sleep(3)
-        say(f"host B: ferry-vmm --incoming tcp:{addr[1]}:{PORT}")
-        b = Host("host-B", ns[1], ["--incoming", f"tcp:{addr[1]}:{PORT}"])
+        say(f"host B: ferry-vmm --incoming tcp:{addr[1]}:{PORT} {' '.join(devs)}")
+        b = Host("host-B", ns[1], ["--incoming", f"tcp:{addr[1]}:{PORT}"] + devs)
         hosts.append(b)
         time.sleep(0.3)
         migrate(a, b, addr[1])
@@ -192,8 +209,8 @@ def main():
         a.qmp("quit")
         a.p.wait(timeout=10)
         time.sleep(3)
-        say(f"host A: ferry-vmm --incoming tcp:{addr[0]}:{PORT}")
-        a2 = Host("host-A", ns[0], ["--incoming", f"tcp:{addr[0]}:{PORT}"])
+        say(f"host A: ferry-vmm --incoming tcp:{addr[0]}:{PORT} {' '.join(devs)}")
+        a2 = Host("host-A", ns[0], ["--incoming", f"tcp:{addr[0]}:{PORT}"] + devs)
         hosts.append(a2)
         time.sleep(0.3)
         migrate(b, a2, addr[0])
@@ -201,12 +218,20 @@ def main():
         b.qmp("quit")
         b.p.wait(timeout=10)
         time.sleep(2)
-        corrupt = [l for _, _, l in a2.beats if "corrupt=0" not in l]
-        say(f"the guest is back on host A; {len(corrupt)} heartbeat(s) reported corruption")
+        corrupt = [l for _, _, l in a2.beats
+                   if not re.search(r" corrupt=0\b", l) or "disk_corrupt=0" not in l]
+        say(f"the guest is back on host A; {len(corrupt)} heartbeat(s) reported corruption"
+            " (memory or disk)")
+        lost = re.search(r"net_lost=(\d+)", a2.beats[-1][2]) if a2.beats else None
+        if lost:
+            say(f"pings to the gateway every 10 ms: {lost.group(1)} lost over the two "
+                "migrations")
         a2.qmp("quit")
         rc = a2.p.wait(timeout=10)
+        r = sh(sys.executable, CHECK_RECORDS, img)
+        say(f"the disk's records after the last host stopped: {r.stdout.strip() or r.stderr.strip()}")
         say(f"done in {time.monotonic() - t_start:.1f} s; last ferry-vmm exited {rc}")
-        return 1 if corrupt or rc else 0
+        return 1 if corrupt or rc or r.returncode else 0
     except Exception as e:
         say(f"failed: {e}")
         return 1
@@ -215,6 +240,9 @@ def main():
             h.stop()
         if netns:
             remove_hosts()
+        for n in os.listdir(tmp):
+            os.unlink(os.path.join(tmp, n))
+        os.rmdir(tmp)
 
 
 if __name__ == "__main__":
