@@ -215,6 +215,13 @@ static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_r
 		r->dlen = e->out_len - sizeof(hdr);
 		iov_slice(out, e->n_out, sizeof(hdr), r->dlen, r->data, &r->dn);
 	}
+	if (b->fd < 0 && (r->type == BLK_T_IN || r->type == BLK_T_OUT || r->type == BLK_T_FLUSH ||
+			  r->type == BLK_T_DISCARD || r->type == BLK_T_WRITE_ZEROES)) {
+		/* The image could not be opened here (after a migration): the
+		 * guest sees its disk fail rather than hang. */
+		r->status = BLK_S_IOERR;
+		return;
+	}
 	switch (r->type) {
 	case BLK_T_IN:
 	case BLK_T_OUT:
@@ -329,6 +336,9 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 	uint16_t done[MAX_INFLIGHT];
 	unsigned n = 0;
 
+	/* Entries a failed submit left in the queue would never complete. */
+	if (b->inflight && io_uring_sq_ready(&b->ring))
+		io_uring_submit(&b->ring);
 	while (b->inflight) {
 		struct io_uring_cqe *cqe;
 		struct blk_req *r;
@@ -500,8 +510,8 @@ static void blk_fill(void *dev, struct pollfd *fds, unsigned *n)
 {
 	struct virtio_blk *b = dev;
 
-	if (b->fd < 0)
-		return; /* not opened yet (deferred): nothing to serve with */
+	/* Not called while paused, so a deferred image is open here, or its
+	 * opening failed (then requests fail, below). */
 	fds[(*n)++] = (struct pollfd){ .fd = b->vp.notify_fd[0], .events = POLLIN };
 	if (b->uring)
 		fds[(*n)++] = (struct pollfd){ .fd = b->ring_efd, .events = POLLIN };
@@ -765,21 +775,23 @@ static void blk_pause(void *dev)
 static int blk_resume(void *dev)
 {
 	struct virtio_blk *b = dev;
+	int ret = 0;
 
 	if (b->fd < 0) {
 		uint64_t size;
 		int fd = image_open(b, &size);
 
-		if (fd < 0)
-			return fd;
-		if (size != b->size) {
+		if (fd >= 0 && size != b->size) {
 			log_error("--disk %s: the image is %llu bytes now, %llu when the guest "
 				  "last saw it", b->path, (unsigned long long)size,
 				  (unsigned long long)b->size);
 			close(fd);
-			return -EINVAL;
+			fd = -EINVAL;
 		}
-		b->fd = fd;
+		if (fd < 0)
+			ret = fd; /* served anyway: every request fails */
+		else
+			b->fd = fd;
 	}
 	virtio_worker_resume(&b->worker);
 	/* Look at the queue once: a pause that came after the thread had read
@@ -787,7 +799,7 @@ static int blk_resume(void *dev)
 	 * ring with the notification gone (nothing would wake us for them). */
 	if (eventfd_write(b->vp.notify_fd[0], 1))
 		log_warn("--disk %s: eventfd: %s", b->path, strerror(errno));
-	return 0;
+	return ret;
 }
 
 static int blk_flush(void *dev)
