@@ -32,6 +32,7 @@
 #define PING_PAYLOAD    56      /* as ping(8) */
 #define PROBE_MS        5       /* unanswered this long: ask the MAC again */
 #define PROBE_MIN_MS    10
+#define NET_BACKLOG_MS  100     /* late ping slots caught up to this */
 #define LOG_PER_SEC     5
 
 enum seq_state { SEQ_FREE, SEQ_PENDING, SEQ_LOST, SEQ_RECEIVED };
@@ -344,11 +345,15 @@ static void ping_tick(u64 now)
 	if (!S.ping_t)
 		S.ping_t = now;
 	if (now >= S.ping_t) {
+		/* One slot of the 10 ms grid a call: a slot missed by a late
+		 * wake-up goes at the next poll, ~1 ms later; a backlog of
+		 * more than NET_BACKLOG_MS (the VM or this CPU was stopped)
+		 * is skipped, not sent in a burst. */
 		ping_send(now);
-		/* the next slot of the 10 ms grid after now: no burst after
-		 * a stall, the missed slots are skipped */
-		S.ping_t += ((now - S.ping_t) / ms_tsc(NET_PING_MS) + 1) *
-			    ms_tsc(NET_PING_MS);
+		S.ping_t += ms_tsc(NET_PING_MS);
+		if (now > S.ping_t + ms_tsc(NET_BACKLOG_MS))
+			S.ping_t += ((now - S.ping_t) / ms_tsc(NET_PING_MS) + 1) *
+				    ms_tsc(NET_PING_MS);
 	}
 	age(now);
 }
