@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(meson ninja-build gcc pkg-config libjson-c-dev libcmocka-dev liburing-dev
-      python3 lz4 binutils iproute2 qemu-system-x86 dpkg-dev)
+      python3 lz4 binutils iproute2 iputils-ping qemu-system-x86 dpkg-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
