@@ -105,6 +105,11 @@ static bool msix_try_send(struct pci_function *f, unsigned vec)
 
 	if (!(ctrl & MSIX_CTRL_ENABLE))
 		return false;
+	/* An MSI is a memory write: not without bus mastering. */
+	if (!(get_le16(f->cfg + PCI_COMMAND) & PCI_CMD_MASTER)) {
+		f->msix.pba |= 1ull << vec;
+		return false;
+	}
 	if ((ctrl & MSIX_CTRL_MASKALL) || (get_le32(e + 12) & MSIX_VEC_MASKED)) {
 		f->msix.pba |= 1ull << vec;
 		return false;
@@ -204,8 +209,9 @@ static void cfg_write(struct pci_function *f, unsigned off, const uint8_t *data,
 		PCI_CMD_MEMORY);
 	msix = f->msix.nvec && get_le16(before + f->msix.cap + 2) !=
 			       get_le16(f->cfg + f->msix.cap + 2);
-	if (msix)
-		msix_flush_pending(f);
+	if (msix || ((get_le16(f->cfg + PCI_COMMAND) & ~get_le16(before + PCI_COMMAND)) &
+		     PCI_CMD_MASTER))
+		msix_flush_pending(f); /* what waited for it to be allowed */
 	pthread_mutex_unlock(&f->lock);
 	if (bars && f->ops && f->ops->bars_changed)
 		f->ops->bars_changed(f);

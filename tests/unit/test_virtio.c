@@ -3381,6 +3381,51 @@ static void test_blk_merge_short_transfer(void **state)
 }
 
 /* Reads, writes, a flush and a GET_ID mixed in one notification. */
+/* PCI: no DMA and no MSI while the driver has bus mastering off (a guest
+ * shutting a device down may only clear that bit); turned back on, the
+ * device serves what waited and the interrupt held back is sent. */
+static void test_blk_bus_master_off(void **state)
+{
+	struct blk_fix *f = blk_fix_new(&default_opts);
+	struct req r;
+	unsigned msis;
+
+	(void)state;
+	drv_start(f);
+	cfg_wr(&f->host, f->slot, PCI_COMMAND, 2, PCI_CMD_MEMORY);
+	msis = f->msi.n;
+	r = blk_submit(f, T_GET_ID, 0, G_RDATA, 20, true);
+	settle(f);
+	assert_int_equal(used_idx(f), r.idx);
+	assert_int_equal(f->msi.n, msis);
+	cfg_wr(&f->host, f->slot, PCI_COMMAND, 2, PCI_CMD_MEMORY | PCI_CMD_MASTER);
+	drv_notify(f);
+	assert_true(wait_used(f, r.idx));
+	assert_int_equal(*host(f->ram, r.status), S_OK);
+	assert_true(WAIT_UNTIL(f->msi.n > msis));
+	blk_fix_free(f);
+}
+
+/* DRIVER_OK without FEATURES_OK (§3.1.1) does not start the device. */
+static void test_blk_driver_ok_needs_features_ok(void **state)
+{
+	struct blk_fix *f = blk_fix_new(&default_opts);
+	struct req r;
+
+	(void)state;
+	drv_probe(f);
+	write_features(f, drv_all_features);
+	drv_msix(f);
+	drv_queue(f, DRV_QSIZE);
+	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		      VIRTIO_STATUS_DRIVER_OK);
+	r = blk_submit(f, T_GET_ID, 0, G_RDATA, 20, true);
+	settle(f);
+	assert_int_equal(used_idx(f), r.idx);
+	assert_false(f->blk.vp.active);
+	blk_fix_free(f);
+}
+
 static void test_blk_mixed_batch(void **state)
 {
 	struct blk_fix *f = blk_fix_new(&default_opts);
@@ -3829,6 +3874,8 @@ int main(void)
 		cmocka_unit_test(test_blk_merge_tail_out_of_bounds),
 		cmocka_unit_test(test_blk_merge_short_transfer),
 		cmocka_unit_test(test_blk_mixed_batch),
+		cmocka_unit_test(test_blk_bus_master_off),
+		cmocka_unit_test(test_blk_driver_ok_needs_features_ok),
 		cmocka_unit_test(test_blk_many_in_flight),
 		cmocka_unit_test(test_blk_reset_in_flight),
 		cmocka_unit_test(test_blk_pause_in_flight),

@@ -39,7 +39,7 @@
 #define SEG_MAX             (QUEUE_SIZE - 2)
 #define CONFIG_SIZE         60
 #define MAX_INFLIGHT        VIRTIO_BLK_MAX_INFLIGHT
-#define MERGE_MAX           (1u << 20)  /* bytes of one merged transfer */
+#define MERGE_MAX           (512u << 10)  /* bytes of one merged transfer */
 #define BOUNCE_MAX          (4ull << 20)
 #define DIRECT_ALIGN        512
 #define DISCARD_MAX_SECTORS 0x3fffffu   /* 2 GiB per segment */
@@ -452,7 +452,7 @@ static unsigned start_requests(struct virtio_blk *b)
 	bool broken = false;
 
 	pthread_mutex_lock(&vp->lock);
-	while (vp->active && b->nfree) {
+	while (virtio_pci_may_serve(vp) && b->nfree) {
 		unsigned slot = b->free_slot[b->nfree - 1];
 		int r = virtq_pop(&vp->vq[0], &b->elems[slot]);
 

@@ -205,7 +205,7 @@ static void tx(struct virtio_net *n)
 		int r;
 
 		pthread_mutex_lock(&vp->lock);
-		r = vp->active ? virtq_pop(q, n->elem) : 0;
+		r = virtio_pci_may_serve(vp) ? virtq_pop(q, n->elem) : 0;
 		if (r < 0)
 			virtio_pci_set_broken(vp, "the driver made a malformed transmit chain");
 		pthread_mutex_unlock(&vp->lock);
@@ -251,7 +251,7 @@ static void rx(struct virtio_net *n)
 		int r;
 
 		pthread_mutex_lock(&vp->lock);
-		r = vp->active ? virtq_pop(q, n->elem) : 0;
+		r = virtio_pci_may_serve(vp) ? virtq_pop(q, n->elem) : 0;
 		if (r < 0)
 			virtio_pci_set_broken(vp, "the driver made a malformed receive chain");
 		pthread_mutex_unlock(&vp->lock);
@@ -302,7 +302,7 @@ static void net_fill(void *dev, struct pollfd *fds, unsigned *cnt)
 	if (n->tap_fd < 0)
 		return;
 	pthread_mutex_lock(&n->vp.lock);
-	rx_room = n->vp.active && virtq_has_work(&n->vp.vq[RXQ]);
+	rx_room = virtio_pci_may_serve(&n->vp) && virtq_has_work(&n->vp.vq[RXQ]);
 	pthread_mutex_unlock(&n->vp.lock);
 	fds[FD_RXQ] = (struct pollfd){ .fd = n->vp.notify_fd[RXQ], .events = POLLIN };
 	fds[FD_TXQ] = (struct pollfd){ .fd = n->vp.notify_fd[TXQ], .events = POLLIN };

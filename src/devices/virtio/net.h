@@ -34,7 +34,6 @@ struct virtio_net {
 
 	struct virtio_worker worker;
 	struct virtq_elem *elem;
-	uint64_t rx_dropped;    /* guest sent a chain too short for a header */
 };
 
 /* Checks that the tap exists and is free; opens it (unless deferred);

@@ -49,6 +49,11 @@ bool virtio_pci_feature(const struct virtio_pci *vp, unsigned bit)
 	return vp->s.driver_features & VIRTIO_BIT(bit);
 }
 
+bool virtio_pci_may_serve(const struct virtio_pci *vp)
+{
+	return vp->active && (get_le16(vp->pci.cfg + PCI_COMMAND) & PCI_CMD_MASTER);
+}
+
 static uint64_t notify_addr(const struct virtio_pci *vp, unsigned q)
 {
 	uint64_t bar = pci_bar_addr(&vp->pci, BAR_VIRTIO);
@@ -223,7 +228,10 @@ static bool common_write(struct virtio_pci *vp, unsigned off, const uint8_t *dat
 		if ((st & ~old & VIRTIO_STATUS_FEATURES_OK) && !features_ok(vp))
 			st &= ~VIRTIO_STATUS_FEATURES_OK;
 		vp->s.status = st;
-		if ((st & ~old & VIRTIO_STATUS_DRIVER_OK) && !(st & VIRTIO_STATUS_NEEDS_RESET))
+		/* DRIVER_OK counts only after FEATURES_OK (§3.1.1): a device
+		 * never serves with features nobody agreed on. */
+		if ((st & ~old & VIRTIO_STATUS_DRIVER_OK) && (st & VIRTIO_STATUS_FEATURES_OK) &&
+		    !(st & VIRTIO_STATUS_NEEDS_RESET))
 			activate(vp);
 	}
 	if (touches(off, size, CC_QSEL, 2))

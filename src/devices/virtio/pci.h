@@ -106,6 +106,11 @@ void virtio_pci_notify_config(struct virtio_pci *vp);
 
 bool virtio_pci_feature(const struct virtio_pci *vp, unsigned bit);
 
+/* Whether the device may take requests now: activated, and the driver left
+ * bus mastering on (PCI: no DMA without it — a guest shutting a device
+ * down may only clear that bit). Under vp->lock. */
+bool virtio_pci_may_serve(const struct virtio_pci *vp);
+
 /* State section of the device's record: the PCI function, the transport,
  * the queues. load validates everything first; post_load maps the rings
  * and re-registers the notify eventfds. */
