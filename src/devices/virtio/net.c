@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
@@ -299,8 +300,8 @@ static void net_fill(void *dev, struct pollfd *fds, unsigned *cnt)
 	struct virtio_net *n = dev;
 	bool rx_room;
 
-	if (n->tap_fd < 0)
-		return;
+	/* Without a tap (its opening failed after a migration) the tap's entry
+	 * is -1, which poll skips: frames sent are dropped, none arrive. */
 	pthread_mutex_lock(&n->vp.lock);
 	rx_room = virtio_pci_may_serve(&n->vp) && virtq_has_work(&n->vp.vq[RXQ]);
 	pthread_mutex_unlock(&n->vp.lock);
@@ -449,14 +450,23 @@ static void net_pause(void *dev)
 static int net_resume(void *dev)
 {
 	struct virtio_net *n = dev;
+	int ret = 0;
 
 	if (n->tap_fd < 0) {
 		int fd = tap_open(n->cfg.tap);
 
-		if (fd < 0)
-			return fd;
-		n->tap_fd = fd;
-		tap_set_offloads(n);
+		if (fd < 0) {
+			/* The guest sees its link go down rather than a NIC that
+			 * silently eats frames. */
+			ret = fd;
+			pthread_mutex_lock(&n->vp.lock);
+			n->status &= (uint16_t)~NET_S_LINK_UP;
+			pthread_mutex_unlock(&n->vp.lock);
+			virtio_pci_notify_config(&n->vp);
+		} else {
+			n->tap_fd = fd;
+			tap_set_offloads(n);
+		}
 	}
 	if (n->announce_pending) {
 		n->announce_pending = false;
@@ -464,7 +474,12 @@ static int net_resume(void *dev)
 		arm_timer(n, 1); /* the first at once */
 	}
 	virtio_worker_resume(&n->worker);
-	return 0;
+	/* Look at both queues once: a pause that came after the thread read a
+	 * notification but before it took the buffers leaves them waiting
+	 * with the notification gone. */
+	if (eventfd_write(n->vp.notify_fd[RXQ], 1) || eventfd_write(n->vp.notify_fd[TXQ], 1))
+		log_warn("--net tap=%s: eventfd: %s", n->cfg.tap, strerror(errno));
+	return ret;
 }
 
 static int net_save(void *dev, struct buf *out)
