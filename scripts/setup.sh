@@ -3,7 +3,7 @@
 # Quiet and quick when everything is already there.
 set -euo pipefail
 
-pkgs=(meson ninja-build gcc pkg-config libjson-c-dev libcmocka-dev liburing-dev
+pkgs=(meson ninja-build gcc pkg-config libjson-c-dev libcmocka-dev liburing-dev libxml2-dev
       python3 lz4 binutils iproute2 iputils-ping qemu-system-x86 dpkg-dev)
 
 missing=()
