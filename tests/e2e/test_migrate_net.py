@@ -10,6 +10,7 @@ import tempfile
 import time
 
 from ferrytest import *
+from test_migrate import joined_beats
 
 TAG = f"f{os.getpid() % 100000}"
 NS = (f"{TAG}-src", f"{TAG}-dst")
@@ -94,12 +95,18 @@ def migrate_over_link(cmdline, warmup, timeout):
         check(r["status"] == "completed", f"migration {r['status']}: {r.get('error-desc')}")
         f = r["ferry"]
         check(f["ram-hash"] == f["destination-ram-hash"], "RAM hashes differ")
-        last = src.console.beats()[-1]["beat"]
+        src.console.collect(0.3)  # all the source printed (it is paused now)
         dst.console.wait_for(r"beat=", 10)
         dst.console.collect(3)
-        beats = dst.console.beats()
-        check(beats[0]["beat"] == last + 1,
-              f"destination's first beat {beats[0]['beat']} after the source's {last}")
+        # Joined end to end: a line the source was printing when it paused
+        # is finished by the destination (then neither console alone has
+        # that beat whole).
+        joined, firsts = joined_beats(src, dst)
+        nums = [b["beat"] for b in joined]
+        check(nums == list(range(nums[0], nums[0] + len(nums))),
+              f"beats not consecutive across source and destination: "
+              f"{nums[max(0, firsts[1] - 2):firsts[1] + 2]}")
+        beats = joined[firsts[1]:]
         check(all(b["corrupt"] == 0 for b in beats), "corruption after the migration")
         check(ctl.execute("query-status")["return"]["status"] == "postmigrate", "not postmigrate")
         ctl.execute("quit")
