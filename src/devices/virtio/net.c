@@ -196,27 +196,58 @@ static void announce_tick(struct virtio_net *n)
 
 /* ---- the queues ---- */
 
-static void tx(struct virtio_net *n)
+/* Takes the next chain of queue qi into n->elem: 1, or 0 when there is
+ * none or the device may not serve; a malformed chain breaks the device. */
+static int take(struct virtio_net *n, unsigned qi, const char *what)
 {
 	struct virtio_pci *vp = &n->vp;
-	struct virtq *q = &vp->vq[TXQ];
+	int r;
+
+	pthread_mutex_lock(&vp->lock);
+	r = virtio_pci_may_serve(vp) ? virtq_pop(&vp->vq[qi], n->elem) : 0;
+	if (r < 0)
+		virtio_pci_set_broken(vp, what);
+	pthread_mutex_unlock(&vp->lock);
+	return r > 0;
+}
+
+/* Returns n->elem with len bytes written; the driver is interrupted every
+ * BATCH chains (and by give_done() for the rest). broken: the chain broke
+ * the rules, the device stops. */
+static void give(struct virtio_net *n, unsigned qi, uint32_t len, unsigned *done,
+		 const char *broken)
+{
+	struct virtio_pci *vp = &n->vp;
+	struct virtq *q = &vp->vq[qi];
+
+	pthread_mutex_lock(&vp->lock);
+	virtq_push(q, n->elem, len);
+	if (broken)
+		virtio_pci_set_broken(vp, broken);
+	else if (++*done % BATCH == 0 && virtq_should_notify(q))
+		virtio_pci_notify_queue(vp, qi);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static void give_done(struct virtio_net *n, unsigned qi, unsigned done)
+{
+	struct virtio_pci *vp = &n->vp;
+
+	if (!(done % BATCH))
+		return;
+	pthread_mutex_lock(&vp->lock);
+	if (virtq_should_notify(&vp->vq[qi]))
+		virtio_pci_notify_queue(vp, qi);
+	pthread_mutex_unlock(&vp->lock);
+}
+
+static void tx(struct virtio_net *n)
+{
 	unsigned done = 0;
 
-	for (;;) {
-		int r;
-
-		pthread_mutex_lock(&vp->lock);
-		r = virtio_pci_may_serve(vp) ? virtq_pop(q, n->elem) : 0;
-		if (r < 0)
-			virtio_pci_set_broken(vp, "the driver made a malformed transmit chain");
-		pthread_mutex_unlock(&vp->lock);
-		if (r <= 0)
-			break;
+	while (take(n, TXQ, "the driver made a malformed transmit chain")) {
 		if (n->elem->out_len < HDR_LEN || n->elem->n_in) {
-			pthread_mutex_lock(&vp->lock);
-			virtq_push(q, n->elem, 0);
-			virtio_pci_set_broken(vp, "a transmit chain without a header");
-			pthread_mutex_unlock(&vp->lock);
+			give(n, TXQ, 0, &done, "a transmit chain without a header");
 			break;
 		}
 		/* The header goes to the tap as it is: the tap's vnet header is
@@ -224,73 +255,40 @@ static void tx(struct virtio_net *n)
 		 * wire would. */
 		if (writev(n->tap_fd, n->elem->iov, (int)n->elem->n_out) < 0 && errno != EAGAIN)
 			log_debug("--net tap=%s: transmit: %s", n->cfg.tap, strerror(errno));
-		pthread_mutex_lock(&vp->lock);
-		virtq_push(q, n->elem, 0);
-		if (++done % BATCH == 0 && virtq_should_notify(q))
-			virtio_pci_notify_queue(vp, TXQ);
-		pthread_mutex_unlock(&vp->lock);
+		give(n, TXQ, 0, &done, NULL);
 		if (virtio_worker_yield(&n->worker))
 			break;
 	}
-	if (done % BATCH) {
-		pthread_mutex_lock(&vp->lock);
-		if (virtq_should_notify(q))
-			virtio_pci_notify_queue(vp, TXQ);
-		pthread_mutex_unlock(&vp->lock);
-	}
+	give_done(n, TXQ, done);
 }
 
 static void rx(struct virtio_net *n)
 {
-	struct virtio_pci *vp = &n->vp;
-	struct virtq *q = &vp->vq[RXQ];
 	unsigned done = 0;
 
-	for (;;) {
+	while (take(n, RXQ, "the driver made a malformed receive chain")) {
 		uint8_t nb[2];
 		ssize_t len;
-		int r;
 
-		pthread_mutex_lock(&vp->lock);
-		r = virtio_pci_may_serve(vp) ? virtq_pop(q, n->elem) : 0;
-		if (r < 0)
-			virtio_pci_set_broken(vp, "the driver made a malformed receive chain");
-		pthread_mutex_unlock(&vp->lock);
-		if (r <= 0)
-			break;
 		if (n->elem->in_len < HDR_LEN || n->elem->n_out) {
-			pthread_mutex_lock(&vp->lock);
-			virtq_push(q, n->elem, 0);
-			virtio_pci_set_broken(vp, "a receive buffer smaller than the header");
-			pthread_mutex_unlock(&vp->lock);
+			give(n, RXQ, 0, &done, "a receive buffer smaller than the header");
 			break;
 		}
 		len = readv(n->tap_fd, n->elem->iov, (int)n->elem->n_in);
 		if (len < 0) {
 			/* Nothing to read: the chain goes back unused. */
-			pthread_mutex_lock(&vp->lock);
-			virtq_unpop(q);
-			pthread_mutex_unlock(&vp->lock);
+			pthread_mutex_lock(&n->vp.lock);
+			virtq_unpop(&n->vp.vq[RXQ]);
+			pthread_mutex_unlock(&n->vp.lock);
 			break;
 		}
-		if ((uint64_t)len > n->elem->in_len)
-			len = (ssize_t)n->elem->in_len; /* truncated to the buffers */
 		put_le16(nb, 1);
 		buf_to_iov(n->elem->iov, n->elem->n_in, HDR_NUM_BUFFERS, nb, 2);
-		pthread_mutex_lock(&vp->lock);
-		virtq_push(q, n->elem, (uint32_t)len);
-		if (++done % BATCH == 0 && virtq_should_notify(q))
-			virtio_pci_notify_queue(vp, RXQ);
-		pthread_mutex_unlock(&vp->lock);
+		give(n, RXQ, (uint32_t)len, &done, NULL);
 		if (virtio_worker_yield(&n->worker))
 			break;
 	}
-	if (done % BATCH) {
-		pthread_mutex_lock(&vp->lock);
-		if (virtq_should_notify(q))
-			virtio_pci_notify_queue(vp, RXQ);
-		pthread_mutex_unlock(&vp->lock);
-	}
+	give_done(n, RXQ, done);
 }
 
 enum { FD_RXQ, FD_TXQ, FD_TAP, FD_TIMER };

@@ -241,42 +241,41 @@ int virtq_load_state(struct virtq_state *s, uint16_t max_size, struct reader *in
 	return 0;
 }
 
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+/* Copies between [off, off + len) of iov[0..n) and buf, in the direction
+ * to_iov says; returns the count copied. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t off, void *buf, size_t len,
+		       bool to_iov)
 {
 	size_t done = 0;
 
 	for (unsigned i = 0; i < n && done < len; i++) {
 		size_t l = iov[i].iov_len;
+		uint8_t *p;
 
 		if (off >= l) {
 			off -= l;
 			continue;
 		}
 		l = MIN(l - off, len - done);
-		memcpy((uint8_t *)dst + done, (uint8_t *)iov[i].iov_base + off, l);
+		p = (uint8_t *)iov[i].iov_base + off;
+		if (to_iov)
+			memcpy(p, (const uint8_t *)buf + done, l);
+		else
+			memcpy((uint8_t *)buf + done, p, l);
 		done += l;
 		off = 0;
 	}
 	return done;
 }
 
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
+{
+	return iov_copy(iov, n, off, dst, len, false);
+}
+
 size_t buf_to_iov(const struct iovec *iov, unsigned n, size_t off, const void *src, size_t len)
 {
-	size_t done = 0;
-
-	for (unsigned i = 0; i < n && done < len; i++) {
-		size_t l = iov[i].iov_len;
-
-		if (off >= l) {
-			off -= l;
-			continue;
-		}
-		l = MIN(l - off, len - done);
-		memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, l);
-		done += l;
-		off = 0;
-	}
-	return done;
+	return iov_copy(iov, n, off, (void *)src, len, true);
 }
 
 size_t iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len,
