@@ -53,15 +53,6 @@ static struct {
 	u64 want[REC_WORDS];
 } D;
 
-static u64 mix64(u64 x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 /* Record seq of this boot as it must be on disk (layout: README.md). */
 static void record_build(u64 *w, u64 seq)
 {

@@ -23,4 +23,15 @@ int fmt_sn(char *buf, size_t size, const char *fmt, ...)
  * (empty, non-digit, overflow). */
 bool parse_u64(const char *s, size_t n, u64 *out);
 
+/* splitmix64's finaliser: a well-mixed 64-bit value from x (the working
+ * set's page contents and the disk writer's records derive from it). */
+static inline u64 mix64(u64 x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
 #endif

@@ -1,6 +1,7 @@
 /* The integrity workload; see wset.h. Ring 3 only: compiled with SSE2 so
  * the page loops vectorise. */
 #include "wset.h"
+#include "lib.h"
 #include "bootinfo.h"
 #include "console.h"
 #include "user.h"
@@ -14,15 +15,6 @@ struct wset_stats wset_stats[MAX_CPUS];
 u64 muldiv(u64 a, u64 b, u64 c)
 {
 	return (a / c) * b + (a % c) * b / c;
-}
-
-static u64 mix64(u64 x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
 }
 
 static u64 page_seed(u64 page, u32 gen)
