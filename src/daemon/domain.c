@@ -1,5 +1,6 @@
-/* Domain XML: parse (libxml2 tree, refusing what ferry does not support),
- * format (hand-escaped, fixed order) and the ferry-vmm command line. */
+/* Domain XML, parsing: a libxml2 tree walked element by element, refusing
+ * what ferry does not support (the <devices> are in domain_devices.c; the
+ * formatter and the ferry-vmm command line in domain_format.c). */
 #include "daemon/domain.h"
 
 #include <ctype.h>
@@ -15,13 +16,10 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
-struct pctx {
-	char *err;
-	size_t errlen;
-};
+#include "daemon/domain_xml.h"
 
-static int fail(struct pctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(struct pctx *c, const char *fmt, ...)
+
+int xml_fail(struct pctx *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -33,19 +31,19 @@ static int fail(struct pctx *c, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static const char *nm(const xmlNode *n)
+const char *xml_nm(const xmlNode *n)
 {
 	return (const char *)n->name;
 }
 
-static bool is(const xmlNode *n, const char *name)
+bool xml_is(const xmlNode *n, const char *name)
 {
-	return !strcmp(nm(n), name);
+	return !strcmp(xml_nm(n), name);
 }
 
 /* The value of attribute name on n, or NULL. Without a DTD an attribute
  * holds one text node (predefined entities already replaced). */
-static const char *attr(const xmlNode *n, const char *name)
+const char *xml_attr(const xmlNode *n, const char *name)
 {
 	for (xmlAttr *a = n->properties; a; a = a->next) {
 		if (a->ns || strcmp((const char *)a->name, name))
@@ -58,7 +56,7 @@ static const char *attr(const xmlNode *n, const char *name)
 }
 
 /* Refuses any attribute of <parent>/<n> not in allowed (NULL-terminated). */
-static int check_attrs(struct pctx *c, const xmlNode *n, const char *parent,
+int xml_check_attrs(struct pctx *c, const xmlNode *n, const char *parent,
 		       const char *const *allowed)
 {
 	for (xmlAttr *a = n->properties; a; a = a->next) {
@@ -68,8 +66,8 @@ static int check_attrs(struct pctx *c, const xmlNode *n, const char *parent,
 			ok |= !strcmp((const char *)a->name, *p);
 		if (!ok || (a->children && (a->children->next ||
 					    a->children->type != XML_TEXT_NODE)))
-			return fail(c, "unsupported attribute '%s' on <%s>/<%s>",
-				    (const char *)a->name, parent, nm(n));
+			return xml_fail(c, "unsupported attribute '%s' on <%s>/<%s>",
+				    (const char *)a->name, parent, xml_nm(n));
 	}
 	return 0;
 }
@@ -78,23 +76,23 @@ static const char *const no_attrs[] = { NULL };
 
 /* Next element child of n after prev (NULL: the first); refuses text that is
  * not white space, entity references and namespaced elements on the way. */
-static int next_elem(struct pctx *c, const xmlNode *n, xmlNode **cur)
+int xml_next_elem(struct pctx *c, const xmlNode *n, xmlNode **cur)
 {
 	xmlNode *k = *cur ? (*cur)->next : n->children;
 
 	for (; k; k = k->next) {
 		if (k->type == XML_ELEMENT_NODE) {
 			if (k->ns)
-				return fail(c, "unsupported element <%s>/<%s:%s>", nm(n),
-					    (const char *)k->ns->prefix, nm(k));
+				return xml_fail(c, "unsupported element <%s>/<%s:%s>", xml_nm(n),
+					    (const char *)k->ns->prefix, xml_nm(k));
 			break;
 		}
 		if (k->type == XML_TEXT_NODE || k->type == XML_CDATA_SECTION_NODE) {
 			for (const char *s = (const char *)k->content; s && *s; s++)
 				if (!isspace((unsigned char)*s))
-					return fail(c, "unexpected text in <%s>", nm(n));
+					return xml_fail(c, "unexpected text in <%s>", xml_nm(n));
 		} else if (k->type != XML_COMMENT_NODE && k->type != XML_PI_NODE) {
-			return fail(c, "unsupported content in <%s>", nm(n));
+			return xml_fail(c, "unsupported content in <%s>", xml_nm(n));
 		}
 	}
 	*cur = k;
@@ -102,18 +100,18 @@ static int next_elem(struct pctx *c, const xmlNode *n, xmlNode **cur)
 }
 
 /* The text of leaf element <parent>/<n> (no child elements), malloc'ed. */
-static int leaf_text(struct pctx *c, const xmlNode *n, const char *parent, char **out)
+int xml_leaf_text(struct pctx *c, const xmlNode *n, const char *parent, char **out)
 {
 	struct buf b = { 0 };
 
 	*out = NULL;
 	for (xmlNode *k = n->children; k; k = k->next) {
 		if (k->type == XML_ELEMENT_NODE)
-			return buf_free(&b), fail(c, "unsupported element <%s>/<%s>", nm(n), nm(k));
+			return buf_free(&b), xml_fail(c, "unsupported element <%s>/<%s>", xml_nm(n), xml_nm(k));
 		if (k->type == XML_TEXT_NODE || k->type == XML_CDATA_SECTION_NODE)
 			buf_put(&b, k->content, strlen((const char *)k->content));
 		else if (k->type != XML_COMMENT_NODE && k->type != XML_PI_NODE)
-			return buf_free(&b), fail(c, "unsupported content in <%s>/<%s>", parent, nm(n));
+			return buf_free(&b), xml_fail(c, "unsupported content in <%s>/<%s>", parent, xml_nm(n));
 	}
 	buf_put(&b, "", 1);
 	if (buf_finish(&b))
@@ -122,16 +120,16 @@ static int leaf_text(struct pctx *c, const xmlNode *n, const char *parent, char 
 	return 0;
 }
 
-/* leaf_text() with no attributes allowed. */
-static int leaf(struct pctx *c, const xmlNode *n, const char *parent, char **out)
+/* xml_leaf_text() with no attributes allowed. */
+int xml_leaf(struct pctx *c, const xmlNode *n, const char *parent, char **out)
 {
-	int r = check_attrs(c, n, parent, no_attrs);
+	int r = xml_check_attrs(c, n, parent, no_attrs);
 
-	return r ? r : leaf_text(c, n, parent, out);
+	return r ? r : xml_leaf_text(c, n, parent, out);
 }
 
 /* Strips leading and trailing white space in place. */
-static char *trim(char *s)
+char *xml_trim(char *s)
 {
 	char *e;
 
@@ -173,12 +171,12 @@ static const struct { const char *unit; uint64_t scale; } units[] = {
 static int parse_memory(struct pctx *c, const xmlNode *n, uint64_t *bytes)
 {
 	static const char *const allowed[] = { "unit", NULL };
-	const char *u = attr(n, "unit");
+	const char *u = xml_attr(n, "unit");
 	uint64_t scale = 0, v;
 	char *text;
 	int r;
 
-	if ((r = check_attrs(c, n, "domain", allowed)) || (r = leaf_text(c, n, "domain", &text)))
+	if ((r = xml_check_attrs(c, n, "domain", allowed)) || (r = xml_leaf_text(c, n, "domain", &text)))
 		return r;
 	if (!u)
 		scale = 1024;
@@ -186,20 +184,27 @@ static int parse_memory(struct pctx *c, const xmlNode *n, uint64_t *bytes)
 		if (!strcmp(u, units[i].unit))
 			scale = units[i].scale;
 	if (!scale)
-		r = fail(c, "bad unit '%s' on <domain>/<%s> (b, bytes, KB, k, KiB, MB, M, MiB, "
-			 "GB, G, GiB, TB, T, TiB)", u, nm(n));
-	else if (!parse_u64(trim(text), &v) || v > UINT64_MAX / scale)
-		r = fail(c, "bad value '%s' in <domain>/<%s>", trim(text), nm(n));
+		r = xml_fail(c, "bad unit '%s' on <domain>/<%s> (b, bytes, KB, k, KiB, MB, M, MiB, "
+			 "GB, G, GiB, TB, T, TiB)", u, xml_nm(n));
+	else if (!parse_u64(xml_trim(text), &v) || v > UINT64_MAX / scale)
+		r = xml_fail(c, "bad value '%s' in <domain>/<%s>", xml_trim(text), xml_nm(n));
 	else if ((v *= scale) % (1ull << 20) || v < DOMAIN_MIN_MEMORY || (v >> 20) > UINT32_MAX)
-		r = fail(c, "<domain>/<%s>: %" PRIu64 " bytes is not a whole number of MiB "
-			 "from 8 MiB up", nm(n), v);
+		r = xml_fail(c, "<domain>/<%s>: %" PRIu64 " bytes is not a whole number of MiB "
+			 "from 8 MiB up", xml_nm(n), v);
 	else
 		*bytes = v;
 	free(text);
 	return r;
 }
 
-static bool parse_uuid(const char *s, uint8_t uuid[16])
+void domain_uuid_format(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
+}
+
+bool domain_uuid_parse(const char *s, uint8_t uuid[16])
 {
 	unsigned j = 0;
 
@@ -224,22 +229,6 @@ static bool parse_uuid(const char *s, uint8_t uuid[16])
 	return j == 16;
 }
 
-static bool parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned v[6];
-	char end;
-
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2],
-				      &v[3], &v[4], &v[5], &end) != 6)
-		return false;
-	for (unsigned i = 0; i < 17; i++)
-		if (i % 3 == 2 ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return false;
-	for (unsigned i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
-	return !(mac[0] & 1); /* unicast */
-}
-
 static bool valid_name(const char *s)
 {
 	size_t n = strlen(s);
@@ -252,14 +241,14 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-static int random_bytes(struct pctx *c, void *p, size_t n)
+int xml_random_bytes(struct pctx *c, void *p, size_t n)
 {
 	ssize_t got = getrandom(p, n, 0);
 	int e = got < 0 ? errno : EIO;
 
 	if (got == (ssize_t)n)
 		return 0;
-	fail(c, "getrandom: %s", strerror(e));
+	xml_fail(c, "getrandom: %s", strerror(e));
 	return -e;
 }
 
@@ -268,14 +257,14 @@ static const char *const lifecycle_names[] = { "destroy", "restart", "preserve" 
 static int parse_lifecycle(struct pctx *c, const xmlNode *n, enum domain_lifecycle *lc)
 {
 	char *text;
-	int r = leaf(c, n, "domain", &text);
+	int r = xml_leaf(c, n, "domain", &text);
 
 	if (r)
 		return r;
-	r = fail(c, "bad value '%s' in <domain>/<%s> (destroy, restart, preserve)",
-		 trim(text), nm(n));
+	r = xml_fail(c, "bad value '%s' in <domain>/<%s> (destroy, restart, preserve)",
+		 xml_trim(text), xml_nm(n));
 	for (unsigned i = 0; i < 3; i++)
-		if (!strcmp(trim(text), lifecycle_names[i]))
+		if (!strcmp(xml_trim(text), lifecycle_names[i]))
 			*lc = (enum domain_lifecycle)i, r = 0;
 	free(text);
 	return r;
@@ -291,65 +280,65 @@ static int parse_os(struct pctx *c, const xmlNode *os, struct domain_def *d)
 	char *text, **slot;
 	int r;
 
-	if ((r = check_attrs(c, os, "domain", no_attrs)))
+	if ((r = xml_check_attrs(c, os, "domain", no_attrs)))
 		return r;
-	while (!(r = next_elem(c, os, &k)) && k) {
-		if (is(k, "type")) {
-			const char *arch = attr(k, "arch");
+	while (!(r = xml_next_elem(c, os, &k)) && k) {
+		if (xml_is(k, "type")) {
+			const char *arch = xml_attr(k, "arch");
 
-			if ((r = check_attrs(c, k, "os", type_attrs)) ||
-			    (r = leaf_text(c, k, "os", &text)))
+			if ((r = xml_check_attrs(c, k, "os", type_attrs)) ||
+			    (r = xml_leaf_text(c, k, "os", &text)))
 				return r;
-			if (strcmp(trim(text), "hvm"))
-				r = fail(c, "bad value '%s' in <os>/<type> (hvm)", trim(text));
+			if (strcmp(xml_trim(text), "hvm"))
+				r = xml_fail(c, "bad value '%s' in <os>/<type> (hvm)", xml_trim(text));
 			else if (arch && strcmp(arch, "x86_64"))
-				r = fail(c, "bad value '%s' of 'arch' on <os>/<type> (x86_64)", arch);
+				r = xml_fail(c, "bad value '%s' of 'arch' on <os>/<type> (x86_64)", arch);
 			free(text);
 			if (r)
 				return r;
 			if (have_type)
-				return fail(c, "duplicate element <os>/<type>");
+				return xml_fail(c, "duplicate element <os>/<type>");
 			have_type = true;
 			d->arch_given = arch != NULL;
 			continue;
 		}
-		if (is(k, "kernel"))
+		if (xml_is(k, "kernel"))
 			slot = &d->kernel;
-		else if (is(k, "initrd"))
+		else if (xml_is(k, "initrd"))
 			slot = &d->initrd;
-		else if (is(k, "cmdline"))
+		else if (xml_is(k, "cmdline"))
 			slot = &d->cmdline;
 		else
-			return fail(c, "unsupported element <os>/<%s>", nm(k));
+			return xml_fail(c, "unsupported element <os>/<%s>", xml_nm(k));
 		if (*slot)
-			return fail(c, "duplicate element <os>/<%s>", nm(k));
-		if ((r = leaf(c, k, "os", slot)))
+			return xml_fail(c, "duplicate element <os>/<%s>", xml_nm(k));
+		if ((r = xml_leaf(c, k, "os", slot)))
 			return r;
 		if (slot != &d->cmdline && !**slot)
-			return fail(c, "empty <os>/<%s>", nm(k));
+			return xml_fail(c, "empty <os>/<%s>", xml_nm(k));
 	}
 	if (r)
 		return r;
 	if (!have_type)
-		return fail(c, "missing <os>/<type>hvm</type>");
+		return xml_fail(c, "missing <os>/<type>hvm</type>");
 	if (!d->kernel)
-		return fail(c, "missing <os>/<kernel>: ferry boots a PVH kernel directly");
+		return xml_fail(c, "missing <os>/<kernel>: ferry boots a PVH kernel directly");
 	return 0;
 }
 
 static int parse_cpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 {
 	static const char *const allowed[] = { "mode", NULL };
-	const char *mode = attr(n, "mode");
+	const char *mode = xml_attr(n, "mode");
 	xmlNode *k = NULL;
 	int r;
 
-	if ((r = check_attrs(c, n, "domain", allowed)) || (r = next_elem(c, n, &k)))
+	if ((r = xml_check_attrs(c, n, "domain", allowed)) || (r = xml_next_elem(c, n, &k)))
 		return r;
 	if (k)
-		return fail(c, "unsupported element <cpu>/<%s>", nm(k));
+		return xml_fail(c, "unsupported element <cpu>/<%s>", xml_nm(k));
 	if (!mode || (strcmp(mode, "host-passthrough") && strcmp(mode, "host-model")))
-		return fail(c, "bad value '%s' of 'mode' on <domain>/<cpu> (host-passthrough, "
+		return xml_fail(c, "bad value '%s' of 'mode' on <domain>/<cpu> (host-passthrough, "
 			    "host-model)", mode ? mode : "");
 	strcpy(d->cpu_mode, mode);
 	return 0;
@@ -358,19 +347,19 @@ static int parse_cpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 /* ---- <devices> ---- */
 
 /* Empty element <parent>/<n> with the given attributes and no children. */
-static int empty_elem(struct pctx *c, const xmlNode *n, const char *parent,
+int xml_empty_elem(struct pctx *c, const xmlNode *n, const char *parent,
 		      const char *const *allowed)
 {
 	xmlNode *k = NULL;
 	int r;
 
-	if ((r = check_attrs(c, n, parent, allowed)) || (r = next_elem(c, n, &k)))
+	if ((r = xml_check_attrs(c, n, parent, allowed)) || (r = xml_next_elem(c, n, &k)))
 		return r;
-	return k ? fail(c, "unsupported element <%s>/<%s>", nm(n), nm(k)) : 0;
+	return k ? xml_fail(c, "unsupported element <%s>/<%s>", xml_nm(n), xml_nm(k)) : 0;
 }
 
 /* True when s is one of the comma-separated values. */
-static bool in_list(const char *s, const char *values)
+bool xml_in_list(const char *s, const char *values)
 {
 	size_t n = strlen(s);
 
@@ -381,242 +370,16 @@ static bool in_list(const char *s, const char *values)
 }
 
 /* Checks attribute name of n is absent (if opt) or one of the values. */
-static int attr_in(struct pctx *c, const xmlNode *n, const char *name, bool opt,
+int xml_attr_in(struct pctx *c, const xmlNode *n, const char *name, bool opt,
 		   const char *values)
 {
-	const char *v = attr(n, name);
+	const char *v = xml_attr(n, name);
 
-	if ((!v && opt) || (v && *v && !strchr(v, ',') && in_list(v, values)))
+	if ((!v && opt) || (v && *v && !strchr(v, ',') && xml_in_list(v, values)))
 		return 0;
-	return fail(c, "%s value '%s' of '%s' on <%s> (%s)", v ? "bad" : "missing",
-		    v ? v : "", name, nm(n), values);
+	return xml_fail(c, "%s value '%s' of '%s' on <%s> (%s)", v ? "bad" : "missing",
+		    v ? v : "", name, xml_nm(n), values);
 }
-
-static int parse_disk(struct pctx *c, const xmlNode *n, struct domain_def *d)
-{
-	static const char *const disk_attrs[] = { "type", "device", NULL };
-	static const char *const driver_attrs[] = { "name", "type", "cache", NULL };
-	static const char *const source_attrs[] = { "file", NULL };
-	static const char *const target_attrs[] = { "dev", "bus", NULL };
-	struct domain_disk *k;
-	xmlNode *e = NULL;
-	bool seen_driver = false, seen_serial = false;
-	int r;
-
-	if (d->ndisks == DOMAIN_MAX_DISKS)
-		return fail(c, "too many <devices>/<disk> (at most %d)", DOMAIN_MAX_DISKS);
-	k = &d->disks[d->ndisks++];
-	strcpy(k->driver, "qemu");
-	if ((r = check_attrs(c, n, "devices", disk_attrs)) ||
-	    (r = attr_in(c, n, "type", true, "file")) ||
-	    (r = attr_in(c, n, "device", true, "disk")))
-		return r;
-	while (!(r = next_elem(c, n, &e)) && e) {
-		if (is(e, "driver") && !seen_driver) {
-			seen_driver = true;
-			if ((r = empty_elem(c, e, "disk", driver_attrs)) ||
-			    (r = attr_in(c, e, "name", true, "qemu,ferry")) ||
-			    (r = attr_in(c, e, "type", true, "raw")) ||
-			    (r = attr_in(c, e, "cache", true, "none,writeback")))
-				return r;
-			if (attr(e, "name"))
-				strcpy(k->driver, attr(e, "name"));
-			k->cache_none = attr(e, "cache") && !strcmp(attr(e, "cache"), "none");
-		} else if (is(e, "source") && !k->path) {
-			const char *f = attr(e, "file");
-
-			if ((r = empty_elem(c, e, "disk", source_attrs)))
-				return r;
-			if (!f || !*f || strchr(f, ','))
-				return fail(c, "bad or missing 'file' on <disk>/<source> ('%s'; "
-					    "a path without ',')", f ? f : "");
-			if (!(k->path = strdup(f)))
-				return -ENOMEM;
-		} else if (is(e, "target") && !k->dev[0]) {
-			const char *dev = attr(e, "dev");
-
-			if ((r = empty_elem(c, e, "disk", target_attrs)) ||
-			    (r = attr_in(c, e, "bus", true, "virtio")))
-				return r;
-			if (!dev || strlen(dev) != 3 || strncmp(dev, "vd", 2) || !islower((unsigned char)dev[2]))
-				return fail(c, "bad value '%s' of 'dev' on <disk>/<target> (vda..vdz)",
-					    dev ? dev : "");
-			strcpy(k->dev, dev);
-		} else if (is(e, "readonly") && !k->readonly) {
-			if ((r = empty_elem(c, e, "disk", no_attrs)))
-				return r;
-			k->readonly = true;
-		} else if (is(e, "serial") && !seen_serial) {
-			char *s;
-
-			seen_serial = true;
-			if ((r = leaf(c, e, "disk", &s)))
-				return r;
-			if (strlen(s) > DOMAIN_DISK_ID_MAX || strchr(s, ','))
-				r = fail(c, "bad value '%s' in <disk>/<serial> (at most %d bytes, no ',')",
-					 s, DOMAIN_DISK_ID_MAX);
-			else
-				strcpy(k->serial, s);
-			free(s);
-			if (r)
-				return r;
-		} else {
-			return fail(c, "%s element <disk>/<%s>",
-				    in_list(nm(e), "driver,source,target,readonly,serial") ?
-				    "duplicate" : "unsupported", nm(e));
-		}
-	}
-	if (r)
-		return r;
-	if (!k->path)
-		return fail(c, "missing <disk>/<source file=...>");
-	if (!k->dev[0])
-		return fail(c, "missing <disk>/<target dev=...>");
-	for (unsigned i = 0; i + 1 < d->ndisks; i++)
-		if (!strcmp(d->disks[i].dev, k->dev))
-			return fail(c, "duplicate target dev '%s' in <devices>/<disk>", k->dev);
-	return 0;
-}
-
-static int parse_interface(struct pctx *c, const xmlNode *n, struct domain_def *d)
-{
-	static const char *const if_attrs[] = { "type", NULL };
-	static const char *const mac_attrs[] = { "address", NULL };
-	static const char *const target_attrs[] = { "dev", NULL };
-	static const char *const model_attrs[] = { "type", NULL };
-	bool seen_mac = false, seen_model = false;
-	struct domain_net *k;
-	xmlNode *e = NULL;
-	int r;
-
-	if (d->nnets == DOMAIN_MAX_NETS)
-		return fail(c, "too many <devices>/<interface> (at most %d)", DOMAIN_MAX_NETS);
-	k = &d->nets[d->nnets++];
-	if ((r = check_attrs(c, n, "devices", if_attrs)) ||
-	    (r = attr_in(c, n, "type", false, "ethernet")))
-		return r;
-	while (!(r = next_elem(c, n, &e)) && e) {
-		if (is(e, "mac") && !seen_mac) {
-			const char *a = attr(e, "address");
-
-			seen_mac = true;
-			if ((r = empty_elem(c, e, "interface", mac_attrs)))
-				return r;
-			if (!a || !parse_mac(a, k->mac))
-				return fail(c, "bad value '%s' of 'address' on <interface>/<mac> "
-					    "(xx:xx:xx:xx:xx:xx, unicast)", a ? a : "");
-		} else if (is(e, "target") && !k->tap[0]) {
-			const char *dev = attr(e, "dev");
-
-			if ((r = empty_elem(c, e, "interface", target_attrs)))
-				return r;
-			if (!dev || !*dev || strlen(dev) > DOMAIN_IFNAME_MAX || strchr(dev, '/') ||
-			    strchr(dev, ',') || !strcmp(dev, ".") || !strcmp(dev, ".."))
-				return fail(c, "bad value '%s' of 'dev' on <interface>/<target> "
-					    "(an interface name of at most %d bytes)", dev ? dev : "",
-					    DOMAIN_IFNAME_MAX);
-			strcpy(k->tap, dev);
-		} else if (is(e, "model") && !seen_model) {
-			seen_model = true;
-			if ((r = empty_elem(c, e, "interface", model_attrs)) ||
-			    (r = attr_in(c, e, "type", false, "virtio")))
-				return r;
-		} else {
-			return fail(c, "%s element <interface>/<%s>",
-				    in_list(nm(e), "mac,target,model") ? "duplicate" : "unsupported",
-				    nm(e));
-		}
-	}
-	if (r)
-		return r;
-	if (!k->tap[0])
-		return fail(c, "missing <interface>/<target dev=...> (the tap)");
-	if (!seen_mac && (r = random_bytes(c, k->mac, 6)) == 0) {
-		k->mac[0] = 0x52, k->mac[1] = 0x54, k->mac[2] = 0x00; /* as libvirt does */
-	}
-	for (unsigned i = 0; !r && i + 1 < d->nnets; i++) {
-		if (!strcmp(d->nets[i].tap, k->tap))
-			r = fail(c, "duplicate target dev '%s' in <devices>/<interface>", k->tap);
-		else if (!memcmp(d->nets[i].mac, k->mac, 6))
-			r = fail(c, "duplicate mac address in <devices>/<interface>");
-	}
-	return r;
-}
-
-/* <serial> or <console>: both describe serial port 0. */
-static int parse_chr(struct pctx *c, const xmlNode *n, struct domain_def *d)
-{
-	static const char *const chr_attrs[] = { "type", NULL };
-	static const char *const source_attrs[] = { "path", NULL };
-	static const char *const serial_target[] = { "port", NULL };
-	static const char *const console_target[] = { "type", "port", NULL };
-	bool console = is(n, "console"), seen_target = false;
-	const char *type = attr(n, "type");
-	enum domain_chr t;
-	char *path = NULL;
-	xmlNode *e = NULL;
-	int r;
-
-	if ((r = check_attrs(c, n, "devices", chr_attrs)) ||
-	    (r = attr_in(c, n, "type", false, "pty,file,null")))
-		return r;
-	t = !strcmp(type, "pty") ? DOMAIN_CHR_PTY : !strcmp(type, "file") ? DOMAIN_CHR_FILE :
-	    DOMAIN_CHR_NULL;
-	while (!r && !(r = next_elem(c, n, &e)) && e) {
-		if (is(e, "source") && t == DOMAIN_CHR_FILE && !path) {
-			const char *p = attr(e, "path");
-
-			if ((r = empty_elem(c, e, nm(n), source_attrs)))
-				break;
-			if (!p || !*p)
-				r = fail(c, "missing 'path' on <%s>/<source>", nm(n));
-			else if (!(path = strdup(p)))
-				r = -ENOMEM;
-		} else if (is(e, "target") && !seen_target) {
-			seen_target = true;
-			if (!(r = empty_elem(c, e, nm(n), console ? console_target : serial_target)) &&
-			    !(r = attr_in(c, e, "port", true, "0")) && console)
-				r = attr_in(c, e, "type", true, "serial");
-		} else {
-			r = fail(c, "unsupported element <%s>/<%s>", nm(n), nm(e));
-		}
-	}
-	if (!r && t == DOMAIN_CHR_FILE && !path)
-		r = fail(c, "missing <%s>/<source path=...> for type='file'", nm(n));
-	if (!r && d->serial != DOMAIN_CHR_NONE &&
-	    (d->serial != t || (path && strcmp(path, d->serial_path))))
-		r = fail(c, "<devices>/<%s> differs from the serial port already given (ferry "
-			 "has one serial port; <console> may only repeat it)", nm(n));
-	if (!r && d->serial == DOMAIN_CHR_NONE) {
-		d->serial = t;
-		d->serial_path = path;
-		path = NULL;
-	}
-	free(path);
-	return r;
-}
-
-static int parse_devices(struct pctx *c, const xmlNode *n, struct domain_def *d)
-{
-	xmlNode *e = NULL;
-	int r = check_attrs(c, n, "domain", no_attrs);
-	unsigned nserial = 0, nconsole = 0;
-
-	while (!r && !(r = next_elem(c, n, &e)) && e) {
-		if (is(e, "disk"))
-			r = parse_disk(c, e, d);
-		else if (is(e, "interface"))
-			r = parse_interface(c, e, d);
-		else if (is(e, "serial") || is(e, "console"))
-			r = (is(e, "serial") ? ++nserial : ++nconsole) > 1 ?
-			    fail(c, "at most one <devices>/<%s>", nm(e)) : parse_chr(c, e, d);
-		else
-			r = fail(c, "unsupported element <devices>/<%s>", nm(e));
-	}
-	return r;
-}
-
-/* ---- <domain> ---- */
 
 static int parse_vcpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 {
@@ -625,12 +388,12 @@ static int parse_vcpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 	char *text;
 	int r;
 
-	if ((r = check_attrs(c, n, "domain", allowed)) ||
-	    (r = attr_in(c, n, "placement", true, "static")) ||
-	    (r = leaf_text(c, n, "domain", &text)))
+	if ((r = xml_check_attrs(c, n, "domain", allowed)) ||
+	    (r = xml_attr_in(c, n, "placement", true, "static")) ||
+	    (r = xml_leaf_text(c, n, "domain", &text)))
 		return r;
-	if (!parse_u64(trim(text), &v) || v < 1 || v > 255)
-		r = fail(c, "bad value '%s' in <domain>/<vcpu> (1 to 255)", trim(text));
+	if (!parse_u64(xml_trim(text), &v) || v < 1 || v > 255)
+		r = xml_fail(c, "bad value '%s' in <domain>/<vcpu> (1 to 255)", xml_trim(text));
 	else
 		d->vcpus = (unsigned)v;
 	free(text);
@@ -649,20 +412,20 @@ static int parse_top(struct pctx *c, const xmlNode *e, struct domain_def *d, uns
 
 	switch (i) {
 	case 0: /* name */
-		if ((r = leaf(c, e, "domain", &text)))
+		if ((r = xml_leaf(c, e, "domain", &text)))
 			return r;
 		if (!valid_name(text))
-			r = fail(c, "bad value '%s' in <domain>/<name> (1 to %d letters, digits, "
+			r = xml_fail(c, "bad value '%s' in <domain>/<name> (1 to %d letters, digits, "
 				 "'-', '_' or '.', not starting with '.')", text, DOMAIN_NAME_MAX);
 		else
 			strcpy(d->name, text);
 		break;
 	case 1: /* uuid */
-		if ((r = leaf(c, e, "domain", &text)))
+		if ((r = xml_leaf(c, e, "domain", &text)))
 			return r;
-		if (!parse_uuid(trim(text), d->uuid))
-			r = fail(c, "bad value '%s' in <domain>/<uuid> "
-				 "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", trim(text));
+		if (!domain_uuid_parse(xml_trim(text), d->uuid))
+			r = xml_fail(c, "bad value '%s' in <domain>/<uuid> "
+				 "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", xml_trim(text));
 		break;
 	case 2: return parse_memory(c, e, &d->memory);
 	case 3: return parse_memory(c, e, &d->current_memory);
@@ -672,7 +435,7 @@ static int parse_top(struct pctx *c, const xmlNode *e, struct domain_def *d, uns
 	case 7: return parse_lifecycle(c, e, &d->on_poweroff);
 	case 8: return parse_lifecycle(c, e, &d->on_reboot);
 	case 9: return parse_lifecycle(c, e, &d->on_crash);
-	case 10: return parse_devices(c, e, d);
+	case 10: return xml_parse_devices(c, e, d);
 	}
 	free(text);
 	return r;
@@ -685,20 +448,20 @@ static int parse_domain(struct pctx *c, const xmlNode *root, struct domain_def *
 	xmlNode *e = NULL;
 	int r;
 
-	if ((r = check_attrs(c, root, "domain", allowed)))
+	if ((r = xml_check_attrs(c, root, "domain", allowed)))
 		return r;
-	if (!attr(root, "type") || (strcmp(attr(root, "type"), "kvm") &&
-				    strcmp(attr(root, "type"), "ferry")))
-		return fail(c, "bad value '%s' of 'type' on <domain> (kvm, ferry)",
-			    attr(root, "type") ? attr(root, "type") : "");
-	d->type = strcmp(attr(root, "type"), "kvm") ? DOMAIN_TYPE_FERRY : DOMAIN_TYPE_KVM;
-	while (!(r = next_elem(c, root, &e)) && e) {
-		for (i = 0; top_names[i] && !is(e, top_names[i]); i++)
+	if (!xml_attr(root, "type") || (strcmp(xml_attr(root, "type"), "kvm") &&
+				    strcmp(xml_attr(root, "type"), "ferry")))
+		return xml_fail(c, "bad value '%s' of 'type' on <domain> (kvm, ferry)",
+			    xml_attr(root, "type") ? xml_attr(root, "type") : "");
+	d->type = strcmp(xml_attr(root, "type"), "kvm") ? DOMAIN_TYPE_FERRY : DOMAIN_TYPE_KVM;
+	while (!(r = xml_next_elem(c, root, &e)) && e) {
+		for (i = 0; top_names[i] && !xml_is(e, top_names[i]); i++)
 			;
 		if (!top_names[i])
-			return fail(c, "unsupported element <domain>/<%s>", nm(e));
+			return xml_fail(c, "unsupported element <domain>/<%s>", xml_nm(e));
 		if (seen & (1u << i))
-			return fail(c, "duplicate element <domain>/<%s>", nm(e));
+			return xml_fail(c, "duplicate element <domain>/<%s>", xml_nm(e));
 		seen |= 1u << i;
 		if ((r = parse_top(c, e, d, i)))
 			return r;
@@ -706,12 +469,12 @@ static int parse_domain(struct pctx *c, const xmlNode *root, struct domain_def *
 	if (r)
 		return r;
 	if (!(seen & 1))
-		return fail(c, "missing <domain>/<name>");
+		return xml_fail(c, "missing <domain>/<name>");
 	if (!(seen & 4))
-		return fail(c, "missing <domain>/<memory>");
+		return xml_fail(c, "missing <domain>/<memory>");
 	if (!(seen & 32))
-		return fail(c, "missing <domain>/<os> (with <kernel>)");
-	if (!(seen & 2) && (r = random_bytes(c, d->uuid, 16)) == 0) {
+		return xml_fail(c, "missing <domain>/<os> (with <kernel>)");
+	if (!(seen & 2) && (r = xml_random_bytes(c, d->uuid, 16)) == 0) {
 		d->uuid[6] = (uint8_t)((d->uuid[6] & 0x0f) | 0x40); /* version 4 */
 		d->uuid[8] = (uint8_t)((d->uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	}
@@ -720,7 +483,7 @@ static int parse_domain(struct pctx *c, const xmlNode *root, struct domain_def *
 	if (!(seen & 8))
 		d->current_memory = d->memory;
 	else if (d->current_memory > d->memory)
-		return fail(c, "<domain>/<currentMemory> is larger than <memory>");
+		return xml_fail(c, "<domain>/<currentMemory> is larger than <memory>");
 	return 0;
 }
 
@@ -736,7 +499,7 @@ int domain_parse(const char *xml, size_t len, struct domain_def *d, char *err, s
 	if (errlen)
 		err[0] = 0;
 	if (len > DOMAIN_XML_MAX)
-		return fail(&c, "domain XML larger than %u bytes", DOMAIN_XML_MAX);
+		return xml_fail(&c, "domain XML larger than %u bytes", DOMAIN_XML_MAX);
 	if (!(ctxt = xmlNewParserCtxt()))
 		return -ENOMEM;
 	/* No XML_PARSE_NOENT (entities stay references), no DTDLOAD, no
@@ -750,14 +513,14 @@ int domain_parse(const char *xml, size_t len, struct domain_def *d, char *err, s
 
 		snprintf(msg, sizeof(msg), "%s", e && e->message ? e->message : "unknown error");
 		msg[strcspn(msg, "\n")] = 0;
-		r = fail(&c, "malformed XML (line %d): %s", e ? e->line : 0, msg);
+		r = xml_fail(&c, "malformed XML (line %d): %s", e ? e->line : 0, msg);
 		goto out;
 	}
 	root = xmlDocGetRootElement(doc);
 	if (doc->intSubset || doc->extSubset)
-		r = fail(&c, "a DOCTYPE (DTD, entities) is not supported in domain XML");
-	else if (!root || root->ns || !is(root, "domain"))
-		r = fail(&c, "the root element must be <domain>, not <%s>", root ? nm(root) : "");
+		r = xml_fail(&c, "a DOCTYPE (DTD, entities) is not supported in domain XML");
+	else if (!root || root->ns || !xml_is(root, "domain"))
+		r = xml_fail(&c, "the root element must be <domain>, not <%s>", root ? xml_nm(root) : "");
 	else
 		r = parse_domain(&c, root, d);
 out:
@@ -809,244 +572,3 @@ bool domain_def_equal(const struct domain_def *a, const struct domain_def *b)
 	return true;
 }
 
-/* ---- format ----------------------------------------------------------- */
-
-static void put(struct buf *b, const char *s)
-{
-	buf_put(b, s, strlen(s));
-}
-
-static void putf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void putf(struct buf *b, const char *fmt, ...)
-{
-	char tmp[128];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	buf_put(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
-
-/* Escaped text or attribute value (single-quoted); white space other than
- * ' ' as character references, so attribute normalisation keeps it.
- * Returns false on characters XML 1.0 cannot carry. */
-static bool put_esc(struct buf *b, const char *s)
-{
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		switch (ch) {
-		case '&': put(b, "&amp;"); break;
-		case '<': put(b, "&lt;"); break;
-		case '>': put(b, "&gt;"); break;
-		case '\'': put(b, "&apos;"); break;
-		case '"': put(b, "&quot;"); break;
-		case '\t': case '\n': case '\r': putf(b, "&#%u;", ch); break;
-		default:
-			if (ch < 0x20)
-				return false;
-			buf_put(b, s, 1);
-		}
-	}
-	return true;
-}
-
-static bool put_elem(struct buf *b, const char *indent, const char *name, const char *text)
-{
-	bool ok;
-
-	putf(b, "%s<%s>", indent, name);
-	ok = put_esc(b, text);
-	putf(b, "</%s>\n", name);
-	return ok;
-}
-
-static bool put_attr(struct buf *b, const char *name, const char *v)
-{
-	putf(b, " %s='", name);
-	bool ok = put_esc(b, v);
-
-	put(b, "'");
-	return ok;
-}
-
-static const char *const chr_names[] = { "", "pty", "file", "null" };
-
-static bool format_chr(const struct domain_def *d, struct buf *b, const char *what)
-{
-	bool ok = true;
-
-	putf(b, "    <%s type='%s'>\n", what, chr_names[d->serial]);
-	if (d->serial == DOMAIN_CHR_FILE) {
-		put(b, "      <source");
-		ok = put_attr(b, "path", d->serial_path);
-		put(b, "/>\n");
-	}
-	putf(b, "      <target%s port='0'/>\n", strcmp(what, "console") ? "" : " type='serial'");
-	putf(b, "    </%s>\n", what);
-	return ok;
-}
-
-static bool format_devices(const struct domain_def *d, struct buf *b)
-{
-	bool ok = true;
-
-	put(b, "  <devices>\n");
-	for (unsigned i = 0; i < d->ndisks; i++) {
-		const struct domain_disk *k = &d->disks[i];
-
-		put(b, "    <disk type='file' device='disk'>\n      <driver");
-		ok &= put_attr(b, "name", k->driver);
-		putf(b, " type='raw' cache='%s'/>\n      <source", k->cache_none ? "none" : "writeback");
-		ok &= put_attr(b, "file", k->path);
-		put(b, "/>\n      <target");
-		ok &= put_attr(b, "dev", k->dev);
-		put(b, " bus='virtio'/>\n");
-		if (k->readonly)
-			put(b, "      <readonly/>\n");
-		if (k->serial[0])
-			ok &= put_elem(b, "      ", "serial", k->serial);
-		put(b, "    </disk>\n");
-	}
-	for (unsigned i = 0; i < d->nnets; i++) {
-		const uint8_t *m = d->nets[i].mac;
-
-		putf(b, "    <interface type='ethernet'>\n      <mac address='%02x:%02x:%02x:%02x:"
-		     "%02x:%02x'/>\n      <target", m[0], m[1], m[2], m[3], m[4], m[5]);
-		ok &= put_attr(b, "dev", d->nets[i].tap);
-		put(b, "/>\n      <model type='virtio'/>\n    </interface>\n");
-	}
-	if (d->serial != DOMAIN_CHR_NONE)
-		ok &= format_chr(d, b, "serial") & format_chr(d, b, "console");
-	put(b, "  </devices>\n");
-	return ok;
-}
-
-int domain_format(const struct domain_def *d, bool migratable, struct buf *out)
-{
-	const uint8_t *u = d->uuid;
-	bool ok = true;
-
-	(void)migratable; /* nothing live-only or host-specific to drop yet */
-	putf(out, "<domain type='%s'>\n", d->type == DOMAIN_TYPE_KVM ? "kvm" : "ferry");
-	ok &= put_elem(out, "  ", "name", d->name);
-	putf(out, "  <uuid>%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x"
-	     "</uuid>\n", u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
-	     u[11], u[12], u[13], u[14], u[15]);
-	putf(out, "  <memory unit='KiB'>%" PRIu64 "</memory>\n", d->memory >> 10);
-	putf(out, "  <currentMemory unit='KiB'>%" PRIu64 "</currentMemory>\n",
-	     d->current_memory >> 10);
-	putf(out, "  <vcpu>%u</vcpu>\n", d->vcpus);
-	putf(out, "  <os>\n    <type%s>hvm</type>\n", d->arch_given ? " arch='x86_64'" : "");
-	ok &= put_elem(out, "    ", "kernel", d->kernel ? d->kernel : "");
-	if (d->initrd)
-		ok &= put_elem(out, "    ", "initrd", d->initrd);
-	if (d->cmdline)
-		ok &= put_elem(out, "    ", "cmdline", d->cmdline);
-	put(out, "  </os>\n");
-	if (d->cpu_mode[0])
-		putf(out, "  <cpu mode='%s'/>\n", d->cpu_mode);
-	putf(out, "  <on_poweroff>%s</on_poweroff>\n", lifecycle_names[d->on_poweroff]);
-	putf(out, "  <on_reboot>%s</on_reboot>\n", lifecycle_names[d->on_reboot]);
-	putf(out, "  <on_crash>%s</on_crash>\n", lifecycle_names[d->on_crash]);
-	ok &= format_devices(d, out);
-	put(out, "</domain>\n");
-	buf_put(out, "", 1);
-	if (buf_finish(out))
-		return -ENOMEM;
-	out->len--;
-	return ok ? 0 : -EINVAL;
-}
-
-/* ---- ferry-vmm arguments ---------------------------------------------- */
-
-void domain_vmm_args_free(char **argv)
-{
-	for (char **p = argv; p && *p; p++)
-		free(*p);
-	free(argv);
-}
-
-static int add_arg(char **argv, unsigned *n, char *s)
-{
-	if (!s)
-		return -ENOMEM;
-	argv[(*n)++] = s;
-	return 0;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int r;
-
-	va_start(ap, fmt);
-	r = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	return r < 0 ? NULL : s;
-}
-
-int domain_vmm_args(const struct domain_def *d, char ***argv_out)
-{
-	/* ferry-vmm + 6 pairs + disks + nets + serial, each a pair, + NULL */
-	unsigned max = 1 + 12 + 2 * (DOMAIN_MAX_DISKS + DOMAIN_MAX_NETS) + 2 + 1, n = 0;
-	char **argv = calloc(max, sizeof(*argv));
-	int r = 0;
-
-	*argv_out = NULL;
-	if (!argv)
-		return -ENOMEM;
-#define ARG(s) do { if (!r) r = add_arg(argv, &n, (s)); } while (0)
-	ARG(strdup("ferry-vmm"));
-	ARG(strdup("--name"));
-	ARG(strdup(d->name));
-	ARG(strdup("--memory"));
-	ARG(xasprintf("%" PRIu64, d->memory >> 20));
-	ARG(strdup("--cpus"));
-	ARG(xasprintf("%u", d->vcpus));
-	ARG(strdup("--kernel"));
-	ARG(strdup(d->kernel ? d->kernel : ""));
-	if (d->initrd) {
-		ARG(strdup("--initrd"));
-		ARG(strdup(d->initrd));
-	}
-	if (d->cmdline) {
-		ARG(strdup("--cmdline"));
-		ARG(strdup(d->cmdline));
-	}
-	for (unsigned i = 0; i < d->ndisks && !r; i++) {
-		const struct domain_disk *k = &d->disks[i];
-
-		if (strchr(k->path, ',') || strchr(k->serial, ','))
-			r = -EINVAL;
-		ARG(strdup("--disk"));
-		ARG(xasprintf("%s%s,cache=%s%s%s", k->path, k->readonly ? ",readonly=on" : "",
-			      k->cache_none ? "none" : "writeback", k->serial[0] ? ",serial=" : "",
-			      k->serial));
-	}
-	for (unsigned i = 0; i < d->nnets && !r; i++) {
-		const uint8_t *m = d->nets[i].mac;
-
-		ARG(strdup("--net"));
-		ARG(xasprintf("tap=%s,mac=%02x:%02x:%02x:%02x:%02x:%02x", d->nets[i].tap,
-			      m[0], m[1], m[2], m[3], m[4], m[5]));
-	}
-	if (d->serial == DOMAIN_CHR_FILE) {
-		ARG(strdup("--serial"));
-		ARG(xasprintf("file:%s", d->serial_path));
-	} else if (d->serial != DOMAIN_CHR_PTY) {
-		ARG(strdup("--serial"));
-		ARG(strdup("null"));
-	}
-#undef ARG
-	if (r) {
-		domain_vmm_args_free(argv);
-		return r;
-	}
-	*argv_out = argv;
-	return 0;
-}

@@ -74,6 +74,11 @@ int domain_parse(const char *xml, size_t len, struct domain_def *d, char *err, s
  * carry) or -ENOMEM. */
 int domain_format(const struct domain_def *d, bool migratable, struct buf *out);
 
+/* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" (any case) to 16 bytes; false if malformed. */
+bool domain_uuid_parse(const char *s, uint8_t uuid[16]);
+/* 16 bytes to the lower-case form, into out[37]. */
+void domain_uuid_format(const uint8_t uuid[16], char out[37]);
+
 /* True when a and b define the same domain. */
 bool domain_def_equal(const struct domain_def *a, const struct domain_def *b);
 
