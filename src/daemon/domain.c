@@ -477,6 +477,7 @@ static int parse_domain(struct pctx *c, const xmlNode *root, struct domain_def *
 	if (!(seen & 2) && (r = xml_random_bytes(c, d->uuid, 16)) == 0) {
 		d->uuid[6] = (uint8_t)((d->uuid[6] & 0x0f) | 0x40); /* version 4 */
 		d->uuid[8] = (uint8_t)((d->uuid[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+		d->uuid_generated = true;
 	}
 	if (r)
 		return r;

@@ -42,6 +42,7 @@ struct domain_def {
 	enum domain_type type;
 	char name[DOMAIN_NAME_MAX + 1];
 	uint8_t uuid[16];                    /* generated (v4) if absent */
+	bool uuid_generated;                 /* it was absent (not compared, not written) */
 	uint64_t memory;                     /* bytes, a whole number of MiB */
 	uint64_t current_memory;             /* bytes, <= memory */
 	unsigned vcpus;                      /* 1..255 */

@@ -1,0 +1,58 @@
+/* ferryd's RPC commands (docs/ferryd-rpc.md): the dispatch table and the
+ * helpers each handler uses to read its arguments. */
+#ifndef FERRY_DAEMON_COMMANDS_H
+#define FERRY_DAEMON_COMMANDS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "common/rpc.h"
+#include "daemon/daemon.h"
+
+struct cmd_error {
+	const char *cls;   /* NULL: no error */
+	char desc[1024];
+};
+
+/* One client connection. */
+struct client {
+	struct daemon *d;
+	struct rpc_conn conn;
+	bool tcp;              /* came in over --listen */
+	char local_host[64];   /* tcp: the address the peer reached us at */
+	int raw_fd;            /* after `console`: bytes are copied to and from it */
+};
+
+typedef json_object *(*cmd_fn)(struct client *cl, json_object *args, struct cmd_error *e);
+
+struct cmd {
+	const char *name;
+	cmd_fn fn;
+};
+
+/* Sets e (class, printf-style description); returns NULL for `return cmd_fail(...)`. */
+json_object *cmd_fail(struct cmd_error *e, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* False (and e set) when args has a member not in names (NULL-terminated). */
+bool args_only(json_object *args, const char *const names[], struct cmd_error *e);
+/* A string argument; NULL when absent (required: e set). */
+const char *arg_str(json_object *args, const char *key, bool required, struct cmd_error *e);
+bool arg_bool(json_object *args, const char *key);
+/* An unsigned argument in [lo, hi]; def when absent. False with e set. */
+bool arg_u64(json_object *args, const char *key, uint64_t lo, uint64_t hi, uint64_t def,
+	     uint64_t *out, struct cmd_error *e);
+/* The domain named by args' "domain" (name, UUID or id), referenced (lock held). */
+struct dom *arg_domain_locked(struct daemon *d, json_object *args, struct cmd_error *e);
+
+/* Sends an event line to the client; false when it is gone. */
+bool client_event(struct client *cl, const char *name, json_object *data);
+
+extern const struct cmd lifecycle_cmds[];   /* lifecycle.c */
+extern const struct cmd info_cmds[];        /* info.c */
+extern const struct cmd mig_out_cmds[];     /* migrate_out.c */
+extern const struct cmd mig_in_cmds[];      /* migrate_in.c */
+
+#endif
