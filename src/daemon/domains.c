@@ -121,7 +121,7 @@ struct dom *dom_new_locked(struct daemon *d, struct domain_def *def)
 	dom->state = DOM_SHUTOFF;
 	dom->reason = "unknown";
 	dom->proc.pidfd = -1;
-	dom->downtime_ms = 300;
+	dom->downtime_ms = 10; /* ferry-vmm's default (DESIGN.md: RHEL's 10 ms) */
 	dom->job.percent = -1;
 	dom->refs = 1; /* the table's */
 	dom->listed = true;
@@ -345,12 +345,15 @@ static void load_run(const char *name, void *opaque)
 		d->next_id = dom->id + 1;
 	dom->incoming = rec_bool(rec, "incoming");
 	dom->persist_on_arrival = rec_bool(rec, "persist-on-arrival");
-	dom->downtime_ms = json_u64(rec, "downtime-ms") ?: 300;
+	dom->downtime_ms = json_u64(rec, "downtime-ms") ?: 10;
 	dom->bandwidth_mib = json_u64(rec, "bandwidth-mib");
 	if (rec_bool(rec, "crashed")) {
 		dom->state = DOM_CRASHED;
 		dom->reason = "crashed";
 		dom->id = -1;
+	} else if (!json_u64(rec, "pid")) {
+		log_warn("%s: a run record without a process; removed", name);
+		dom_clear_run_locked(d, dom);
 	} else if (vmproc_adopt(&dom->proc, (pid_t)json_u64(rec, "pid"), json_u64(rec, "start"))) {
 		log_info("%s: its VM process ended while ferryd was away", name);
 		dom->monitored = !dom->incoming; /* it ran: an unexplained end is a crash */

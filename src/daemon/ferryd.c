@@ -45,7 +45,8 @@ static void usage(FILE *f)
 		"                           trusted networks only)\n"
 		"  --migration-ports LO-HI  ports incoming migrations listen on (default 49152-49215)\n"
 		"  --vmm PATH               the ferry-vmm program (default: next to ferryd)\n"
-		"  --incoming-timeout S     an incoming VM no source reaches ends after S s (60)\n"
+		"  --incoming-timeout S     an incoming VM no source reaches ends after S s\n"
+		"                           (default 60; 0: never)\n"
 		"  --verbose                debug messages\n",
 		DEFAULT_STATE_DIR, RPC_DEFAULT_SOCKET);
 }
@@ -94,8 +95,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 			}
 			break;
 		case 't':
-			if (parse_u64(optarg, &v) || v < 1 || v > 86400) {
-				log_error("--incoming-timeout: 1 to 86400 seconds, not '%s'", optarg);
+			if (parse_u64(optarg, &v) || v > 86400) {
+				log_error("--incoming-timeout: 0 (none) to 86400 seconds, not '%s'",
+					  optarg);
 				return -EINVAL;
 			}
 			o->incoming_timeout = (int)v;

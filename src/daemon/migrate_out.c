@@ -180,9 +180,11 @@ static int percent_of(json_object *info)
 {
 	int64_t total = jget(info, "ram.total"), remaining = jget(info, "ram.remaining");
 
-	if (!strcmp(jstr(info, "status"), "completed"))
+	const char *status = jstr(info, "status");
+
+	if (!strcmp(status, "completed"))
 		return 100;
-	if (total <= 0)
+	if (total <= 0 || (strcmp(status, "active") && strcmp(status, "device")))
 		return 0;
 	if (remaining > total)
 		remaining = total;
@@ -337,7 +339,7 @@ static enum job_type run_live(struct job_ctx *j)
 	if (!status[0])
 		snprintf(j->err, sizeof(j->err), "no migration was running");
 	job_set_error(j, "MigrationFailed", !strcmp(status, "cancelled") ?
-		      "operation aborted: migration out job: %s" :
+		      "operation aborted: migration out job: canceled by client%.0s" :
 		      "migration failed: %s", j->err);
 	if (settle_failure(j)) {
 		log_warn("%s: the migration reported a failure, but the guest runs on the "
@@ -498,21 +500,31 @@ static bool read_request(json_object *args, struct mig_req *m, struct cmd_error 
 	return true;
 }
 
-/* --xml must describe the same domain. */
-static bool xml_matches(const struct dom *dom, const char *xml, struct cmd_error *e)
+/* --xml must describe the same domain; without a <uuid> it gets the
+ * domain's (*xml is then rewritten). */
+static bool xml_matches(const struct dom *dom, char **xml, struct cmd_error *e)
 {
 	struct domain_def def;
+	struct buf out = { 0 };
 	char err[512];
 	bool ok;
 
-	if (domain_parse(xml, strlen(xml), &def, err, sizeof(err))) {
+	if (domain_parse(*xml, strlen(*xml), &def, err, sizeof(err))) {
 		cmd_fail(e, "GenericError", "--xml: %s", err);
 		return false;
 	}
+	if (def.uuid_generated)
+		memcpy(def.uuid, dom->uuid, 16);
 	ok = !strcmp(def.name, dom->name) && !memcmp(def.uuid, dom->uuid, 16);
-	if (!ok)
+	if (!ok) {
 		cmd_fail(e, "OperationInvalid", "--xml: target domain name or uuid does not match "
 			 "source '%s'", dom->name);
+	} else if (def.uuid_generated && !domain_format(&def, true, &out)) {
+		free(*xml);
+		*xml = strdup((char *)out.data);
+		ok = *xml != NULL;
+	}
+	buf_free(&out);
 	domain_def_free(&def);
 	return ok;
 }
@@ -534,7 +546,7 @@ static json_object *job_result(struct dom *dom, struct cmd_error *e)
 	return ret;
 }
 
-static bool can_migrate_locked(struct dom *dom, const struct mig_req *m, struct cmd_error *e)
+static bool can_migrate_locked(struct dom *dom, struct mig_req *m, struct cmd_error *e)
 {
 	bool active = dom->proc.pid && !dom->incoming;
 
@@ -549,7 +561,7 @@ static bool can_migrate_locked(struct dom *dom, const struct mig_req *m, struct 
 	else if (!m->offline && !active)
 		cmd_fail(e, "OperationInvalid", "domain is not running");
 	else if (m->xml)
-		xml_matches(dom, m->xml, e);
+		xml_matches(dom, &m->xml, e);
 	return !e->cls;
 }
 
@@ -583,7 +595,8 @@ static json_object *cmd_migrate(struct client *cl, json_object *args, struct cmd
 		dom->mig.xml = NULL;
 		goto out;
 	}
-	dom_save_run_locked(d, dom);
+	if (dom->proc.pid)
+		dom_save_run_locked(d, dom); /* a restarted ferryd finishes the job */
 	/* Wait for the end, passing figures on. */
 	while (dom->job_active) {
 		dom_wait_locked(d, dom, POLL_MS);

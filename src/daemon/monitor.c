@@ -229,8 +229,9 @@ static bool ended_cleanly(struct daemon *d, struct dom *dom, const char *shutdow
 	int code = -1, signo = 0;
 
 	store_path(&d->store, "run", dom->name, ".exit", path);
-	/* The waiter writes the file right after the VM is reaped. */
-	for (int i = 0; i < 40 && vmproc_exit_status(path, &code, &signo); i++)
+	/* The waiter writes the file right after the VM is reaped (a VM found
+	 * ended at start-up has had all the time it needed). */
+	for (int i = 0; i < 40 && vmproc_exit_status(path, &code, &signo) && dom->proc.pid; i++)
 		usleep(25000);
 	if (signo || code != 0)
 		return false;
@@ -361,8 +362,9 @@ static int build_argv(struct daemon *d, struct dom *dom, bool paused, const char
 
 		snprintf(timeout, sizeof(timeout), "%d", d->incoming_timeout_s);
 		r = argv_add(a, "--incoming") ?: argv_add(a, incoming_uri) ?:
-		    argv_add(a, "--incoming-token") ?: argv_add(a, token) ?:
-		    argv_add(a, "--incoming-timeout") ?: argv_add(a, timeout);
+		    argv_add(a, "--incoming-token") ?: argv_add(a, token);
+		if (!r && d->incoming_timeout_s)
+			r = argv_add(a, "--incoming-timeout") ?: argv_add(a, timeout);
 	}
 	return r;
 }
