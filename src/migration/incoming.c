@@ -120,8 +120,19 @@ void incoming_refuse(struct incoming *in, const char *fmt, ...)
 	drop(in);
 }
 
-int incoming_accept(struct incoming *in, const char *token, int sig_fd)
+/* Milliseconds left until deadline (ns; 0: none) for poll(), -1 for none. */
+static int ms_left(uint64_t deadline)
 {
+	uint64_t now = time_now_ns();
+
+	if (!deadline)
+		return -1;
+	return now >= deadline ? 0 : (int)((deadline - now + 999999) / 1000000);
+}
+
+int incoming_accept(struct incoming *in, const char *token, int sig_fd, unsigned timeout_s)
+{
+	uint64_t deadline = timeout_s ? time_now_ns() + timeout_s * 1000000000ull : 0;
 	char msg[300];
 	int ret;
 
@@ -129,8 +140,13 @@ int incoming_accept(struct incoming *in, const char *token, int sig_fd)
 		struct pollfd fds[2] = { { .fd = in->listen_fd, .events = POLLIN },
 					 { .fd = sig_fd, .events = POLLIN } };
 		char err[300];
+		int n = poll(fds, 2, ms_left(deadline));
 
-		if (poll(fds, 2, -1) < 0) {
+		if (n == 0) {
+			log_error("no migration arrived within %u s", timeout_s);
+			return -ETIMEDOUT;
+		}
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));

@@ -32,9 +32,10 @@ int incoming_listen(struct incoming *in, const char *uri);
 
 /* Waits for a source: a connection that does not start with a HELLO
  * carrying token (when one is set) is dropped and the wait goes on; then
- * WELCOME, and the VM_INFO that follows fills in->info. Returns 0, -EINTR
- * when sig_fd became readable (a signal), or -errno (error logged). */
-int incoming_accept(struct incoming *in, const char *token, int sig_fd);
+ * WELCOME, and the VM_INFO that follows fills in->info. timeout_s (0: none)
+ * bounds the wait for an accepted HELLO. Returns 0, -EINTR when sig_fd
+ * became readable (a signal), -ETIMEDOUT, or -errno (error logged). */
+int incoming_accept(struct incoming *in, const char *token, int sig_fd, unsigned timeout_s);
 
 /* Tells the source why the destination gives up (an ERROR message), and
  * closes the connection. */

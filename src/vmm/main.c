@@ -35,6 +35,7 @@ struct options {
 	const char *restore;   /* --restore FILE */
 	const char *incoming;  /* --incoming URI */
 	const char *incoming_token;
+	uint64_t incoming_timeout; /* --incoming-timeout S, 0: none */
 	bool shape_given;      /* --kernel/--initrd/--cmdline/--memory/--cpus */
 	bool serial_given;
 	bool name_given;
@@ -68,6 +69,7 @@ static void usage(FILE *f)
 		"                     VM's shape comes from the stream (the control socket\n"
 		"                     opens once the migrated guest runs)\n"
 		"  --incoming-token T drop connections that do not present token T first\n"
+		"  --incoming-timeout S  exit 1 if no source has connected within S seconds\n"
 		"  --debug-ram-hash   with --restore: print a checksum of guest RAM after loading\n"
 		"  --verbose          debug messages\n",
 		DEFAULT_MEMORY_MIB);
@@ -188,6 +190,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "debug-ram-hash", no_argument, NULL, 'H' },
 		{ "incoming", required_argument, NULL, 'I' },
 		{ "incoming-token", required_argument, NULL, 'T' },
+		{ "incoming-timeout", required_argument, NULL, 'O' },
 		{ "disk", required_argument, NULL, 'D' },
 		{ "net", required_argument, NULL, 'E' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -213,6 +216,14 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'H': o->debug_ram_hash = true; break;
 		case 'I': o->incoming = optarg; break;
 		case 'T': o->incoming_token = optarg; break;
+		case 'O':
+			if (parse_u64(optarg, &o->incoming_timeout) || !o->incoming_timeout ||
+			    o->incoming_timeout > 86400) {
+				log_error("--incoming-timeout: '%s' is not a number of seconds from 1 "
+					  "to 86400", optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'v': log_set_verbose(true); break;
 		case 'D':
 			if (parse_disk(optarg, &o->vm))
@@ -253,6 +264,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 		log_error("--incoming: the VM's kernel, command line, memory and vCPUs come from "
 			  "the migration stream; do not give --kernel, --initrd, --cmdline, "
 			  "--memory or --cpus");
+		return -EINVAL;
+	}
+	if (o->incoming_timeout && !o->incoming) {
+		log_error("--incoming-timeout goes with --incoming");
 		return -EINVAL;
 	}
 	if (o->incoming_token && !o->incoming) {
@@ -379,7 +394,7 @@ static int incoming_vm(struct vm *vm, struct options *o, struct monitor *mon, in
 
 	if (incoming_listen(&in, o->incoming))
 		return -EINVAL;
-	ret = incoming_accept(&in, o->incoming_token, sig_fd);
+	ret = incoming_accept(&in, o->incoming_token, sig_fd, (unsigned)o->incoming_timeout);
 	if (ret == -EINTR) {
 		log_info("terminating on a signal while waiting for a migration; no VM ran");
 		incoming_close(&in);

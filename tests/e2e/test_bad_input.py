@@ -4,6 +4,7 @@ no crash (no signal, no sanitizer report), no vCPU run."""
 import os
 import subprocess
 import tempfile
+import time
 
 from ferrytest import *
 
@@ -94,6 +95,23 @@ def test_options():
     expect_error(["--kernel", GUEST, "--frobnicate"], "--frobnicate")
     expect_error(["--kernel", GUEST, "stray"], "stray")
     expect_error(["--kernel", GUEST, "--cmdline", "x" * 70000], "command line")
+    expect_error(["--kernel", GUEST, "--incoming-timeout", "5"], "--incoming")
+    sock = os.path.join(tempfile.mkdtemp(), "in.sock")
+    for bad in ("0", "abc", "86401"):
+        expect_error(["--incoming", "unix:" + sock, "--incoming-timeout", bad],
+                     "--incoming-timeout")
+
+
+def test_incoming_timeout():
+    """ferryd's incoming VMs end themselves when no source comes."""
+    sock = os.path.join(tempfile.mkdtemp(), "in.sock")
+    t = time.monotonic()
+    rc, out, err = run_vmm(["--incoming", "unix:" + sock, "--incoming-timeout", "1"])
+    took = time.monotonic() - t
+    check(rc == 1, f"exit status {rc}, expected 1 ({err!r})")
+    check("no migration arrived within 1 s" in err, f"no timeout message: {err!r}")
+    check(took < 5, f"took {took:.1f} s")
+    print(f"  --incoming-timeout 1: exit 1 after {took:.1f} s")
 
 
 def test_no_kvm():
@@ -102,4 +120,4 @@ def test_no_kvm():
 
 if __name__ == "__main__":
     require_kvm()
-    run_tests([test_files, test_sizes, test_options, test_no_kvm])
+    run_tests([test_files, test_sizes, test_options, test_incoming_timeout, test_no_kvm])
