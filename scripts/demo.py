@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
 """make demo: two "hosts" on this machine — network namespaces joined by a
 veth pair (198.18.0.1 and 198.18.0.2; loopback when namespaces cannot be
-made) — a guest with 2 vCPUs and a working set it keeps rewriting and
-verifying booted on host A, migrated live to host B with progress and
-figures, its heartbeat shown going on there, then migrated back. The guest
-has a virtio disk on an image both hosts share (cache=none) that it keeps
-writing checked records to, and a virtio NIC on a tap in each host (the
-same gateway address 198.18.10.1 on both) that it pings every 10 ms; the
-demo ends with the image's records checked and the pings lost counted.
+made) — each running its own ferryd. A guest with 2 vCPUs and a working set
+it keeps rewriting and verifying is defined and started on host A with the
+ferry CLI, migrated live to host B with `ferry migrate --live --verbose`
+(its `domjobinfo` shown while it runs and after), its heartbeat shown going
+on there, then migrated back. The guest has a virtio disk on an image both
+hosts share (cache=none) that it keeps writing checked records to, and a
+virtio NIC on a tap in each host (the same gateway 198.18.10.1 on both) that
+it pings every 10 ms; the demo ends with the image's records checked and the
+pings lost counted.
 
     scripts/demo.py [BUILD]"""
 
-import json
 import os
 import re
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -22,14 +23,15 @@ import threading
 import time
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
-VMM = os.path.join(build, "src", "ferry-vmm")
-GUEST = os.path.join(build, "guest", "ferry-guest.elf")
+FERRYD = os.path.join(build, "src", "ferryd")
+FERRY = os.path.join(build, "src", "ferry")
+GUEST = os.path.abspath(os.path.join(build, "guest", "ferry-guest.elf"))
 CMDLINE = "ferry.dirty=256@50 ferry.disk-writer=512"
 NET_CMDLINE = " ferry.ip=198.18.10.2/24 ferry.ping=198.18.10.1"
 CHECK_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check-disk-records.py")
 NS = ("ferry-demo-a", "ferry-demo-b")
 ADDR = ("198.18.0.1", "198.18.0.2")
-PORT = 4444
+NAME = "wanderer1"
 t_start = time.monotonic()
 
 
@@ -74,111 +76,143 @@ def remove_hosts():
 
 
 class Host:
-    """One ferry-vmm on one "host", its console lines printed as they come."""
+    """One ferryd on one "host", its log lines printed as they come."""
 
-    def __init__(self, name, ns, args):
-        self.name = name
-        self.tmp = tempfile.mkdtemp(prefix=f"ferry-demo-{name}-")
-        self.ctl_path = os.path.join(self.tmp, "control.sock")
-        prefix = ["ip", "netns", "exec", ns] if ns else []
-        self.p = subprocess.Popen(prefix + [VMM, "--control", self.ctl_path] + args,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    def __init__(self, name, ns, addr, port, tmp):
+        self.name, self.ns, self.addr, self.port = name, ns, addr, port
+        self.dir = os.path.join(tmp, name)
+        self.sock = os.path.join(tmp, f"{name}.sock")
+        self.uri = f"ferry+unix://{self.sock}"
+        self.remote = f"ferry+tcp://{addr}:{port}/"
+        self.prefix = ["ip", "netns", "exec", ns] if ns else []
+        self.p = subprocess.Popen(self.prefix + [FERRYD, "--state-dir", self.dir, "--socket",
+                                                 self.sock, "--listen", self.remote],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                   errors="replace")
-        self.beats = []
-        self.quiet = False
-        threading.Thread(target=self._console, daemon=True).start()
         threading.Thread(target=self._log, daemon=True).start()
-
-    def _console(self):
-        for line in self.p.stdout:
-            m = re.search(r"beat=(\d+)", line)
-            if m:
-                self.beats.append((time.monotonic(), int(m.group(1)), line.strip()))
-            if not self.quiet and (not m or int(m.group(1)) % 5 == 0):
-                print(f"  [{self.name} guest] {line.rstrip()}", flush=True)
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            if time.monotonic() > deadline or self.p.poll() is not None:
+                raise RuntimeError(f"{name}: ferryd did not start")
+            time.sleep(0.02)
 
     def _log(self):
         for line in self.p.stderr:
-            if "debug:" not in line:
-                print(f"  [{self.name} ferry-vmm] {line.rstrip()}", flush=True)
+            print(f"  [{self.name} ferryd] {line.rstrip()}", flush=True)
 
-    def qmp(self, cmd, args=None, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not hasattr(self, "f"):
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(self.ctl_path)
-                self.s, self.f = s, s.makefile("r")
-                self.f.readline()
-            except OSError:
-                if time.monotonic() > deadline or self.p.poll() is not None:
-                    raise RuntimeError(f"{self.name}: no control socket")
-                time.sleep(0.02)
-        req = {"execute": cmd}
-        if args:
-            req["arguments"] = args
-        self.s.sendall((json.dumps(req) + "\n").encode())
-        while True:
-            m = json.loads(self.f.readline())
-            if "event" not in m:
-                if "error" in m:
-                    raise RuntimeError(f"{cmd}: {m['error']['desc']}")
-                return m["return"]
+    def ferry(self, *args, show=True, check=True):
+        """Runs `ferry -c URI ARGS` on this host and shows what it printed."""
+        if show:
+            print(f"{self.name}$ ferry {' '.join(args)}", flush=True)
+        r = subprocess.run(self.prefix + [FERRY, "-c", self.uri] + list(args),
+                           capture_output=True, text=True, timeout=300)
+        if show:
+            for line in (r.stdout + r.stderr).rstrip("\n").splitlines():
+                print(f"    {line}", flush=True)
+        if check and r.returncode:
+            raise RuntimeError(f"ferry {args[0]} failed on {self.name}: {r.stderr.strip()}")
+        return r
 
     def stop(self):
         if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
+            self.p.terminate()
+            try:
+                self.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
 
 
-def migrate(src, dst, dst_addr):
-    say(f"--- migrating live from {src.name} to {dst.name} (tcp:{dst_addr}:{PORT}) ---")
-    src.qmp("migrate", {"uri": f"tcp:{dst_addr}:{PORT}"})
-    last = -1
-    while True:
-        r = src.qmp("query-migrate")
-        st = r.get("status")
-        ram = r.get("ram", {})
-        if st in ("active", "device") and ram.get("total"):
-            done = ram["transferred"] / max(1, ram["transferred"] + ram["remaining"])
-            pct = min(99, int(done * 100))
-            if pct // 10 != last // 10 or last < 0:
-                print(f"demo: Migration: [{pct:3d} %]  pass {r['ferry']['pass']}, "
-                      f"{ram['transferred'] >> 20} MiB sent, {ram['remaining'] >> 20} MiB to go",
-                      flush=True)
-                last = pct
-        if st in ("completed", "failed", "cancelled"):
-            break
-        time.sleep(0.02)
-    if st != "completed":
-        raise RuntimeError(f"migration {st}: {r.get('error-desc')}")
-    f, parts = r["ferry"], r["ferry"]["downtime-parts"]
-    ram = r["ram"]
-    print("demo: Migration: [100 %]", flush=True)
-    say(f"completed in {r['total-time']} ms: {ram['transferred'] / 1e6:.1f} MB sent "
-        f"({ram['normal']} pages, {ram['duplicate']} zero), {f['pass']} passes, "
-        f"{ram['mbps']:.0f} Mbit/s, finished by: {f['rung']}")
-    say(f"downtime {parts['total-us'] / 1000:.2f} ms = pause {parts['pause-us']} us + last RAM "
-        f"{parts['final-ram-us']} us ({parts['final-ram-bytes']} bytes) + vCPU/device state "
-        f"{parts['device-state-us']} us + destination load {parts['destination-load-us']} us + "
-        f"start {parts['start-us']} us")
-    say(f"{src.name}: query-status -> {src.qmp('query-status')['status']}")
+class Console:
+    """The guest's serial console, a file both hosts append to."""
+
+    def __init__(self, path):
+        self.path, self.beats, self.quiet = path, [], False
+        open(path, "w").close()
+        threading.Thread(target=self._tail, daemon=True).start()
+
+    def _tail(self):
+        with open(self.path, errors="replace") as f:
+            buf = ""
+            while True:
+                chunk = f.read()
+                if not chunk:
+                    time.sleep(0.05)
+                    continue
+                buf += chunk
+                *lines, buf = buf.split("\n")
+                for line in lines:
+                    m = re.search(r"beat=(\d+)", line)
+                    if m:
+                        self.beats.append((time.monotonic(), int(m.group(1)), line.strip()))
+                    if not self.quiet and (not m or int(m.group(1)) % 10 == 0):
+                        print(f"  [guest] {line.rstrip()}", flush=True)
 
 
-def heartbeat_gap(src, dst):
-    """Last beat on the source, first on the destination, the gap between."""
-    deadline = time.monotonic() + 5
-    while not dst.beats and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if not src.beats or not dst.beats:
-        return "no heartbeat seen on one side"
-    a, b = src.beats[-1], dst.beats[0]
-    return (f"last beat on the source #{a[1]}, first on the destination #{b[1]}; the guest "
-            f"was silent for {(b[0] - a[0]) * 1000:.0f} ms at the host (beat period 100 ms)")
+def domain_xml(img, console, net):
+    iface = ("    <interface type='ethernet'>\n"
+             "      <mac address='52:54:00:00:10:02'/>\n"
+             "      <target dev='tap0'/>\n"
+             "      <model type='virtio'/>\n"
+             "    </interface>\n") if net else ""
+    return (f"<domain type='kvm'>\n"
+            f"  <name>{NAME}</name>\n"
+            f"  <memory unit='MiB'>1024</memory>\n"
+            f"  <vcpu>2</vcpu>\n"
+            f"  <os>\n"
+            f"    <type arch='x86_64'>hvm</type>\n"
+            f"    <kernel>{GUEST}</kernel>\n"
+            f"    <cmdline>{CMDLINE + (NET_CMDLINE if net else '')}</cmdline>\n"
+            f"  </os>\n"
+            f"  <devices>\n"
+            f"    <disk type='file' device='disk'>\n"
+            f"      <driver name='qemu' type='raw' cache='none'/>\n"
+            f"      <source file='{img}'/>\n"
+            f"      <target dev='vda' bus='virtio'/>\n"
+            f"    </disk>\n"
+            f"{iface}"
+            f"    <serial type='file'>\n"
+            f"      <source path='{console}'/>\n"
+            f"      <target port='0'/>\n"
+            f"    </serial>\n"
+            f"  </devices>\n"
+            f"</domain>\n")
+
+
+def migrate(src, dst, flags):
+    """ferry migrate on src, with domjobinfo on src while it runs."""
+    say(f"--- migrating live from {src.name} to {dst.name} ---")
+    args = [FERRY, "-c", src.uri, "migrate"] + flags + [NAME, dst.remote]
+    print(f"{src.name}$ ferry {' '.join(args[3:])}", flush=True)
+    p = subprocess.Popen(src.prefix + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True)
+    out = []
+    threading.Thread(target=lambda: out.append(p.stdout.read()), daemon=True).start()
+    time.sleep(0.3)
+    if p.poll() is None:
+        src.ferry("domjobinfo", NAME, check=False)
+    rc = p.wait(timeout=300)
+    time.sleep(0.1)
+    text = "".join(out)
+    for line in text.replace("\r", "\n").splitlines():
+        if line.strip():
+            print(f"    {line}", flush=True)
+    if rc:
+        raise RuntimeError(f"migration failed: {text.strip()}")
+
+
+def heartbeat_gap(console, before):
+    """The longest silence of the heartbeat since index `before`."""
+    beats = console.beats[max(0, before - 1):]
+    if len(beats) < 2:
+        return "no heartbeat seen"
+    worst = max(((b[0] - a[0], a[1], b[1]) for a, b in zip(beats, beats[1:])))
+    return (f"heartbeat went on: #{beats[0][1]}..#{beats[-1][1]}, longest silence at the "
+            f"host {worst[0] * 1000:.0f} ms (between #{worst[1]} and #{worst[2]}; "
+            "beat period 100 ms)")
 
 
 def main():
-    for f in (VMM, GUEST):
+    for f in (FERRYD, FERRY, GUEST):
         if not os.path.exists(f):
             sys.exit(f"demo: {f} is missing (run make)")
     if not os.path.exists("/dev/kvm"):
@@ -186,63 +220,66 @@ def main():
     netns = make_hosts()
     ns = NS if netns else (None, None)
     addr = ADDR if netns else ("127.0.0.1", "127.0.0.1")
-    hosts = []
     tmp = tempfile.mkdtemp(prefix="ferry-demo-", dir="/var/tmp")
-    img = os.path.join(tmp, "disk.img")
-    with open(img, "wb") as f:
-        f.write(os.urandom(64 << 20))
-    devs = ["--disk", f"{img},cache=none"] + (["--net", "tap=tap0"] if netns else [])
-    cmdline = CMDLINE + (NET_CMDLINE if netns else "")
+    hosts = []
     try:
-        say(f"host A: ferry-vmm --kernel {GUEST} --cpus 2 --memory 1024 "
-            f"--cmdline '{cmdline}' {' '.join(devs)}")
-        a = Host("host-A", ns[0], ["--kernel", GUEST, "--cpus", "2", "--memory", "1024",
-                                   "--cmdline", cmdline] + devs)
+        img = os.path.join(tmp, "disk.img")
+        with open(img, "wb") as f:
+            f.write(os.urandom(64 << 20))
+        console = Console(os.path.join(tmp, "console.log"))
+        xml = os.path.join(tmp, f"{NAME}.xml")
+        with open(xml, "w") as f:
+            f.write(domain_xml(img, console.path, netns))
+        a = Host("host-A", ns[0], addr[0], 16514, tmp)
         hosts.append(a)
-        time.sleep(3)
-        say(f"host B: ferry-vmm --incoming tcp:{addr[1]}:{PORT} {' '.join(devs)}")
-        b = Host("host-B", ns[1], ["--incoming", f"tcp:{addr[1]}:{PORT}"] + devs)
+        b = Host("host-B", ns[1], addr[1], 16514 if netns else 16515, tmp)
         hosts.append(b)
-        time.sleep(0.3)
-        migrate(a, b, addr[1])
-        say(heartbeat_gap(a, b))
-        a.qmp("quit")
-        a.p.wait(timeout=10)
+        a.ferry("define", xml)
+        a.ferry("start", NAME)
+        a.ferry("list", "--all")
         time.sleep(3)
-        say(f"host A: ferry-vmm --incoming tcp:{addr[0]}:{PORT} {' '.join(devs)}")
-        a2 = Host("host-A", ns[0], ["--incoming", f"tcp:{addr[0]}:{PORT}"] + devs)
-        hosts.append(a2)
-        time.sleep(0.3)
-        migrate(b, a2, addr[0])
-        say(heartbeat_gap(b, a2))
-        b.qmp("quit")
-        b.p.wait(timeout=10)
+        n = len(console.beats)
+        migrate(a, b, ["--live", "--persistent", "--verbose"])
+        a.ferry("domjobinfo", NAME, "--completed")
+        say(heartbeat_gap(console, n))
+        a.ferry("list", "--all")
+        b.ferry("list", "--all")
+        time.sleep(3)
+        n = len(console.beats)
+        migrate(b, a, ["--live", "--verbose"])
+        b.ferry("domjobinfo", NAME, "--completed")
+        say(heartbeat_gap(console, n))
+        b.ferry("list", "--all")
+        a.ferry("list", "--all")
         time.sleep(2)
-        corrupt = [l for _, _, l in a2.beats
+        beats = console.beats
+        corrupt = [l for _, _, l in beats
                    if not re.search(r" corrupt=0\b", l) or "disk_corrupt=0" not in l]
         say(f"the guest is back on host A; {len(corrupt)} heartbeat(s) reported corruption"
             " (memory or disk)")
-        lost = re.search(r"net_lost=(\d+)", a2.beats[-1][2]) if a2.beats else None
+        lost = re.search(r"net_lost=(\d+)", beats[-1][2]) if beats else None
         if lost:
             say(f"pings to the gateway every 10 ms: {lost.group(1)} lost over the two "
                 "migrations")
-        a2.qmp("quit")
-        rc = a2.p.wait(timeout=10)
+        console.quiet = True
+        a.ferry("destroy", NAME)
         r = sh(sys.executable, CHECK_RECORDS, img)
-        say(f"the disk's records after the last host stopped: {r.stdout.strip() or r.stderr.strip()}")
-        say(f"done in {time.monotonic() - t_start:.1f} s; last ferry-vmm exited {rc}")
-        return 1 if corrupt or rc or r.returncode else 0
+        say(f"the disk's records after the last host stopped: "
+            f"{r.stdout.strip() or r.stderr.strip()}")
+        say(f"done in {time.monotonic() - t_start:.1f} s")
+        return 1 if corrupt or r.returncode else 0
     except Exception as e:
         say(f"failed: {e}")
         return 1
     finally:
         for h in hosts:
+            for dom in (NAME,):
+                if h.p.poll() is None:
+                    h.ferry("destroy", dom, show=False, check=False)
             h.stop()
         if netns:
             remove_hosts()
-        for n in os.listdir(tmp):
-            os.unlink(os.path.join(tmp, n))
-        os.rmdir(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
