@@ -138,8 +138,17 @@ static int prepare(struct job_ctx *j, bool offline, char *uri, size_t urilen, ch
 	json_object_object_add(a, "offline", json_object_new_boolean(offline));
 	json_object_object_add(a, "persistent", json_object_new_boolean(m->persistent));
 	json_object_object_add(a, "suspend", json_object_new_boolean(m->suspend));
-	if (m->migrateuri[0])
+	if (m->migrateuri[0]) {
 		json_object_object_add(a, "listen-host", json_object_new_string(m->migrateuri));
+	} else {
+		struct rpc_uri u;
+		char err[256];
+
+		/* Over ssh the destination cannot tell how it is reached: the
+		 * stream goes to the host the URI names. */
+		if (!rpc_uri_parse(m->desturi, &u, err, sizeof(err)) && u.transport == RPC_SSH)
+			json_object_object_add(a, "listen-host", json_object_new_string(u.host));
+	}
 	r = peer_call(j, "migrate-prepare", a, &ret);
 	if (r < 0) {
 		job_set_error(j, "MigrationFailed", "cannot reach the destination: %s", j->err);

@@ -1,0 +1,490 @@
+"""ferryd and the ferry CLI across two "hosts": network namespaces A and B,
+each with its own ferryd and state directory, joined by a veth pair for
+ferryd's RPC and the migration stream (198.18.0.1, 198.18.0.2) and by a
+second one that makes the guests' network one segment (a bridge br0 with a
+tap0 in each host; B's bridge is 198.18.10.1, the guest's gateway and the
+pinger). The guest's disk image is at one path both hosts see (shared
+storage) and its console a file both hosts append to, so its heartbeat is
+read across every migration from one file. Everything made here is removed
+at the end, also on failure."""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import sys
+import time
+
+from ferrytest import *
+
+FERRYD = os.path.join(BUILD, "src", "ferryd")
+FERRY = os.path.join(BUILD, "src", "ferry")
+TAG = f"ft{os.getpid() % 100000}"
+NS = (f"{TAG}a", f"{TAG}b")
+ADDR = ("198.18.0.1", "198.18.0.2")
+GUEST_IP = "198.18.10.2"
+NAME = "wanderer1"
+PORT = 16514
+tmp = None
+hosts = []
+
+
+def sh(*args, check_rc=True):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    if check_rc and r.returncode:
+        raise Failure(f"{' '.join(args)}: {r.stderr.strip()}")
+    return r
+
+
+def make_network():
+    sh("ip", "netns", "add", NS[0])
+    sh("ip", "netns", "add", NS[1])
+    # management: ferryd RPC and migration streams
+    sh("ip", "link", "add", f"{TAG}m0", "type", "veth", "peer", "name", f"{TAG}m1")
+    # the guests' segment: A's br0 <-> B's br0
+    sh("ip", "link", "add", f"{TAG}g0", "type", "veth", "peer", "name", f"{TAG}g1")
+    for i, ns in enumerate(NS):
+        sh("ip", "link", "set", f"{TAG}m{i}", "netns", ns)
+        sh("ip", "link", "set", f"{TAG}g{i}", "netns", ns)
+        n = ("ip", "-n", ns)
+        sh(*n, "addr", "add", ADDR[i] + "/24", "dev", f"{TAG}m{i}")
+        sh(*n, "link", "set", f"{TAG}m{i}", "up")
+        sh(*n, "link", "set", "lo", "up")
+        sh(*n, "link", "add", "br0", "type", "bridge")
+        sh(*n, "link", "set", f"{TAG}g{i}", "master", "br0")
+        sh(*n, "link", "set", f"{TAG}g{i}", "up")
+        sh(*n, "tuntap", "add", "dev", "tap0", "mode", "tap")
+        sh(*n, "link", "set", "tap0", "master", "br0")
+        sh(*n, "link", "set", "tap0", "up")
+        sh(*n, "addr", "add", ("198.18.10.3/24" if i == 0 else "198.18.10.1/24"), "dev", "br0")
+        sh(*n, "link", "set", "br0", "up")
+
+
+class Host:
+    def __init__(self, i):
+        self.i, self.ns = i, NS[i]
+        self.dir = os.path.join(tmp, f"state{i}")
+        self.sock = os.path.join(tmp, f"ferryd{i}.sock")
+        self.uri = f"ferry+unix://{self.sock}"
+        self.remote = f"ferry+tcp://{ADDR[i]}:{PORT}/"
+        self.log = open(os.path.join(tmp, f"ferryd{i}.log"), "a")
+        self.p = None
+        self.start()
+
+    def start(self):
+        if os.path.exists(self.sock):
+            os.unlink(self.sock)
+        self.p = subprocess.Popen(["ip", "netns", "exec", self.ns, FERRYD, "--state-dir",
+                                   self.dir, "--socket", self.sock, "--listen", self.remote,
+                                   "--migration-ports", "49152-49160"],
+                                  stdout=self.log, stderr=self.log, env=ssh_env())
+        deadline = time.monotonic() + 10
+        while not os.path.exists(self.sock):
+            check(self.p.poll() is None and time.monotonic() < deadline,
+                  f"ferryd {self.i} did not start (see {self.log.name})")
+            time.sleep(0.02)
+
+    def kill(self):
+        """SIGKILL: the way a crashed ferryd goes."""
+        self.p.kill()
+        self.p.wait()
+
+    def ferry(self, *args, rc=0, uri=None):
+        r = subprocess.run(["ip", "netns", "exec", self.ns, FERRY, "-c", uri or self.uri] +
+                           list(args), capture_output=True, text=True, timeout=120,
+                           env=ssh_env())
+        if rc is not None and r.returncode != rc:
+            raise Failure(f"host {'AB'[self.i]}: ferry {' '.join(args)}: exit {r.returncode}"
+                          f" (expected {rc}): {r.stdout.strip()} {r.stderr.strip()}")
+        return r
+
+    def popen(self, *args):
+        return subprocess.Popen(["ip", "netns", "exec", self.ns, FERRY, "-c", self.uri] +
+                                list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def states(self):
+        """{name: state} from `ferry list --all`."""
+        out = self.ferry("list", "--all").stdout.splitlines()
+        check(len(out) >= 2 and out[0].split() == ["Id", "Name", "State"] and
+              set(out[1]) == {"-"}, f"list's table: {out}")
+        return {l.split()[1]: " ".join(l.split()[2:]) for l in out[2:] if l.strip()}
+
+    def run_record_pid(self, name):
+        with open(os.path.join(self.dir, "run", f"{name}.json")) as f:
+            return json.load(f)["pid"]
+
+
+def ssh_env():
+    """ferry+ssh:// through a stand-in for ssh that runs the remote command
+    (`ferry bridge SOCKET`) in host B's namespace."""
+    env = dict(os.environ)
+    env["FERRY_SSH"] = os.path.join(tmp, "fake-ssh")
+    return env
+
+
+def write_fake_ssh():
+    path = os.path.join(tmp, "fake-ssh")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n"
+                "# ssh [options] HOST -- COMMAND...: the host is always B here\n"
+                "while [ $# -gt 0 ] && [ \"$1\" != -- ]; do shift; done\n"
+                "shift\n"
+                f"PATH={os.path.abspath(os.path.dirname(FERRY))}:$PATH exec ip netns exec "
+                f"{NS[1]} \"$@\"\n")
+    os.chmod(path, 0o755)
+
+
+def domain_xml(name, img, console, cmdline, memory=512, net=True):
+    iface = ("    <interface type='ethernet'>\n"
+             "      <mac address='52:54:00:00:10:02'/>\n"
+             "      <target dev='tap0'/>\n"
+             "    </interface>\n") if net else ""
+    return (f"<domain type='kvm'>\n  <name>{name}</name>\n"
+            f"  <memory unit='MiB'>{memory}</memory>\n  <vcpu>2</vcpu>\n"
+            f"  <os>\n    <type arch='x86_64'>hvm</type>\n    <kernel>{GUEST}</kernel>\n"
+            f"    <cmdline>{cmdline}</cmdline>\n  </os>\n  <devices>\n"
+            f"    <disk type='file' device='disk'>\n"
+            f"      <driver name='qemu' type='raw' cache='none'/>\n"
+            f"      <source file='{img}'/>\n      <target dev='vda' bus='virtio'/>\n"
+            f"    </disk>\n{iface}"
+            f"    <serial type='file'>\n      <source path='{console}'/>\n    </serial>\n"
+            f"  </devices>\n</domain>\n")
+
+
+def write(name, text):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def beats():
+    """(beat, corrupt, net_lost) of every heartbeat in the console file."""
+    with open(os.path.join(tmp, "console.log"), errors="replace") as f:
+        text = f.read()
+    out = []
+    for line in text.splitlines():
+        b = parse_beat(line)
+        if b:
+            lost = re.search(r"net_lost=(\d+)", line)
+            out.append((b["beat"], b["corrupt"], int(lost.group(1)) if lost else 0))
+    return out
+
+
+def wait_beats_after(n, more=5, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        b = beats()
+        if len(b) >= n + more:
+            return b
+        time.sleep(0.1)
+    raise Failure(f"the heartbeat stopped at {len(beats())} beats")
+
+
+def check_heartbeat(what):
+    b = beats()
+    check(b, "no heartbeat")
+    for (x, cx, _), (y, cy, _) in zip(b, b[1:]):
+        check(y == x + 1, f"{what}: beat {y} after {x}")
+        check(cy == 0, f"{what}: beat {y} reports corrupt={cy}")
+    return b
+
+
+def migrate_bg(src, *args):
+    return src.popen("migrate", *args)
+
+
+def wait_state(host, name, want, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = host.states().get(name)
+        if st == want:
+            return
+        time.sleep(0.2)
+    raise Failure(f"host {'AB'[host.i]}: {name} is {host.states().get(name)!r}, "
+                  f"expected {want!r}")
+
+
+# ---- the cases ----
+
+def test_define_start():
+    a = hosts[0]
+    r = a.ferry("define", os.path.join(tmp, "w.xml"))
+    check(f"Domain '{NAME}' defined from" in r.stdout, f"define: {r.stdout!r}")
+    r = a.ferry("start", NAME)
+    check(f"Domain '{NAME}' started" in r.stdout, f"start: {r.stdout!r}")
+    check(a.states() == {NAME: "running"}, f"A: {a.states()}")
+    wait_beats_after(0, 10)
+    info = a.ferry("dominfo", NAME).stdout
+    check(re.search(r"^State:\s+running$", info, re.M) and
+          re.search(r"^Persistent:\s+yes$", info, re.M), f"dominfo: {info}")
+
+
+def test_dirtyrate():
+    a = hosts[0]
+    a.ferry("domdirtyrate-calc", NAME, "2")
+    time.sleep(2.6)
+    out = a.ferry("domstats", "--dirtyrate", NAME).stdout
+    m = re.search(r"dirtyrate.megabytes_per_second=(\d+)", out)
+    check(m and "dirtyrate.calc_status=2" in out, f"domstats: {out!r}")
+    rate = int(m.group(1))
+    print(f"  dirty rate of ferry.dirty=256@50: {rate} MB/s", flush=True)
+    check(40 <= rate <= 60, f"dirty rate {rate} MB/s, expected 40-60")
+
+
+def test_bad_input():
+    a = hosts[0]
+    cases = [
+        (["define", write("bad.xml", "<domain type='kvm'><name>x</name><graphics/></domain>")],
+         "graphics"),
+        (["define", write("broken.xml", "<domain")], "XML"),
+        (["define", "/nonexistent.xml"], "nonexistent"),
+        (["frobnicate"], "unknown command"),
+        (["list", "--frob"], "--frob"),
+        (["start"], "requires"),
+        (["dominfo", "nosuch"], "nosuch"),
+        (["migrate", NAME, "ferry+tcp://198.18.0.2:1/"], "198.18.0.2:1"),
+        (["migrate", NAME, "xen+ssh://h/"], "xen"),
+        (["migrate", "--offline", NAME, hosts[1].remote], "persistent"),
+        (["migrate-setspeed", NAME, "abc"], "abc"),
+    ]
+    for args, needle in cases:
+        r = a.ferry(*args, rc=None)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        check(r.returncode == 1, f"ferry {' '.join(args)}: exit {r.returncode}")
+        check(len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0],
+              f"ferry {' '.join(args)}: {lines}")
+        print(f"  ferry {' '.join(args)[:50]:50} -> {lines[0]}", flush=True)
+    r = subprocess.run(["ip", "netns", "exec", NS[0], FERRY, "-c", "ferry+tcp://198.18.0.2:1/",
+                        "list"], capture_output=True, text=True, timeout=30)
+    check(r.returncode == 1 and "failed to connect" in r.stderr, f"unreachable: {r.stderr!r}")
+    check(a.states() == {NAME: "running"}, f"A after bad input: {a.states()}")
+
+
+def test_offline():
+    a, b = hosts
+    a.ferry("define", os.path.join(tmp, "parked.xml"))
+    a.ferry("migrate", "--offline", "--persistent", "parked", b.remote)
+    check(b.states().get("parked") == "shut off", f"B: {b.states()}")
+    check(a.ferry("dumpxml", "parked").stdout == b.ferry("dumpxml", "parked").stdout,
+          "dumpxml differs between A and B")
+    a.ferry("undefine", "parked")
+    b.ferry("undefine", "parked")
+
+
+def test_refused():
+    a, b = hosts
+    n = len(beats())
+    xml = write("missing.xml", domain_xml(NAME, "/nonexistent/disk.img",
+                                          os.path.join(tmp, "console.log"), CMDLINE))
+    r = a.ferry("migrate", "--live", "--xml", xml, NAME, b.remote, rc=1)
+    check("/nonexistent/disk.img" in r.stderr, f"refusal: {r.stderr!r}")
+    print(f"  {r.stderr.strip()}", flush=True)
+    check(a.states() == {NAME: "running"} and NAME not in b.states(),
+          f"after the refusal: A {a.states()}, B {b.states()}")
+    wait_beats_after(n, 3)
+
+
+def test_jobinfo_abort():
+    a, b = hosts
+    p = migrate_bg(a, "--live", "--bandwidth", "10", NAME, b.remote)
+    seen = []
+    for _ in range(4):
+        time.sleep(0.6)
+        out = a.ferry("domjobinfo", NAME).stdout
+        m = re.search(r"Data processed:\s+([\d.]+) (\w+)", out)
+        check("Job type:         Unbounded" in out and m, f"domjobinfo: {out!r}")
+        scale = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}[m.group(2)]
+        seen.append(float(m.group(1)) * scale)
+    print(f"  domjobinfo data processed: {[f'{x / 2**20:.1f} MiB' for x in seen]}", flush=True)
+    check(all(y > x for x, y in zip(seen, seen[1:])), f"figures did not change: {seen}")
+    check(b.states().get(NAME) == "paused", f"B during the migration: {b.states()}")
+    a.ferry("domjobabort", NAME)
+    out, err = p.communicate(timeout=30)
+    check(p.returncode == 1 and "abort" in err, f"migrate after abort: {p.returncode} {err!r}")
+    check(a.states() == {NAME: "running"}, f"A after abort: {a.states()}")
+    wait_state(b, NAME, None)
+    n = len(beats())
+    wait_beats_after(n, 3)
+
+
+def test_kill_destination_vmm():
+    a, b = hosts
+    p = migrate_bg(a, "--live", "--bandwidth", "10", NAME, b.remote)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(os.path.join(b.dir, "run", f"{NAME}.json")):
+        check(time.monotonic() < deadline, "no incoming VM on B")
+        time.sleep(0.05)
+    time.sleep(1)
+    os.kill(b.run_record_pid(NAME), signal.SIGKILL)
+    out, err = p.communicate(timeout=30)
+    check(p.returncode == 1 and "failed" in err, f"migrate: {p.returncode} {err!r}")
+    print(f"  {err.strip()}", flush=True)
+    check(a.states() == {NAME: "running"}, f"A: {a.states()}")
+    wait_state(b, NAME, None)
+    n = len(beats())
+    wait_beats_after(n, 3)
+
+
+def ping_from_b():
+    return subprocess.Popen(["ip", "netns", "exec", NS[1], "ping", "-n", "-i", "0.01", "-W",
+                             "1", GUEST_IP], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def ping_result(p):
+    p.send_signal(signal.SIGINT)
+    out = p.communicate(timeout=10)[0]
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    check(m, f"ping: {out[-300:]!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_live_persistent_undefinesource():
+    a, b = hosts
+    n = len(beats())
+    ping = ping_from_b()
+    time.sleep(1)
+    r = a.ferry("migrate", "--live", "--persistent", "--undefinesource", "--verbose", NAME,
+                b.remote)
+    check("Migration: [100 %]" in r.stderr, f"no progress: {r.stderr!r}")
+    time.sleep(1)
+    tx, rx = ping_result(ping)
+    job = b.ferry("domjobinfo", NAME, "--completed").stdout
+    check(NAME not in a.states(), f"A still has it: {a.states()}")
+    check(b.states() == {NAME: "running"}, f"B: {b.states()}")
+    info = b.ferry("dominfo", NAME).stdout
+    check(re.search(r"^Persistent:\s+yes$", info, re.M), f"B's dominfo: {info}")
+    wait_beats_after(n, 10)
+    check_heartbeat("A -> B")
+    print(f"  pings from B every 10 ms: {tx - rx} of {tx} lost", flush=True)
+    check(tx > 100 and tx - rx <= 5, f"{tx - rx} of {tx} pings lost")
+    del job
+
+
+def test_back_transient():
+    a, b = hosts
+    n = len(beats())
+    a_job = b.ferry("migrate", "--live", NAME, a.remote)
+    del a_job
+    check(a.states() == {NAME: "running"}, f"A: {a.states()}")
+    check(b.states() == {NAME: "shut off"}, f"B keeps the definition: {b.states()}")
+    info = a.ferry("dominfo", NAME).stdout
+    check(re.search(r"^Persistent:\s+no$", info, re.M), f"A's dominfo: {info}")
+    job = b.ferry("domjobinfo", NAME, "--completed").stdout
+    m = re.search(r"Total downtime:\s+(\d+)\s+ms", job)
+    check(m, f"domjobinfo --completed: {job!r}")
+    print(f"  B -> A: downtime {m.group(1)} ms", flush=True)
+    wait_beats_after(n, 10)
+    check_heartbeat("B -> A")
+
+
+def test_xml_other_disk():
+    a, b = hosts
+    img2 = os.path.join(tmp, "disk2.img")
+    shutil.copyfile(os.path.join(tmp, "disk.img"), img2)
+    xml = write("w2.xml", domain_xml(NAME, img2, os.path.join(tmp, "console.log"), CMDLINE))
+    n = len(beats())
+    a.ferry("migrate", "--live", "--xml", xml, NAME, b.remote)
+    check(b.states() == {NAME: "running"}, f"B: {b.states()}")
+    live = b.ferry("dumpxml", NAME).stdout
+    check(f"<source file='{img2}'/>" in live, f"B's definition: {live}")
+    wait_beats_after(n, 5)
+    check_heartbeat("A -> B with --xml")
+
+
+def test_ssh_uri():
+    a, b = hosts
+    ssh = f"ferry+ssh://{ADDR[1]}/?socket={b.sock}"
+    b.ferry("define", os.path.join(tmp, "parked.xml"))
+    st = a.ferry("list", "--all", uri=ssh).stdout
+    check("parked" in st and NAME not in st, f"B's list over ssh: {st!r}")
+    b.ferry("undefine", "parked")
+    n = len(beats())
+    a.ferry("migrate", "--live", NAME, ssh)
+    check(b.states().get(NAME) == "running" and a.states().get(NAME) == "shut off",
+          f"after a migration to {ssh}: A {a.states()}, B {b.states()}")
+    b.ferry("migrate", "--live", NAME, a.remote)
+    wait_beats_after(n, 5)
+    check_heartbeat("over ssh")
+    print(f"  ferry -c {ssh} list, and migrate A -> B over it: ok", flush=True)
+
+
+def test_kill_source_ferryd():
+    a, b = hosts
+    n = len(beats())
+    p = migrate_bg(b, "--live", "--persistent", "--undefinesource", "--bandwidth", "100", NAME,
+                   a.remote)
+    time.sleep(0.5)
+    b.kill()
+    p.communicate(timeout=30)
+    time.sleep(2)
+    b.start()
+    wait_state(a, NAME, "running")
+    wait_state(b, NAME, None)
+    running = [h for h in hosts if NAME in h.states()]
+    check(len(running) == 1, "runs on both or on neither")
+    info = a.ferry("dominfo", NAME).stdout
+    check(re.search(r"^Persistent:\s+yes$", info, re.M), f"A's dominfo: {info}")
+    wait_beats_after(n, 10)
+    check_heartbeat("B -> A with B's ferryd killed")
+    print(f"  after B's ferryd was killed mid-migration and restarted: A {a.states()}, "
+          f"B {b.states()}", flush=True)
+
+
+CMDLINE = f"ferry.dirty=256@50 ferry.ip={GUEST_IP}/24 ferry.ping=198.18.10.1"
+
+
+def cleanup():
+    for h in hosts:
+        if h.p and h.p.poll() is None:
+            h.ferry("destroy", NAME, rc=None)
+            h.p.terminate()
+            try:
+                h.p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                h.p.kill()
+    # VMs outlive ferryd by design: end any left in our state directories
+    if tmp:
+        subprocess.run(["pkill", "-9", "-f", "--", f"--control {tmp}/"], capture_output=True)
+    for ns in NS:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main():
+    global tmp
+    require_kvm()
+    for f in (FERRYD, FERRY, GUEST):
+        check(os.path.exists(f), f"{f} missing")
+    tmp = tempfile.mkdtemp(prefix="ferry-ferryd-", dir="/var/tmp")
+    try:
+        make_network()
+        with open(os.path.join(tmp, "disk.img"), "wb") as f:
+            f.truncate(16 << 20)
+        console = os.path.join(tmp, "console.log")
+        write_fake_ssh()
+        write("w.xml", domain_xml(NAME, os.path.join(tmp, "disk.img"), console, CMDLINE))
+        write("parked.xml", domain_xml("parked", os.path.join(tmp, "disk.img"), console,
+                                       "ferry.dirty=16@1", memory=64, net=False))
+        hosts.append(Host(0))
+        hosts.append(Host(1))
+        run_tests([test_define_start, test_dirtyrate, test_bad_input, test_offline,
+                   test_refused, test_jobinfo_abort, test_kill_destination_vmm,
+                   test_live_persistent_undefinesource, test_back_transient,
+                   test_xml_other_disk, test_kill_source_ferryd, test_ssh_uri])
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failure as e:
+        print(f"FAIL setup: {e}", flush=True)
+        sys.exit(1)
