@@ -249,7 +249,7 @@ static void help_verb(FILE *f, const struct cli_verb *v)
 	fputc('\n', f);
 }
 
-static void help_all(FILE *f)
+void cli_help_all(FILE *f)
 {
 	const struct cli_verb *const tables[] = { cli_domain_verbs, cli_migrate_verbs,
 						  cli_misc_verbs };
@@ -288,7 +288,7 @@ static int cmd_help(struct cli *c)
 	const struct cli_verb *v;
 
 	if (!name) {
-		help_all(c->out);
+		cli_help_all(c->out);
 		return 0;
 	}
 	v = cli_find_verb(name);
@@ -373,42 +373,3 @@ const struct cli_verb cli_misc_verbs[] = {
 	  { { "socket", OPT_STRING, true, true, "ferryd's UNIX socket" } }, cmd_bridge },
 	{ NULL, NULL, NULL, NULL, { { NULL, 0, false, false, NULL } }, NULL },
 };
-
-int main(int argc, char **argv)
-{
-	struct cli c = { .out = stdout, .err = stderr };
-	const struct cli_verb *v;
-	int k = 1, ret;
-
-	signal(SIGPIPE, SIG_IGN);
-	c.uri = getenv("FERRY_DEFAULT_URI") ? getenv("FERRY_DEFAULT_URI") : "";
-	for (; k < argc && argv[k][0] == '-'; k++) {
-		if ((!strcmp(argv[k], "-c") || !strcmp(argv[k], "--connect")) && k + 1 < argc) {
-			c.uri = argv[++k];
-		} else if (!strcmp(argv[k], "-q") || !strcmp(argv[k], "--quiet")) {
-			c.quiet = true;
-		} else if (!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) {
-			help_all(stdout);
-			return 0;
-		} else {
-			cli_error(&c, "unsupported option '%s'. See --help.", argv[k]);
-			return 1;
-		}
-	}
-	if (k >= argc) {
-		help_all(stdout);
-		return 0;
-	}
-	v = cli_find_verb(argv[k]);
-	if (!v) {
-		cli_error(&c, "unknown command: '%s'", argv[k]);
-		return 1;
-	}
-	if (cli_parse_args(&c, v, argc - k - 1, argv + k + 1))
-		return 1;
-	ret = v->run(&c);
-	if (c.connected)
-		rpc_close(&c.conn);
-	fflush(stdout);
-	return ret;
-}

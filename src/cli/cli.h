@@ -51,6 +51,9 @@ extern const struct cli_verb cli_domain_verbs[];   /* cmd_domain.c */
 extern const struct cli_verb cli_migrate_verbs[];  /* cmd_migrate.c */
 extern const struct cli_verb cli_misc_verbs[];     /* cli.c */
 
+/* `ferry help`: every verb, grouped. */
+void cli_help_all(FILE *f);
+
 /* Finds a verb by name; NULL if none. */
 const struct cli_verb *cli_find_verb(const char *name);
 
