@@ -460,7 +460,7 @@ int rpc_recv(struct rpc_conn *c, json_object **obj)
 	*obj = NULL;
 	if (c->rfd < 0)
 		return -ENOTCONN;
-	while (!(nl = memchr(c->rbuf, '\n', c->rlen))) {
+	while (!(nl = c->rlen ? memchr(c->rbuf, '\n', c->rlen) : NULL)) {
 		if (c->rlen > RPC_LINE_MAX) {
 			rpc_close(c);
 			return -EPROTO;
@@ -556,6 +556,8 @@ size_t rpc_take_buffered(struct rpc_conn *c, char *out, size_t cap)
 {
 	size_t n = c->rlen < cap ? c->rlen : cap;
 
+	if (!n)
+		return 0;
 	memcpy(out, c->rbuf, n);
 	memmove(c->rbuf, c->rbuf + n, c->rlen - n);
 	c->rlen -= n;
