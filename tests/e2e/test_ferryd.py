@@ -448,6 +448,11 @@ def cleanup():
                 h.p.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 h.p.kill()
+    bad = []
+    for h in hosts:
+        h.log.close()
+        with open(h.log.name, errors="replace") as f:
+            bad += [l.rstrip() for l in f if "Sanitizer" in l or "runtime error" in l]
     # VMs outlive ferryd by design: end any left in our state directories
     if tmp:
         subprocess.run(["pkill", "-9", "-f", "--", f"--control {tmp}/"], capture_output=True)
@@ -455,6 +460,9 @@ def cleanup():
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
     if tmp:
         shutil.rmtree(tmp, ignore_errors=True)
+    if bad:
+        print("FAIL sanitizer reports in ferryd's log:\n  " + "\n  ".join(bad[:20]), flush=True)
+        sys.exit(1)
 
 
 def main():
