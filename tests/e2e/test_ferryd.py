@@ -397,6 +397,25 @@ def test_xml_other_disk():
     check_heartbeat("A -> B with --xml")
 
 
+def test_console():
+    """A <serial type='pty'> domain: `ferry console` shows its output."""
+    a = hosts[0]
+    xml = domain_xml("talker", os.path.join(tmp, "disk.img"), "", "ferry.dirty=16@1",
+                     memory=128, net=False).replace(
+        "<serial type='file'>\n      <source path=''/>\n    </serial>",
+        "<serial type='pty'/>")
+    a.ferry("create", write("talker.xml", xml))
+    r = subprocess.run(["timeout", "2", "ip", "netns", "exec", NS[0], FERRY, "-c", a.uri,
+                        "console", "talker"], stdin=subprocess.DEVNULL, capture_output=True,
+                       text=True, timeout=30)
+    check("Connected to domain 'talker'" in r.stdout and
+          re.search(r"ferry-agent beat=\d+", r.stdout), f"console: {r.stdout[-400:]!r}")
+    a.ferry("destroy", "talker")
+    check("talker" not in a.states(), f"a transient domain stays after destroy: {a.states()}")
+    r = a.ferry("console", NAME, rc=1)
+    check("pty" in r.stderr, f"console of a file-serial domain: {r.stderr!r}")
+
+
 def test_ssh_uri():
     a, b = hosts
     ssh = f"ferry+ssh://{ADDR[1]}/?socket={b.sock}"
@@ -485,7 +504,8 @@ def main():
         run_tests([test_define_start, test_dirtyrate, test_bad_input, test_offline,
                    test_refused, test_jobinfo_abort, test_kill_destination_vmm,
                    test_live_persistent_undefinesource, test_back_transient,
-                   test_xml_other_disk, test_kill_source_ferryd, test_ssh_uri])
+                   test_xml_other_disk, test_kill_source_ferryd, test_ssh_uri,
+                   test_console])
     finally:
         cleanup()
 
