@@ -416,6 +416,28 @@ def test_console():
     check("pty" in r.stderr, f"console of a file-serial domain: {r.stderr!r}")
 
 
+def test_crash():
+    """A VM whose process dies is crashed, not forgotten, also across a
+    ferryd restart, until destroy; then it starts again."""
+    a = hosts[0]
+    a.ferry("define", os.path.join(tmp, "parked.xml"))
+    a.ferry("start", "parked")
+    os.kill(a.run_record_pid("parked"), signal.SIGKILL)
+    wait_state(a, "parked", "crashed", timeout=10)
+    a.kill()
+    a.start()
+    check(a.states().get("parked") == "crashed", f"after a ferryd restart: {a.states()}")
+    check(a.states().get(NAME) == "running", f"{NAME} after a ferryd restart: {a.states()}")
+    r = a.ferry("domstate", "--reason", "parked")
+    check("crashed (crashed)" in r.stdout, f"domstate: {r.stdout!r}")
+    a.ferry("destroy", "parked")
+    check(a.states().get("parked") == "shut off", f"after destroy: {a.states()}")
+    a.ferry("start", "parked")
+    check(a.states().get("parked") == "running", f"restarted: {a.states()}")
+    a.ferry("destroy", "parked")
+    a.ferry("undefine", "parked")
+
+
 def test_ssh_uri():
     a, b = hosts
     ssh = f"ferry+ssh://{ADDR[1]}/?socket={b.sock}"
@@ -505,7 +527,7 @@ def main():
                    test_refused, test_jobinfo_abort, test_kill_destination_vmm,
                    test_live_persistent_undefinesource, test_back_transient,
                    test_xml_other_disk, test_kill_source_ferryd, test_ssh_uri,
-                   test_console])
+                   test_console, test_crash])
     finally:
         cleanup()
 
