@@ -315,9 +315,15 @@ static int connect_ssh(struct rpc_conn *c, const struct rpc_uri *u, char *err, s
 	}
 	pid = fork();
 	if (pid == 0) {
+		sigset_t none;
+
 		dup2(to[0], 0);
 		dup2(from[1], 1);
+		/* ferryd ignores or blocks these; ssh must not inherit that */
 		signal(SIGPIPE, SIG_DFL);
+		signal(SIGCHLD, SIG_DFL);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		execvp(prog, (char *const *)argv);
 		fprintf(stderr, "cannot run %s: %s\n", prog, strerror(errno));
 		_exit(127);

@@ -80,6 +80,9 @@ bool domain_uuid_parse(const char *s, uint8_t uuid[16]);
 /* 16 bytes to the lower-case form, into out[37]. */
 void domain_uuid_format(const uint8_t uuid[16], char out[37]);
 
+/* A deep copy of d (malloc'ed; free with domain_def_free + free), or NULL. */
+struct domain_def *domain_def_copy(const struct domain_def *d);
+
 /* True when a and b define the same domain. */
 bool domain_def_equal(const struct domain_def *a, const struct domain_def *b);
 

@@ -250,3 +250,20 @@ int domain_vmm_args(const struct domain_def *d, char ***argv_out)
 	*argv_out = argv;
 	return 0;
 }
+
+struct domain_def *domain_def_copy(const struct domain_def *d)
+{
+	struct domain_def *copy = calloc(1, sizeof(*copy));
+	struct buf out = { 0 };
+	char err[256];
+
+	/* Through the XML: one code path for every field, and the copy is
+	 * exactly what dumpxml of the original gives back. */
+	if (copy && (domain_format(d, false, &out) ||
+		     domain_parse((char *)out.data, out.len, copy, err, sizeof(err)))) {
+		free(copy);
+		copy = NULL;
+	}
+	buf_free(&out);
+	return copy;
+}

@@ -335,9 +335,10 @@ static void load_run(const char *name, void *opaque)
 	}
 	if (!dom) {
 		dom = dom_new_locked(d, live);
-		dom->def = NULL; /* transient */
+		dom->def = NULL; /* transient: live becomes its live definition below */
 		dom->refs++;
-		live = read_def(path);
+	} else if (!live) {
+		live = domain_def_copy(dom->def);
 	}
 	dom->live = live;
 	dom->id = (int)json_u64(rec, "id");

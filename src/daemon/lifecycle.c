@@ -175,7 +175,6 @@ out:
 static json_object *start_locked(struct daemon *d, struct dom *dom, bool paused,
 				 struct cmd_error *e)
 {
-	struct buf out = { 0 };
 	char err[512];
 	json_object *ret;
 
@@ -187,15 +186,9 @@ static json_object *start_locked(struct daemon *d, struct dom *dom, bool paused,
 	}
 	if (!dom->live) {
 		/* The live definition is a copy of the persistent one. */
-		dom->live = calloc(1, sizeof(*dom->live));
-		if (!dom->live || domain_format(dom->def, false, &out) ||
-		    domain_parse((char *)out.data, out.len, dom->live, err, sizeof(err))) {
-			free(dom->live);
-			dom->live = NULL;
-			buf_free(&out);
+		dom->live = domain_def_copy(dom->def);
+		if (!dom->live)
 			return cmd_fail(e, "GenericError", "out of memory");
-		}
-		buf_free(&out);
 	}
 	if (dom_launch_locked(d, dom, paused, NULL, NULL, err, sizeof(err))) {
 		if (dom->state != DOM_CRASHED && dom->live) {

@@ -60,6 +60,25 @@ static void on_event(json_object *ev, void *opaque)
 	pthread_mutex_unlock(&m->d->lock);
 }
 
+/* migrate --persistent: the definition the VM arrived with becomes the
+ * domain's persistent one (replacing one defined here before). */
+static void persist_live_locked(struct daemon *d, struct dom *dom)
+{
+	struct domain_def *copy = domain_def_copy(dom->live);
+
+	if (!copy) {
+		log_warn("%s: cannot keep its definition", dom->name);
+		return;
+	}
+	if (dom->def) {
+		domain_def_free(dom->def);
+		free(dom->def);
+	}
+	dom->def = copy;
+	if (dom_save_def_locked(d, dom))
+		log_warn("%s: cannot store its definition", dom->name);
+}
+
 /* The VM answered for the first time: its state, and for an incoming VM the
  * arrival (GO was received; the guest is ours). */
 static void on_connected(struct monitor_ctx *m, const char *status)
@@ -81,28 +100,8 @@ static void on_connected(struct monitor_ctx *m, const char *status)
 	}
 	if (dom->incoming) {
 		dom->incoming = false;
-		if (dom->persist_on_arrival || !dom->def) {
-			if (dom->persist_on_arrival) {
-				struct domain_def *copy = calloc(1, sizeof(*copy));
-				struct buf out = { 0 };
-				char err[256];
-
-				/* The definition it arrived with becomes the persistent one. */
-				if (copy && !domain_format(dom->live, false, &out) &&
-				    !domain_parse((char *)out.data, out.len, copy, err, sizeof(err))) {
-					if (dom->def) {
-						domain_def_free(dom->def);
-						free(dom->def);
-					}
-					dom->def = copy;
-					copy = NULL;
-					if (dom_save_def_locked(d, dom))
-						log_warn("%s: cannot store its definition", dom->name);
-				}
-				free(copy);
-				buf_free(&out);
-			}
-		}
+		if (dom->persist_on_arrival)
+			persist_live_locked(d, dom);
 		dom->persist_on_arrival = false;
 		log_info("%s: migrated in, %s", dom->name, status);
 	}
