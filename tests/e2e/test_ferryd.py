@@ -77,9 +77,15 @@ class Host:
     def start(self):
         if os.path.exists(self.sock):
             os.unlink(self.sock)
-        self.p = subprocess.Popen(["ip", "netns", "exec", self.ns, FERRYD, "--state-dir",
-                                   self.dir, "--socket", self.sock, "--listen", self.remote,
-                                   "--migration-ports", "49152-49160"],
+        cmd = [FERRYD, "--state-dir", self.dir, "--socket", self.sock, "--listen", self.remote,
+               "--migration-ports", "49152-49160"]
+        if self.i == 1:
+            # Host B does not see A's local storage (TMP/a-only): its own
+            # mount namespace with an empty tmpfs over that directory.
+            aonly = os.path.join(tmp, "a-only")
+            cmd = ["unshare", "-m", "sh", "-c", f"mount -t tmpfs tmpfs {aonly} && exec \"$@\"",
+                   "sh"] + cmd
+        self.p = subprocess.Popen(["ip", "netns", "exec", self.ns] + cmd,
                                   stdout=self.log, stderr=self.log, env=ssh_env())
         deadline = time.monotonic() + 10
         while not os.path.exists(self.sock):
@@ -277,13 +283,26 @@ def test_offline():
 
 
 def test_refused():
+    """A disk only A sees (not shared storage), then a disk path that does
+    not exist anywhere (--xml): refused before anything moves."""
     a, b = hosts
     n = len(beats())
+    local = os.path.join(tmp, "a-only", "local.img")
+    with open(local, "wb") as f:
+        f.truncate(1 << 20)
+    xml = domain_xml("lonely", local, "", "ferry.dirty=16@1", memory=64, net=False)
+    xml = xml.replace("<serial type='file'>\n      <source path=''/>\n    </serial>", "")
+    a.ferry("create", write("lonely.xml", xml))
+    r = a.ferry("migrate", "--live", "lonely", b.remote, rc=1)
+    check(local in r.stderr and "does not exist" in r.stderr, f"refusal: {r.stderr!r}")
+    print(f"  {r.stderr.strip()}", flush=True)
+    check(a.states().get("lonely") == "running" and "lonely" not in b.states(),
+          f"after the refusal: A {a.states()}, B {b.states()}")
+    a.ferry("destroy", "lonely")
     xml = write("missing.xml", domain_xml(NAME, "/nonexistent/disk.img",
                                           os.path.join(tmp, "console.log"), CMDLINE))
     r = a.ferry("migrate", "--live", "--xml", xml, NAME, b.remote, rc=1)
     check("/nonexistent/disk.img" in r.stderr, f"refusal: {r.stderr!r}")
-    print(f"  {r.stderr.strip()}", flush=True)
     check(a.states() == {NAME: "running"} and NAME not in b.states(),
           f"after the refusal: A {a.states()}, B {b.states()}")
     wait_beats_after(n, 3)
@@ -514,6 +533,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ferry-ferryd-", dir="/var/tmp")
     try:
         make_network()
+        os.mkdir(os.path.join(tmp, "a-only"))
         with open(os.path.join(tmp, "disk.img"), "wb") as f:
             f.truncate(16 << 20)
         console = os.path.join(tmp, "console.log")
