@@ -309,9 +309,10 @@ refuse:
 
 static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "ok", NULL };
+	static const char *const names[] = { "domain", "ok", "job", NULL };
 	struct daemon *d = cl->d;
 	bool ok = arg_bool(args, "ok");
+	json_object *job = NULL;
 	uint64_t deadline = time_now_ns() + FINISH_WAIT_MS * 1000000ull;
 	json_object *ret = NULL;
 	struct dom *dom;
@@ -336,6 +337,16 @@ static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_
 		pthread_mutex_unlock(&d->lock);
 		dom_stop_process(d, dom, END_INCOMING_FAILED, 0);
 		pthread_mutex_lock(&d->lock);
+	}
+	/* The source's figures become this side's completed job (domjobinfo
+	 * --completed here, as libvirt keeps it on the destination). */
+	if (ok && dom->proc.pid && !dom->incoming &&
+	    json_object_object_get_ex(args, "job", &job) &&
+	    json_object_is_type(job, json_type_object)) {
+		json_object_put(dom->last_job.info);
+		dom->last_job = (struct job){ .type = JOB_COMPLETED, .op = JOB_OP_IN,
+					      .start_ns = dom->job.start_ns, .end_ns = time_now_ns(),
+					      .info = json_object_get(job), .percent = 100 };
 	}
 	ret = json_object_new_object();
 	json_object_object_add(ret, "state", json_object_new_string(

@@ -220,7 +220,8 @@ static void follow(struct job_ctx *j, char *status, size_t len)
 		pthread_mutex_lock(&j->d->lock);
 		json_object_put(j->dom->job.info);
 		j->dom->job.info = info;
-		j->dom->job.percent = percent_of(info);
+		if (strcmp(status, "failed") && strcmp(status, "cancelled"))
+			j->dom->job.percent = percent_of(info);
 		abort = j->dom->job.abort;
 		pthread_cond_broadcast(&j->dom->changed);
 		pthread_mutex_unlock(&j->d->lock);
@@ -328,6 +329,10 @@ static enum job_type run_live(struct job_ctx *j)
 		a = json_object_new_object();
 		json_object_object_add(a, "domain", json_object_new_string(j->dom->name));
 		json_object_object_add(a, "ok", json_object_new_boolean(true));
+		pthread_mutex_lock(&j->d->lock);
+		if (j->dom->job.info)
+			json_object_object_add(a, "job", json_object_get(j->dom->job.info));
+		pthread_mutex_unlock(&j->d->lock);
 		if (peer_call(j, "migrate-finish", a, &ret))
 			log_warn("%s: migrated, but the destination's ferryd did not confirm: %s",
 				 j->dom->name, j->err);
@@ -656,7 +661,15 @@ static json_object *job_json(const struct job *jb, bool completed)
 	add_i64(o, "memory-processed", jget(i, "ram.transferred"));
 	add_i64(o, "memory-remaining", completed ? 0 : jget(i, "ram.remaining"));
 	add_i64(o, "memory-total", jget(i, "ram.total"));
-	add_i64(o, "memory-bandwidth", jget(i, "ferry.bandwidth"));
+	{
+		int64_t bw = jget(i, "ferry.bandwidth"), ms = jget(i, "total-time");
+
+		/* ferry-vmm measures per finished pass; before the first one ends,
+		 * the average so far */
+		if (!bw && ms > 0)
+			bw = jget(i, "ram.transferred") * 1000 / ms;
+		add_i64(o, "memory-bandwidth", bw);
+	}
 	add_i64(o, "dirty-rate", jget(i, "ram.dirty-pages-rate"));
 	add_i64(o, "page-size", jget(i, "ram.page-size") ?: 4096);
 	add_i64(o, "iteration", jget(i, "ram.dirty-sync-count"));

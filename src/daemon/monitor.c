@@ -251,7 +251,7 @@ void monitor_ended_locked(struct daemon *d, struct dom *dom, const char *shutdow
 	if (was_incoming || dom->ending == END_INCOMING_FAILED) {
 		dom->state = DOM_SHUTOFF;
 		dom->reason = "failed";
-		log_info("%s: no migration arrived; removed", dom->name);
+		log_info("%s: the incoming migration did not complete; removed", dom->name);
 	} else if (never_answered && dom->ending == END_NONE) {
 		/* Gone before its control socket answered: a VM that could not
 		 * start, or a guest that powered off at once (exit 0). */

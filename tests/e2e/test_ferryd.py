@@ -300,9 +300,11 @@ def test_refused():
           f"after the refusal: A {a.states()}, B {b.states()}")
     a.ferry("destroy", "lonely")
     xml = write("missing.xml", domain_xml(NAME, "/nonexistent/disk.img",
-                                          os.path.join(tmp, "console.log"), CMDLINE))
+                                          os.path.join(tmp, "console.log"), CMDLINE)
+                .replace("'tap0'", "'tap9'"))
     r = a.ferry("migrate", "--live", "--xml", xml, NAME, b.remote, rc=1)
-    check("/nonexistent/disk.img" in r.stderr, f"refusal: {r.stderr!r}")
+    check("/nonexistent/disk.img" in r.stderr and "tap tap9 does not exist" in r.stderr,
+          f"refusal: every reason expected: {r.stderr!r}")
     check(a.states() == {NAME: "running"} and NAME not in b.states(),
           f"after the refusal: A {a.states()}, B {b.states()}")
     wait_beats_after(n, 3)
@@ -382,7 +384,10 @@ def test_live_persistent_undefinesource():
     check_heartbeat("A -> B")
     print(f"  pings from B every 10 ms: {tx - rx} of {tx} lost", flush=True)
     check(tx > 100 and tx - rx <= 5, f"{tx - rx} of {tx} pings lost")
-    del job
+    # The source undefined it: the figures are kept on the destination.
+    m = re.search(r"Total downtime:\s+(\d+)\s+ms", job)
+    check("Incoming migration" in job and m, f"B's domjobinfo --completed: {job!r}")
+    print(f"  A -> B: downtime {m.group(1)} ms", flush=True)
 
 
 def test_back_transient():
