@@ -1,5 +1,7 @@
 /* ferry's migration verbs: migrate, domjobinfo, domjobabort and the
  * migration settings. */
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,10 +76,34 @@ static json_object *migrate_args(struct cli *c)
 	return a;
 }
 
+/* Ctrl+C during `migrate` aborts the job, as virsh does: a thread waits for
+ * SIGINT (blocked everywhere else) and sends domjobabort on a connection of
+ * its own; the migrate call then ends with the abort's error. */
+static void *abort_on_sigint(void *arg)
+{
+	struct cli *c = arg, mine = { .uri = c->uri, .out = c->out, .err = c->err };
+	const char *argv[] = { cli_str(c, "domain") };
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	if (sigwait(&set, &sig))
+		return NULL;
+	fprintf(c->err, "\n");
+	if (!cli_parse_args(&mine, cli_find_verb("domjobabort"), 1, (char **)argv))
+		cli_call(&mine, "domjobabort", cli_domain_args(&mine), NULL, NULL);
+	if (mine.connected)
+		rpc_close(&mine.conn);
+	return NULL;
+}
+
 static int cmd_migrate(struct cli *c)
 {
 	struct progress p = { .c = c, .last = -1 };
 	json_object *a, *ret;
+	sigset_t set;
+	pthread_t t;
 	int r;
 
 	if (cli_flag(c, "timeout-suspend") && !cli_str(c, "timeout")) {
@@ -87,6 +113,11 @@ static int cmd_migrate(struct cli *c)
 	a = migrate_args(c);
 	if (!a)
 		return 1;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (!pthread_create(&t, NULL, abort_on_sigint, c))
+		pthread_detach(t);
 	r = cli_call_events(c, "migrate", a, &ret, NULL, on_progress, &p);
 	if (r) {
 		if (p.last >= 0)

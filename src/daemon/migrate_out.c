@@ -185,19 +185,21 @@ static int set_parameters(struct job_ctx *j)
 	return dom_vmm_call(j->d, j->dom, "migrate-set-parameters", a, NULL, j->err, sizeof(j->err));
 }
 
+/* How far the migration is: sent / (sent + still to send). RAM the guest
+ * never touched is skipped, not sent, so the guest's size would make a
+ * sparse guest look done at once. -1 when not known. */
 static int percent_of(json_object *info)
 {
-	int64_t total = jget(info, "ram.total"), remaining = jget(info, "ram.remaining");
-
+	int64_t sent = jget(info, "ram.transferred"), remaining = jget(info, "ram.remaining");
 	const char *status = jstr(info, "status");
 
 	if (!strcmp(status, "completed"))
 		return 100;
-	if (total <= 0 || (strcmp(status, "active") && strcmp(status, "device")))
+	if (strcmp(status, "active") && strcmp(status, "device"))
+		return -1;
+	if (sent + remaining <= 0)
 		return 0;
-	if (remaining > total)
-		remaining = total;
-	return (int)(100 - remaining * 100 / total);
+	return (int)(sent * 100 / (sent + remaining));
 }
 
 /* Follows the VM's migration until it ends; returns its last status. */
@@ -220,7 +222,8 @@ static void follow(struct job_ctx *j, char *status, size_t len)
 		pthread_mutex_lock(&j->d->lock);
 		json_object_put(j->dom->job.info);
 		j->dom->job.info = info;
-		if (strcmp(status, "failed") && strcmp(status, "cancelled"))
+		/* setup: not yet; failed, cancelling...: the last figure stands */
+		if (percent_of(info) >= 0)
 			j->dom->job.percent = percent_of(info);
 		abort = j->dom->job.abort;
 		pthread_cond_broadcast(&j->dom->changed);

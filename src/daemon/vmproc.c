@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -154,6 +155,7 @@ static void __attribute__((noreturn)) run_waiter(char *const argv[], int pid_w, 
 	pid_t pid;
 
 	setsid();
+	prctl(PR_SET_NAME, "ferry-waiter"); /* not taken for ferryd by ps or pkill -x */
 	signal(SIGCHLD, SIG_DFL); /* ferryd ignores it; waitpid needs it back */
 	signal(SIGTERM, SIG_IGN); /* the VM decides; its waiter just records */
 	signal(SIGINT, SIG_IGN);
