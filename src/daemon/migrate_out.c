@@ -665,7 +665,8 @@ static json_object *job_json(const struct job *jb, bool completed)
 	add_i64(o, "memory-remaining", completed ? 0 : jget(i, "ram.remaining"));
 	add_i64(o, "memory-total", jget(i, "ram.total"));
 	{
-		int64_t bw = jget(i, "ferry.bandwidth"), ms = jget(i, "total-time");
+		int64_t bw = jget(i, "ferry.bandwidth");
+		int64_t ms = (int64_t)(end - jb->start_ns) / 1000000 - jget(i, "setup-time");
 
 		/* ferry-vmm measures per finished pass; before the first one ends,
 		 * the average so far */
