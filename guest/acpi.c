@@ -144,11 +144,12 @@ static void find_s5(const struct sdt_header *dsdt)
 static void parse_fadt(const struct sdt_header *f)
 {
 	const u8 *p = (const u8 *)f;
-	u32 pm1a = 0, dsdt32 = 0;
+	u32 pm1a = 0, evt = 0, dsdt32 = 0;
 	u64 dsdt = 0;
 
 	memcpy(&dsdt32, p + 40, 4);
 	memcpy(&pm1a, p + 64, 4);
+	memcpy(&evt, p + 56, 4);                /* PM1a_EVT_BLK */
 	dsdt = dsdt32;
 	if (f->length >= 148)
 		memcpy(&dsdt, p + 140, 8);      /* X_DSDT */
@@ -156,7 +157,10 @@ static void parse_fadt(const struct sdt_header *f)
 		dsdt = dsdt32;
 	if (!pm1a && f->length >= 184 && p[172] == 1)
 		memcpy(&pm1a, p + 176, 4);      /* X_PM1a_CNT_BLK, I/O space */
+	if (!evt && f->length >= 160 && p[148] == 1)
+		memcpy(&evt, p + 152, 4);       /* X_PM1a_EVT_BLK, I/O space */
 	boot.pm1a_cnt = (u16)pm1a;
+	boot.pm1a_evt = (u16)evt;
 	if (dsdt && sig_is(phys(dsdt), "DSDT", 4))
 		find_s5(phys(dsdt));
 }

@@ -42,6 +42,7 @@ struct boot_info {
 	u64 low_used[4][2];     /* start_info, memmap, modlist, cmdline [start,end) */
 
 	u16 pm1a_cnt;           /* FADT PM1a_CNT_BLK I/O port, 0 if none */
+	u16 pm1a_evt;           /* FADT PM1a_EVT_BLK I/O port (STS, then EN), 0 if none */
 	u16 slp_typa;           /* \_S5_ SLP_TYPa from the DSDT */
 	bool s5_found;
 };

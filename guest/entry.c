@@ -12,6 +12,7 @@
 #include "lib.h"
 #include "paging.h"
 #include "smp.h"
+#include "syscall.h"
 #include "timebase.h"
 #include "x86.h"
 
@@ -147,6 +148,7 @@ NORETURN void kmain(void)
 	timebase_init();
 	if (acpi_init(boot.rsdp_pa, &madt))
 		console_printf("ferry-agent warning: no ACPI MADT\n");
+	pm_enable_power_button();
 	apic_setup(madt.lapic_base);
 	cpu_init_common(0);
 	if (!boot.apic_khz)

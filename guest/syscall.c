@@ -47,6 +47,24 @@ static u64 do_sleep_until(u64 deadline)
 	return 0;
 }
 
+#define PWRBTN          (1u << 8)       /* PM1 STS and EN: the power button */
+
+/* The power button, polled (the test guest takes no SCI): its status bit
+ * is write-1-to-clear. PWRBTN_EN was set at start (pm_enable_power_button). */
+static u64 do_power_button(void)
+{
+	if (!boot.pm1a_evt || !(inw(boot.pm1a_evt) & PWRBTN))
+		return 0;
+	outw(boot.pm1a_evt, PWRBTN);
+	return 1;
+}
+
+void pm_enable_power_button(void)
+{
+	if (boot.pm1a_evt)
+		outw((u16)(boot.pm1a_evt + 2), (u16)(inw((u16)(boot.pm1a_evt + 2)) | PWRBTN));
+}
+
 static NORETURN void do_poweroff(void)
 {
 	console_printf("ferry-agent poweroff\n");
@@ -68,6 +86,8 @@ u64 syscall_dispatch(u64 nr, u64 a0, u64 a1, u64 a2)
 		return do_sleep_until(a0);
 	case SYS_POWEROFF:
 		do_poweroff();
+	case SYS_POWER_BUTTON:
+		return do_power_button();
 	case SYS_TIMER_TICKS:
 		return a0 < boot.ncpus ? percpu[a0].timer_ticks : 0;
 	default:

@@ -258,6 +258,12 @@ static NORETURN void run_cpu0(struct wset_worker *wk)
 			check_prng();
 			prng_t = advance(prng_t, ms_to_tsc(PRNG_CHECK_MS), now);
 		}
+		if (now >= beat_t && sys_power_button()) {
+			console_printf("ferry-agent power-button: shutting down\n");
+			disk_report();
+			net_report();
+			sys_poweroff();
+		}
 		if (now >= beat_t) {
 			heartbeat(++beat, now);
 			beat_t = advance(beat_t, ms_to_tsc(W.opt.beat_ms), now);

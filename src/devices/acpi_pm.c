@@ -14,6 +14,7 @@
 #define PM1_CNT_SLP_EN 0x2000
 #define PM1_CNT_SLP_TYP(v) (((v) >> 10) & 7)
 #define PM1_STS_TMR 0x0001
+#define PM1_STS_PWRBTN 0x0100
 #define PM1_STS_WAK 0x8000
 
 static uint32_t acpi_pm_ticks(const struct acpi_pm *pm)
@@ -33,6 +34,14 @@ uint32_t acpi_pm_timer(const struct acpi_pm *pm)
 static void acpi_pm_update_sci(struct acpi_pm *pm)
 {
 	irq_line_set(&pm->sci, (pm->s.pm1_sts & pm->s.pm1_en) != 0);
+}
+
+void acpi_pm_power_button(struct acpi_pm *pm)
+{
+	/* ACPI 6 4.8.3.1.1: PWRBTN_STS is set on a press; with PWRBTN_EN the
+	 * SCI is raised until the guest writes the bit back. */
+	pm->s.pm1_sts |= PM1_STS_PWRBTN;
+	acpi_pm_update_sci(pm);
 }
 
 static void acpi_pm_cnt_write(struct acpi_pm *pm, uint16_t v)

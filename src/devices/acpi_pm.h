@@ -35,6 +35,10 @@ extern const struct device_ops acpi_pm_device_ops;
 void acpi_pm_init(struct acpi_pm *pm, struct machine_link machine, struct irq_line sci,
 		  uint8_t s5_typ);
 
+/* Presses the fixed-feature power button: PWRBTN_STS, and an SCI when the
+ * guest enabled it (PWRBTN_EN). The caller holds the VM's I/O lock. */
+void acpi_pm_power_button(struct acpi_pm *pm);
+
 /* Current PM timer value (24 bits significant per FADT flag: 32). */
 uint32_t acpi_pm_timer(const struct acpi_pm *pm);
 

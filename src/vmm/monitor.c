@@ -105,6 +105,20 @@ static int cmd_stop(void *ctx, struct json_object *args, struct json_object **re
 	return 0;
 }
 
+/* system_powerdown: QMP's name; the guest sees the ACPI power button. */
+static int cmd_system_powerdown(void *ctx, struct json_object *args, struct json_object **ret,
+				char *err, size_t errlen)
+{
+	struct monitor *m = ctx;
+
+	(void)args, (void)ret;
+	if (monitor_check_live(m, err, errlen))
+		return -1;
+	vm_power_button(m->vm);
+	control_event(&m->ctl, "POWERDOWN", NULL);
+	return 0;
+}
+
 static int cmd_cont(void *ctx, struct json_object *args, struct json_object **ret, char *err,
 		    size_t errlen)
 {
@@ -542,6 +556,7 @@ static const struct control_command monitor_commands[] = {
 	{ "stop", cmd_stop },
 	{ "cont", cmd_cont },
 	{ "quit", cmd_quit },
+	{ "system_powerdown", cmd_system_powerdown },
 	{ "save", cmd_save },
 	{ "migrate", cmd_migrate },
 	{ "migrate_cancel", cmd_migrate_cancel },

@@ -653,6 +653,13 @@ void vm_destroy(struct vm *vm)
 	vm->event_fd = -1;
 }
 
+void vm_power_button(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->io_lock);
+	acpi_pm_power_button(&vm->pm);
+	pthread_mutex_unlock(&vm->io_lock);
+}
+
 bool vm_console_wants_input(struct vm *vm)
 {
 	bool wants;

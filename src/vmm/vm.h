@@ -80,7 +80,7 @@ struct vm {
 	struct serial serial;
 	struct i8042 i8042;
 	struct rtc rtc;
-	struct acpi_pm pm;
+	struct acpi_pm pm;         /* under io_lock (vm_power_button from other threads) */
 	struct pci_host pci;
 	struct virtio_blk *disks;   /* cfg.ndisks of them */
 	struct virtio_net *nets;    /* cfg.nnets of them */
@@ -135,6 +135,10 @@ void vm_set_throttle(struct vm *vm, unsigned pct);
 /* Called by a vCPU thread kicked for throttling: sleeps its share, or
  * less when the VM pauses or stops meanwhile. */
 void vm_throttle_sleep(struct vm *vm);
+
+/* Presses the ACPI power button (the guest decides what to do). Safe from
+ * any thread but a vCPU's. */
+void vm_power_button(struct vm *vm);
 
 /* Records why the VM must stop (first reason wins), parks the vCPUs and
  * wakes the main loop. Safe from any thread, including a vCPU's. */

@@ -107,6 +107,24 @@ def test_guest_poweroff():
         vm.kill()
 
 
+def test_system_powerdown():
+    """QMP's system_powerdown presses the ACPI power button; the test guest
+    polls for it and powers off (S5)."""
+    vm, ctl = started(cpus=2)
+    try:
+        t0 = time.monotonic()
+        check(ctl.execute("system_powerdown") == {"return": {}}, "system_powerdown")
+        ctl.wait_event("POWERDOWN", 2)
+        ev = ctl.wait_event("SHUTDOWN", 5)
+        check(ev["data"] == {"guest": True, "reason": "guest-shutdown"}, str(ev))
+        check(vm.wait_exit(5) == 0, "ferry-vmm did not exit 0")
+        check(any("ferry-agent power-button: shutting down" in l for _, l in vm.console.lines),
+              "the guest did not see the button")
+        print(f"  system_powerdown -> guest off in {time.monotonic() - t0:.2f} s")
+    finally:
+        vm.kill()
+
+
 def test_sigterm():
     vm, ctl = started(cpus=1)
     try:
@@ -162,5 +180,5 @@ def test_console_reader_stalls():
 if __name__ == "__main__":
     require_kvm()
     run_tests([test_status_stop_cont, test_socket_is_private, test_malformed_messages,
-               test_guest_poweroff, test_sigterm, test_stopped_vm_still_quits,
+               test_guest_poweroff, test_system_powerdown, test_sigterm, test_stopped_vm_still_quits,
                test_console_reader_stalls])

@@ -458,7 +458,12 @@ def test_crash():
     check(a.states().get("parked") == "shut off", f"after destroy: {a.states()}")
     a.ferry("start", "parked")
     check(a.states().get("parked") == "running", f"restarted: {a.states()}")
-    a.ferry("destroy", "parked")
+    # shutdown: the power button; the guest powers off, the domain is shut off
+    r = a.ferry("shutdown", "parked")
+    check("Domain 'parked' is being shutdown" in r.stdout, f"shutdown: {r.stdout!r}")
+    wait_state(a, "parked", "shut off", timeout=10)
+    r = a.ferry("domstate", "--reason", "parked")
+    check("shut off (shutdown)" in r.stdout, f"domstate after shutdown: {r.stdout!r}")
     a.ferry("undefine", "parked")
 
 

@@ -525,6 +525,31 @@ static void test_pm_sci_en(void **state)
 	assert_false(f.sci.level); /* nothing pending */
 }
 
+static void test_pm_power_button(void **state)
+{
+	struct pm_fix f;
+
+	(void)state;
+	pm_fix_init(&f);
+	/* Pressed while not enabled: status only, no SCI. */
+	acpi_pm_power_button(&f.pm);
+	assert_int_equal(rd(&acpi_pm_bus_ops, &f.pm, PM1_STS, 2), 0x0100);
+	assert_false(f.sci.level);
+	/* Enabling it raises the SCI for the pending press. */
+	wr(&acpi_pm_bus_ops, &f.pm, PM1_EN, 2, 0x0100);
+	assert_true(f.sci.level);
+	/* Writing 0 leaves it; writing the bit clears status and SCI. */
+	wr(&acpi_pm_bus_ops, &f.pm, PM1_STS, 2, 0);
+	assert_true(f.sci.level);
+	wr(&acpi_pm_bus_ops, &f.pm, PM1_STS, 2, 0x0100);
+	assert_int_equal(rd(&acpi_pm_bus_ops, &f.pm, PM1_STS, 2), 0);
+	assert_false(f.sci.level);
+	/* Pressed while enabled: SCI at once. */
+	acpi_pm_power_button(&f.pm);
+	assert_true(f.sci.level);
+	assert_int_equal(f.m.poweroff, 0); /* the guest decides */
+}
+
 static void test_pm_timer(void **state)
 {
 	struct pm_fix f;
@@ -1341,6 +1366,7 @@ int main(void)
 		cmocka_unit_test(test_pm_poweroff),
 		cmocka_unit_test(test_pm_other_sleep_types),
 		cmocka_unit_test(test_pm_sci_en),
+		cmocka_unit_test(test_pm_power_button),
 		cmocka_unit_test(test_pm_timer),
 		cmocka_unit_test(test_pm_sci_level),
 		cmocka_unit_test(test_cf9),

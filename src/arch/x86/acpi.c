@@ -194,7 +194,6 @@ static uint64_t acpi_fadt(struct acpi_area *a, uint64_t dsdt, uint64_t facs)
 	uint8_t *t = acpi_alloc(a, FADT_LEN, &gpa);
 	uint32_t flags = (1u << 0)   /* WBINVD works */
 		       | (1u << 2)   /* C1 supported */
-		       | (1u << 4)   /* no fixed-feature power button */
 		       | (1u << 5)   /* no fixed-feature sleep button */
 		       | (1u << 8)   /* PM timer is 32 bits */
 		       | (1u << 10); /* RESET_REG supported */
