@@ -140,11 +140,18 @@ void dom_wait_locked(struct daemon *d, struct dom *dom, int ms);
 
 const char *dom_state_name(enum dom_state s);
 
-/* ---- migrate_out.c / migrate_in.c ---- */
+/* ---- migrate_job.c: an outgoing migration's thread ---- */
 
-/* Starts the outgoing migration thread for dom (busy already set). */
-int mig_out_start_locked(struct daemon *d, struct dom *dom);
+#define MIG_POLL_MS 100 /* query-migrate, progress events */
+
+/* Starts the outgoing migration of dom->mig (lock held): marks the domain
+ * busy with an active job and runs it in a thread of its own; recover: it
+ * may already run in ferry-vmm (after a ferryd restart). 0 or -errno. */
+int mig_job_spawn_locked(struct daemon *d, struct dom *dom, bool recover);
 /* After a restart: picks up an outgoing migration recorded in the run record. */
 void mig_out_recover_locked(struct daemon *d, struct dom *dom);
+
+/* The integer at a dotted path ("ram.total") of a JSON object; 0 if absent. */
+int64_t json_path_i64(json_object *o, const char *path);
 
 #endif
