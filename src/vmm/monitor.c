@@ -73,8 +73,8 @@ static int monitor_check_live(struct monitor *m, char *err, size_t errlen)
 	return -1;
 }
 
-/* stop, cont, save and migrate wait while a migration runs, and nothing
- * runs a VM that was handed over. */
+/* stop, cont, system_powerdown, save and migrate wait while a migration
+ * runs, and nothing runs a VM that was handed over. */
 static int monitor_check_migration(struct monitor *m, char *err, size_t errlen)
 {
 	if (migration_active(&m->mig)) {
@@ -105,14 +105,17 @@ static int cmd_stop(void *ctx, struct json_object *args, struct json_object **re
 	return 0;
 }
 
-/* system_powerdown: QMP's name; the guest sees the ACPI power button. */
+/* system_powerdown: QMP's name; the guest sees the ACPI power button.
+ * Refused while a migration runs: the migration thread saves the PM device
+ * without the io_lock (the vCPUs are parked then, the monitor is not), and
+ * a press after that save would be lost with the source's copy. */
 static int cmd_system_powerdown(void *ctx, struct json_object *args, struct json_object **ret,
 				char *err, size_t errlen)
 {
 	struct monitor *m = ctx;
 
 	(void)args, (void)ret;
-	if (monitor_check_live(m, err, errlen))
+	if (monitor_check_live(m, err, errlen) || monitor_check_migration(m, err, errlen))
 		return -1;
 	vm_power_button(m->vm);
 	control_event(&m->ctl, "POWERDOWN", NULL);

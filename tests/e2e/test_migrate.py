@@ -248,15 +248,18 @@ def check_completed(q, live=True):
 
 def after_handover(src, dst, q, t_migrate, watch=5.0, what="", min_ticks=None):
     """Checks both sides once a migration completed: the source is
-    postmigrate (cont refused, query-migrate keeps its figures) and exits 0
-    on quit; the destination's heartbeat goes on from the source's next
-    number for `watch` seconds, corrupt=0, ticks growing on every vCPU,
-    its clock never running back; it exits 0 on quit."""
+    postmigrate (cont, stop, system_powerdown refused, query-migrate keeps
+    its figures) and exits 0 on quit; the destination's heartbeat goes on
+    from the source's next number for `watch` seconds, corrupt=0, ticks
+    growing on every vCPU, its clock never running back; it exits 0 on
+    quit."""
     check(status(src) == "postmigrate", f"{what}source status {status(src)!r} after completion")
     r = src.ctl.execute("cont")
     check("error" in r, f"{what}cont on a migrated-away source: {r}")
     r = src.ctl.execute("stop")
     check("error" in r, f"{what}stop on a migrated-away source: {r}")
+    r = src.ctl.execute("system_powerdown")
+    check("error" in r, f"{what}system_powerdown on a migrated-away source: {r}")
     i = dst.console.wait_for(r"ferry-agent beat=", 20)
     t_first = dst.console.lines[i][0]
     dctl = dst.connect(20)
@@ -641,6 +644,9 @@ def test_cancel_during_bulk_copy():
         t0 = start_migration(src, uri)
         q = wait_bulk(src, dst, 1.0)
         check(q["status"] == "active", f"not in the bulk copy: {q}")
+        r = src.ctl.execute("system_powerdown")
+        check("a migration is running" in r.get("error", {}).get("desc", ""),
+              f"system_powerdown during a migration: {r}")
         r = src.ctl.execute("migrate_cancel")
         check(r == {"return": {}}, f"migrate_cancel: {r}")
         q = wait_migration(src, [dst], 30)

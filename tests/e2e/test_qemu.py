@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 
 from ferrytest import *
 
@@ -45,9 +46,33 @@ def test_qemu_four_cpus():
     qemu_boot(4)
 
 
+def test_qemu_system_powerdown():
+    """QEMU's system_powerdown (PIIX4 PM): the guest sees the button and powers off."""
+    tmp = tempfile.mkdtemp(prefix="ferry-qmp-")
+    qmp = os.path.join(tmp, "qmp.sock")
+    env = dict(os.environ, FERRY_QEMU_ARGS=f"-qmp unix:{qmp},server=on,wait=off")
+    p = subprocess.Popen([RUN_QEMU, GUEST, "ferry.dirty=16@10", "2", "256"], env=env,
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    c = Console(p.stdout)
+    try:
+        c.wait_for(r"ferry-agent beat=1 ", 60)
+        ctl = Control(qmp)
+        check(ctl.execute("qmp_capabilities") == {"return": {}}, "qmp_capabilities")
+        check(ctl.execute("system_powerdown") == {"return": {}}, "system_powerdown")
+        ctl.wait_event("POWERDOWN", 2)
+        c.wait_for(r"ferry-agent power-button: shutting down", 5)
+        check(ctl.wait_event("SHUTDOWN", 5)["data"]["reason"] == "guest-shutdown", "reason")
+        check(p.wait(10) == 0, "QEMU exit status")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 if __name__ == "__main__":
     require_kvm()
     if not shutil.which("qemu-system-x86_64"):
         print("SKIP: qemu-system-x86_64 is not installed (scripts/setup.sh installs it)")
         sys.exit(77)
-    run_tests([test_qemu_two_cpus, test_qemu_four_cpus])
+    run_tests([test_qemu_two_cpus, test_qemu_four_cpus, test_qemu_system_powerdown])

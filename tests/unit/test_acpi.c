@@ -188,6 +188,7 @@ static void test_fadt(void **state)
 	flags = get_le32(f + 112);
 	assert_true(flags & (1u << 8));  /* 32-bit PM timer */
 	assert_true(flags & (1u << 10)); /* RESET_REG_SUP */
+	assert_false(flags & (1u << 4)); /* PWR_BUTTON clear: a fixed-feature power button */
 	assert_false(flags & (1u << 20)); /* not hardware-reduced */
 	check_gas_io(f + 116, 8, 0xcf9);
 	assert_int_equal(f[128], 6);
