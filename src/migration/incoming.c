@@ -134,7 +134,7 @@ int incoming_accept(struct incoming *in, const char *token, int sig_fd, unsigned
 {
 	uint64_t deadline = timeout_s ? time_now_ns() + timeout_s * 1000000000ull : 0;
 	char msg[300];
-	int ret;
+	int hello_ms, ret;
 
 	for (;;) {
 		struct pollfd fds[2] = { { .fd = in->listen_fd, .events = POLLIN },
@@ -159,8 +159,19 @@ int incoming_accept(struct incoming *in, const char *token, int sig_fd, unsigned
 			log_warn("%s", err);
 			continue;
 		}
-		mig_set_timeouts(in->fd, HELLO_TIMEOUT_MS, HELLO_TIMEOUT_MS);
+		/* The HELLO too must arrive before the deadline: a client that
+		 * connects and stays silent does not hold the timeout off. */
+		hello_ms = HELLO_TIMEOUT_MS;
+		if (deadline && ms_left(deadline) < hello_ms)
+			hello_ms = ms_left(deadline) ?: 1;
+		mig_set_timeouts(in->fd, hello_ms, hello_ms);
 		ret = read_hello(in, token, msg, sizeof(msg));
+		if (ret && deadline && !ms_left(deadline)) {
+			log_warn("dropped a connection from %s: %s", in->peer, msg);
+			drop(in);
+			log_error("no migration arrived within %u s", timeout_s);
+			return -ETIMEDOUT;
+		}
 		if (ret == 1) {
 			log_warn("dropped a connection from %s: %s; still waiting", in->peer, msg);
 			drop(in);

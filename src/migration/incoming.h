@@ -33,8 +33,9 @@ int incoming_listen(struct incoming *in, const char *uri);
 /* Waits for a source: a connection that does not start with a HELLO
  * carrying token (when one is set) is dropped and the wait goes on; then
  * WELCOME, and the VM_INFO that follows fills in->info. timeout_s (0: none)
- * bounds the wait for an accepted HELLO. Returns 0, -EINTR when sig_fd
- * became readable (a signal), -ETIMEDOUT, or -errno (error logged). */
+ * bounds the wait for an accepted HELLO, a client that connects and stays
+ * silent included. Returns 0, -EINTR when sig_fd became readable (a
+ * signal), -ETIMEDOUT, or -errno (error logged). */
 int incoming_accept(struct incoming *in, const char *token, int sig_fd, unsigned timeout_s);
 
 /* Tells the source why the destination gives up (an ERROR message), and

@@ -2,6 +2,7 @@
 no crash (no signal, no sanitizer report), no vCPU run."""
 
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -112,6 +113,31 @@ def test_incoming_timeout():
     check("no migration arrived within 1 s" in err, f"no timeout message: {err!r}")
     check(took < 5, f"took {took:.1f} s")
     print(f"  --incoming-timeout 1: exit 1 after {took:.1f} s")
+    # A client that connects and sends nothing does not hold the timeout
+    # off (the HELLO wait alone is 10 s).
+    for i, extra in enumerate(([], ["--incoming-token", "t"])):
+        path = f"{sock}.{i}"
+        p = subprocess.Popen([VMM, "--incoming", "unix:" + path, "--incoming-timeout", "1"] +
+                             extra, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+        t = time.monotonic()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            while s.connect_ex(path) and time.monotonic() - t < 5:
+                time.sleep(0.02)
+            rc = p.wait(5)
+        except subprocess.TimeoutExpired:
+            rc = None
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            s.close()
+        err = p.stderr.read().decode(errors="replace")
+        check(rc == 1 and "no migration arrived within 1 s" in err,
+              f"silent client {extra}: exit {rc}, {err!r}")
+        print(f"  silent client {' '.join(extra) or '(no token)'}: exit 1 after "
+              f"{time.monotonic() - t:.1f} s")
 
 
 def test_no_kvm():
