@@ -16,6 +16,9 @@ void cli_error(struct cli *c, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (c->err_open)
+		fputc('\n', c->err);
+	c->err_open = false;
 	fputs("error: ", c->err);
 	va_start(ap, fmt);
 	vfprintf(c->err, fmt, ap);
@@ -326,12 +329,12 @@ static int cmd_bridge(struct cli *c)
 	char err[512];
 	int fd;
 
-	/* No greeting read: the bytes go through untouched. */
 	if (rpc_connect_unix(&conn, path, 10000, err, sizeof(err))) {
 		cli_error(c, "%s", err);
 		return 1;
 	}
-	/* rpc_connect_unix consumed the greeting; hand it on first. */
+	/* rpc_connect_unix consumed the greeting (checking ferryd answers);
+	 * hand it on first, then the bytes go through untouched. */
 	{
 		const char *g = json_object_to_json_string_ext(conn.greeting, JSON_C_TO_STRING_PLAIN);
 

@@ -45,11 +45,17 @@ struct cli {
 	struct rpc_conn conn;
 	bool connected;
 	FILE *out, *err;
+	bool err_open;            /* a progress line without its '\n' is on err */
 };
 
 extern const struct cli_verb cli_domain_verbs[];   /* cmd_domain.c */
 extern const struct cli_verb cli_migrate_verbs[];  /* cmd_migrate.c */
 extern const struct cli_verb cli_misc_verbs[];     /* cli.c */
+
+/* The whole command line (argv[0] is the program): global options, one verb,
+ * its run, then virsh's closing empty line on out unless -q. Returns the exit
+ * status (0, or 1 after an `error:` line on err). */
+int cli_run(int argc, char **argv, FILE *out, FILE *err);
 
 /* `ferry help`: every verb, grouped. */
 void cli_help_all(FILE *f);
@@ -88,14 +94,17 @@ void cli_error(struct cli *c, const char *fmt, ...) __attribute__((format(printf
 
 /* ---- print.c: output formats (pure; unit-tested) ---- */
 
-/* virsh's table: a header row and rows of cells, columns padded. */
+/* virsh's table: a header row (unless show_header is false: -q) and rows of
+ * cells, columns padded. */
 void print_table(FILE *f, const char *const *header, unsigned ncols, const char *const *cells,
-		 unsigned nrows);
-/* `list`'s table from ferryd's list reply (array). */
-void print_list(FILE *f, json_object *list);
+		 unsigned nrows, bool show_header);
+/* `list`'s table from ferryd's list reply (array); header false (-q): the
+ * rows only, as vshTable. */
+void print_list(FILE *f, json_object *list, bool header);
 /* `dominfo` from ferryd's reply. */
 void print_dominfo(FILE *f, json_object *info);
-/* `domjobinfo` from ferryd's reply. */
+/* `domjobinfo` from ferryd's reply (virsh's cmdDomjobinfo: the figures only
+ * for a running or completed job, each group only when not all zero). */
 void print_jobinfo(FILE *f, json_object *job);
 /* `domstats` from ferryd's reply (array). */
 void print_domstats(FILE *f, json_object *stats);

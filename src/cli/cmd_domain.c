@@ -27,9 +27,8 @@ static int cmd_list(struct cli *c)
 			if (json_object_object_get_ex(json_object_array_get_idx(ret, i), "name", &n))
 				fprintf(c->out, "%s\n", json_object_get_string(n));
 		}
-		fputc('\n', c->out);
 	} else {
-		print_list(c->out, ret);
+		print_list(c->out, ret, !c->quiet);
 	}
 	json_object_put(ret);
 	return 0;
@@ -63,11 +62,13 @@ char *cli_read_xml(struct cli *c, const char *path)
 	}
 }
 
-static const char *ret_name(json_object *ret)
+/* The domain's name from a reply, else def (virsh prints the name even when
+ * the domain was given by id or UUID). */
+static const char *ret_name(json_object *ret, const char *def)
 {
 	json_object *n;
 
-	return json_object_object_get_ex(ret, "name", &n) ? json_object_get_string(n) : "?";
+	return json_object_object_get_ex(ret, "name", &n) ? json_object_get_string(n) : def;
 }
 
 static int cmd_define(struct cli *c)
@@ -86,7 +87,7 @@ static int cmd_define(struct cli *c)
 	if (cli_call(c, "define", a, &ret, what))
 		return 1;
 	if (!c->quiet)
-		fprintf(c->out, "Domain '%s' defined from %s\n\n", ret_name(ret), file);
+		fprintf(c->out, "Domain '%s' defined from %s\n", ret_name(ret, file), file);
 	json_object_put(ret);
 	return 0;
 }
@@ -108,7 +109,7 @@ static int cmd_create(struct cli *c)
 	if (cli_call(c, "create", a, &ret, what))
 		return 1;
 	if (!c->quiet)
-		fprintf(c->out, "Domain '%s' created from %s\n\n", ret_name(ret), file);
+		fprintf(c->out, "Domain '%s' created from %s\n", ret_name(ret, file), file);
 	json_object_put(ret);
 	return 0;
 }
@@ -118,13 +119,15 @@ static int simple(struct cli *c, const char *cmd, json_object *a, const char *fa
 		  const char *done)
 {
 	const char *dom = cli_str(c, "domain");
+	json_object *ret;
 	char what[300];
 
 	snprintf(what, sizeof(what), "Failed to %s domain '%s'", fail, dom);
-	if (cli_call(c, cmd, a, NULL, what))
+	if (cli_call(c, cmd, a, &ret, what))
 		return 1;
 	if (!c->quiet && done)
-		fprintf(c->out, "Domain '%s' %s\n\n", dom, done);
+		fprintf(c->out, "Domain '%s' %s\n", ret_name(ret, dom), done);
+	json_object_put(ret);
 	return 0;
 }
 
@@ -171,7 +174,6 @@ static int cmd_dominfo(struct cli *c)
 	if (cli_call(c, "dominfo", cli_domain_args(c), &ret, NULL))
 		return 1;
 	print_dominfo(c->out, ret);
-	fputc('\n', c->out);
 	json_object_put(ret);
 	return 0;
 }
@@ -185,9 +187,9 @@ static int cmd_domstate(struct cli *c)
 	json_object_object_get_ex(ret, "state", &st);
 	json_object_object_get_ex(ret, "reason", &why);
 	if (cli_flag(c, "reason"))
-		fprintf(c->out, "%s (%s)\n\n", json_object_get_string(st), json_object_get_string(why));
+		fprintf(c->out, "%s (%s)\n", json_object_get_string(st), json_object_get_string(why));
 	else
-		fprintf(c->out, "%s\n\n", json_object_get_string(st));
+		fprintf(c->out, "%s\n", json_object_get_string(st));
 	json_object_put(ret);
 	return 0;
 }
@@ -260,7 +262,9 @@ static int cmd_console(struct cli *c)
 	json_object_object_add(a, "force", json_object_new_boolean(cli_flag(c, "force")));
 	if (cli_call(c, "console", a, NULL, NULL))
 		return 1;
-	fprintf(c->out, "Connected to domain '%s'\nEscape character is ^] (Ctrl + ])\n", dom);
+	if (!c->quiet)
+		fprintf(c->out, "Connected to domain '%s'\nEscape character is ^] (Ctrl + ])\n",
+			dom);
 	fflush(c->out);
 	if (tty && !tcgetattr(STDIN_FILENO, &old)) {
 		raw = old;

@@ -32,6 +32,7 @@ static void on_progress(json_object *ev, void *opaque)
 	p->last = v;
 	fprintf(p->c->err, "\rMigration: [%3d %%]", v);
 	fflush(p->c->err);
+	p->c->err_open = true;
 }
 
 static void add_bool(json_object *a, const char *key, bool v)
@@ -106,8 +107,13 @@ static int cmd_migrate(struct cli *c)
 	pthread_t t;
 	int r;
 
+	/* virsh's VSH_EXCLUSIVE_OPTIONS / VSH_REQUIRE_OPTION checks */
+	if (cli_flag(c, "live") && cli_flag(c, "offline")) {
+		cli_error(c, "Options --live and --offline are mutually exclusive");
+		return 1;
+	}
 	if (cli_flag(c, "timeout-suspend") && !cli_str(c, "timeout")) {
-		cli_error(c, "--timeout-suspend requires --timeout");
+		cli_error(c, "Option --timeout is required by option --timeout-suspend");
 		return 1;
 	}
 	a = migrate_args(c);
@@ -118,14 +124,13 @@ static int cmd_migrate(struct cli *c)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (!pthread_create(&t, NULL, abort_on_sigint, c))
 		pthread_detach(t);
-	r = cli_call_events(c, "migrate", a, &ret, NULL, on_progress, &p);
-	if (r) {
-		if (p.last >= 0)
-			fputc('\n', c->err);
-		return 1;
-	}
+	r = cli_call_events(c, "migrate", a, &ret, NULL,
+			    cli_flag(c, "verbose") ? on_progress : NULL, &p);
+	if (r)
+		return 1; /* cli_error ended the progress line first */
+	/* virsh leaves the line open: its closing empty line (stdout) ends it */
 	if (cli_flag(c, "verbose"))
-		fprintf(c->err, "\rMigration: [100 %%]\n");
+		fprintf(c->err, "\rMigration: [100 %%]");
 	json_object_put(ret);
 	return 0;
 }
@@ -138,7 +143,6 @@ static int cmd_domjobinfo(struct cli *c)
 	if (cli_call(c, "domjobinfo", a, &ret, NULL))
 		return 1;
 	print_jobinfo(c->out, ret);
-	fputc('\n', c->out);
 	json_object_put(ret);
 	return 0;
 }
@@ -169,7 +173,7 @@ static int get_number(struct cli *c, const char *cmd, const char *key, uint64_t 
 	if (cli_call(c, cmd, cli_domain_args(c), &ret, NULL))
 		return 1;
 	n = json_object_object_get_ex(ret, key, &v) ? json_object_get_uint64(v) : 0;
-	fprintf(c->out, "%llu\n\n", (unsigned long long)(n ? n : zero_means));
+	fprintf(c->out, "%llu\n", (unsigned long long)(n ? n : zero_means));
 	json_object_put(ret);
 	return 0;
 }

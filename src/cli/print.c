@@ -6,18 +6,19 @@
 #include "cli/cli.h"
 
 void print_table(FILE *f, const char *const *header, unsigned ncols, const char *const *cells,
-		 unsigned nrows)
+		 unsigned nrows, bool show_header)
 {
 	size_t width[CLI_MAX_OPTS] = { 0 };
 
 	for (unsigned j = 0; j < ncols && j < CLI_MAX_OPTS; j++) {
-		width[j] = strlen(header[j]);
+		width[j] = show_header ? strlen(header[j]) : 0;
 		for (unsigned i = 0; i < nrows; i++)
 			if (strlen(cells[i * ncols + j]) > width[j])
 				width[j] = strlen(cells[i * ncols + j]);
 	}
-	/* Each cell " TEXT", padded to its column's width plus 2. */
-	for (unsigned i = 0; i <= nrows; i++) {
+	/* Each cell " TEXT", padded to its column's width plus 2; a hidden
+	 * header does not count in the widths (vshTableGetColumnsWidths). */
+	for (unsigned i = show_header ? 0 : 1; i <= nrows; i++) {
 		const char *const *row = i ? cells + (i - 1) * ncols : header;
 
 		for (unsigned j = 0; j < ncols; j++) {
@@ -57,9 +58,9 @@ static bool jbool(json_object *o, const char *key)
 	return json_object_object_get_ex(o, key, &v) && json_object_get_boolean(v);
 }
 
-void print_list(FILE *f, json_object *list)
+void print_list(FILE *f, json_object *list, bool header)
 {
-	static const char *const header[] = { "Id", "Name", "State" };
+	static const char *const names[] = { "Id", "Name", "State" };
 	size_t n = json_object_array_length(list);
 	const char **cells = calloc(n * 3 + 1, sizeof(*cells));
 	char (*ids)[24] = calloc(n + 1, sizeof(*ids));
@@ -81,8 +82,7 @@ void print_list(FILE *f, json_object *list)
 		cells[i * 3 + 1] = jstr(d, "name", "");
 		cells[i * 3 + 2] = jstr(d, "state", "");
 	}
-	print_table(f, header, 3, cells, (unsigned)n);
-	fputc('\n', f);
+	print_table(f, names, 3, cells, (unsigned)n, header);
 	free(cells);
 	free(ids);
 }
@@ -100,7 +100,7 @@ void print_dominfo(FILE *f, json_object *info)
 	fprintf(f, "%-15s %s\n", "OS Type:", jstr(info, "os-type", "hvm"));
 	fprintf(f, "%-15s %s\n", "State:", jstr(info, "state", ""));
 	fprintf(f, "%-15s %" PRId64 "\n", "CPU(s):", jint(info, "vcpus"));
-	if (id >= 0)
+	if (jint(info, "cpu-time-ns"))
 		fprintf(f, "%-15s %.1lfs\n", "CPU time:", (double)jint(info, "cpu-time-ns") / 1e9);
 	fprintf(f, "%-15s %" PRId64 " KiB\n", "Max memory:", jint(info, "max-memory-kib"));
 	fprintf(f, "%-15s %" PRId64 " KiB\n", "Used memory:", jint(info, "used-memory-kib"));
@@ -146,6 +146,49 @@ static const char *job_type_name(const char *t)
 	return "Unknown";
 }
 
+/* "Data processed/remaining/total:" (prefix "Data") or "Memory ...", as
+ * virsh prints them: only when one of the three is not zero. Returns whether
+ * it printed. */
+static bool print_amounts(FILE *f, json_object *job, const char *key, const char *label)
+{
+	static const char *const parts[] = { "processed", "remaining", "total" };
+	uint64_t v[3];
+	char k[32], l[32];
+
+	for (int i = 0; i < 3; i++) {
+		snprintf(k, sizeof(k), "%s-%s", key, parts[i]);
+		v[i] = (uint64_t)jint(job, k);
+	}
+	if (!v[0] && !v[1] && !v[2])
+		return false;
+	for (int i = 0; i < 3; i++) {
+		snprintf(l, sizeof(l), "%s %s:", label, parts[i]);
+		print_size(f, l, v[i], "");
+	}
+	return true;
+}
+
+/* A "%-17s %-12llu UNIT" line when ferryd sent the key. */
+static void print_count(FILE *f, json_object *job, const char *key, const char *label,
+			const char *unit)
+{
+	if (!json_object_object_get_ex(job, key, NULL))
+		return;
+	fprintf(f, "%-17s %-12" PRId64 "%s%s\n", label, jint(job, key), unit[0] ? " " : "", unit);
+}
+
+/* The memory group's rates and counters (virsh prints them only after the
+ * memory amounts). */
+static void print_memory_rates(FILE *f, json_object *job)
+{
+	if (jint(job, "memory-bandwidth"))
+		print_size(f, "Memory bandwidth:", (uint64_t)jint(job, "memory-bandwidth"), "/s");
+	print_count(f, job, "dirty-rate", "Dirty rate:", "pages/s");
+	print_count(f, job, "page-size", "Page size:", "bytes");
+	print_count(f, job, "iteration", "Iteration:", "");
+	print_count(f, job, "postcopy-requests", "Postcopy requests:", "");
+}
+
 void print_jobinfo(FILE *f, json_object *job)
 {
 	const char *type = jstr(job, "type", "none");
@@ -157,27 +200,22 @@ void print_jobinfo(FILE *f, json_object *job)
 	fprintf(f, "%-17s %-12s\n", "Operation:",
 		!strcmp(jstr(job, "operation", ""), "incoming-migration") ? "Incoming migration" :
 		"Outgoing migration");
+	/* virsh shows a failed or cancelled job's type and operation only */
+	if (!completed && strcmp(type, "unbounded"))
+		return;
 	fprintf(f, "%-17s %-12" PRId64 " ms\n", "Time elapsed:", jint(job, "time-elapsed-ms"));
-	print_size(f, "Data processed:", (uint64_t)jint(job, "data-processed"), "");
-	print_size(f, "Data remaining:", (uint64_t)jint(job, "data-remaining"), "");
-	print_size(f, "Data total:", (uint64_t)jint(job, "data-total"), "");
-	print_size(f, "Memory processed:", (uint64_t)jint(job, "memory-processed"), "");
-	print_size(f, "Memory remaining:", (uint64_t)jint(job, "memory-remaining"), "");
-	print_size(f, "Memory total:", (uint64_t)jint(job, "memory-total"), "");
-	print_size(f, "Memory bandwidth:", (uint64_t)jint(job, "memory-bandwidth"), "/s");
-	fprintf(f, "%-17s %-12" PRId64 " pages/s\n", "Dirty rate:", jint(job, "dirty-rate"));
-	fprintf(f, "%-17s %-12" PRId64 " bytes\n", "Page size:", jint(job, "page-size"));
-	fprintf(f, "%-17s %-12" PRId64 "\n", "Iteration:", jint(job, "iteration"));
-	fprintf(f, "%-17s %-12" PRId64 "\n", "Postcopy requests:", jint(job, "postcopy-requests"));
-	fprintf(f, "%-17s %-12" PRId64 "\n", "Constant pages:", jint(job, "constant-pages"));
-	fprintf(f, "%-17s %-12" PRId64 "\n", "Normal pages:", jint(job, "normal-pages"));
-	print_size(f, "Normal data:", (uint64_t)jint(job, "normal-data"), "");
+	print_amounts(f, job, "data", "Data");
+	if (print_amounts(f, job, "memory", "Memory"))
+		print_memory_rates(f, job);
+	print_count(f, job, "constant-pages", "Constant pages:", "");
+	print_count(f, job, "normal-pages", "Normal pages:", "");
+	if (json_object_object_get_ex(job, "normal-data", NULL))
+		print_size(f, "Normal data:", (uint64_t)jint(job, "normal-data"), "");
 	if (completed)
-		fprintf(f, "%-17s %-12" PRId64 " ms\n", "Total downtime:", jint(job, "downtime-ms"));
+		print_count(f, job, "downtime-ms", "Total downtime:", "ms");
 	else
-		fprintf(f, "%-17s %-12" PRId64 " ms\n", "Expected downtime:",
-			jint(job, "expected-downtime-ms"));
-	fprintf(f, "%-17s %-12" PRId64 " ms\n", "Setup time:", jint(job, "setup-time-ms"));
+		print_count(f, job, "expected-downtime-ms", "Expected downtime:", "ms");
+	print_count(f, job, "setup-time-ms", "Setup time:", "ms");
 	if (jstr(job, "error", NULL))
 		fprintf(f, "%-17s %s\n", "Error message:", jstr(job, "error", ""));
 }

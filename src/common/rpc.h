@@ -71,7 +71,8 @@ typedef void (*rpc_event_fn)(json_object *event, void *opaque);
  * if ret is NULL), 1 with the server's error: err = its "desc", *err_class
  * (if given, NUL-terminated, up to 32 bytes) its "class"; or -errno for a
  * transport failure (err says what: "connection to X closed", "timed out",
- * "malformed reply"). */
+ * "malformed reply"). After -ETIMEDOUT the reply may still come and would
+ * be taken as the next call's: close the connection rather than reuse it. */
 int rpc_call(struct rpc_conn *c, const char *cmd, json_object *args, json_object **ret,
 	     rpc_event_fn on_event, void *opaque, char *err, size_t errlen, char *err_class);
 

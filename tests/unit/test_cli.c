@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -153,26 +154,41 @@ static char *capture(void (*fn)(FILE *, json_object *), const char *json)
 	return text;
 }
 
+static void list_header(FILE *f, json_object *o)
+{
+	print_list(f, o, true);
+}
+
+static void list_quiet(FILE *f, json_object *o)
+{
+	print_list(f, o, false);
+}
+
 static void test_list_table(void **state)
 {
 	char *t;
 
 	(void)state;
-	t = capture(print_list, "[{\"id\": 1, \"name\": \"wanderer1\", \"state\": \"running\"},"
-				" {\"id\": -1, \"name\": \"b\", \"state\": \"shut off\"}]");
+	t = capture(list_header, "[{\"id\": 1, \"name\": \"wanderer1\", \"state\": \"running\"},"
+				 " {\"id\": -1, \"name\": \"b\", \"state\": \"shut off\"}]");
 	/* virsh's vshTable: " cell" padded to the column width + 2; dashes
 	 * width + 3 per column. */
 	assert_string_equal(t, " Id   Name        State\n"
 			       "----------------------------\n"
 			       " 1    wanderer1   running\n"
-			       " -    b           shut off\n\n");
+			       " -    b           shut off\n");
 	free(t);
-	t = capture(print_list, "[]");
-	assert_string_equal(t, " Id   Name   State\n--------------------\n\n");
+	t = capture(list_header, "[]");
+	assert_string_equal(t, " Id   Name   State\n--------------------\n");
 	free(t);
-	t = capture(print_list, "[{\"id\": 12345, \"name\": \"x\", \"state\": \"paused\"}]");
+	t = capture(list_header, "[{\"id\": 12345, \"name\": \"x\", \"state\": \"paused\"}]");
 	assert_string_equal(t, " Id      Name   State\n------------------------\n"
-			       " 12345   x      paused\n\n");
+			       " 12345   x      paused\n");
+	free(t);
+	/* -q: no header, and the header's widths do not count */
+	t = capture(list_quiet, "[{\"id\": 1, \"name\": \"ab\", \"state\": \"running\"},"
+				" {\"id\": 10, \"name\": \"c\", \"state\": \"paused\"}]");
+	assert_string_equal(t, " 1    ab   running\n 10   c    paused\n");
 	free(t);
 }
 
@@ -217,25 +233,56 @@ static void test_jobinfo(void **state)
 	t = capture(print_jobinfo, "{\"type\": \"unbounded\", \"operation\": \"outgoing-migration\","
 				   " \"time-elapsed-ms\": 1234, \"data-processed\": 1572864,"
 				   " \"data-remaining\": 512, \"data-total\": 1073741824,"
+				   " \"memory-processed\": 1572864, \"memory-remaining\": 512,"
+				   " \"memory-total\": 1073741824,"
 				   " \"memory-bandwidth\": 115343360, \"dirty-rate\": 12,"
-				   " \"page-size\": 4096, \"iteration\": 2,"
+				   " \"page-size\": 4096, \"iteration\": 2, \"postcopy-requests\": 0,"
+				   " \"constant-pages\": 5, \"normal-pages\": 384,"
+				   " \"normal-data\": 1572864,"
 				   " \"expected-downtime-ms\": 7, \"setup-time-ms\": 4}");
-	assert_non_null(strstr(t, "Job type:         Unbounded   \n"
-				  "Operation:        Outgoing migration\n"
-				  "Time elapsed:     1234         ms\n"
-				  "Data processed:   1.500 MiB\n"
-				  "Data remaining:   512.000 B\n"
-				  "Data total:       1.000 GiB\n"));
-	assert_non_null(strstr(t, "Memory bandwidth: 110.000 MiB/s\n"
-				  "Dirty rate:       12           pages/s\n"
-				  "Page size:        4096         bytes\n"
-				  "Iteration:        2           \n"));
-	assert_non_null(strstr(t, "Expected downtime: 7            ms\n"
-				  "Setup time:       4            ms\n"));
+	/* virsh's cmdDomjobinfo, line for line */
+	assert_string_equal(t, "Job type:         Unbounded   \n"
+			       "Operation:        Outgoing migration\n"
+			       "Time elapsed:     1234         ms\n"
+			       "Data processed:   1.500 MiB\n"
+			       "Data remaining:   512.000 B\n"
+			       "Data total:       1.000 GiB\n"
+			       "Memory processed: 1.500 MiB\n"
+			       "Memory remaining: 512.000 B\n"
+			       "Memory total:     1.000 GiB\n"
+			       "Memory bandwidth: 110.000 MiB/s\n"
+			       "Dirty rate:       12           pages/s\n"
+			       "Page size:        4096         bytes\n"
+			       "Iteration:        2           \n"
+			       "Postcopy requests: 0           \n"
+			       "Constant pages:   5           \n"
+			       "Normal pages:     384         \n"
+			       "Normal data:      1.500 MiB\n"
+			       "Expected downtime: 7            ms\n"
+			       "Setup time:       4            ms\n");
 	free(t);
-	t = capture(print_jobinfo, "{\"type\": \"completed\", \"downtime-ms\": 3}");
+	/* All-zero groups and a zero bandwidth are left out, as virsh does
+	 * (a migration still in setup, an incoming one). */
+	t = capture(print_jobinfo, "{\"type\": \"unbounded\", \"operation\": \"incoming-migration\","
+				   " \"time-elapsed-ms\": 5, \"data-total\": 0, \"memory-total\": 0,"
+				   " \"memory-bandwidth\": 0, \"dirty-rate\": 0}");
+	assert_string_equal(t, "Job type:         Unbounded   \n"
+			       "Operation:        Incoming migration\n"
+			       "Time elapsed:     5            ms\n");
+	free(t);
+	t = capture(print_jobinfo, "{\"type\": \"completed\", \"downtime-ms\": 3,"
+				   " \"expected-downtime-ms\": 9, \"memory-total\": 2048,"
+				   " \"memory-bandwidth\": 0}");
+	assert_non_null(strstr(t, "Memory total:     2.000 KiB\n"));
+	assert_null(strstr(t, "Memory bandwidth"));
 	assert_non_null(strstr(t, "Total downtime:   3            ms\n"));
 	assert_null(strstr(t, "Expected downtime"));
+	free(t);
+	/* A failed job: its type and operation only (virsh without --anystats). */
+	t = capture(print_jobinfo, "{\"type\": \"failed\", \"operation\": \"outgoing-migration\","
+				   " \"time-elapsed-ms\": 5, \"error\": \"x\"}");
+	assert_string_equal(t, "Job type:         Failed      \n"
+			       "Operation:        Outgoing migration\n");
 	free(t);
 }
 
@@ -388,7 +435,7 @@ static void test_rpc_timeout_and_long_line(void **state)
 	/* A line over the limit ends the connection. */
 	big = malloc(RPC_LINE_MAX + 16);
 	memset(big, 'x', RPC_LINE_MAX + 16);
-	c.timeout_ms = 2000;
+	c.timeout_ms = 20; /* this thread is the sender: a timeout means "send more" */
 	{
 		size_t off = 0;
 		int r = 0;
@@ -411,6 +458,276 @@ static void test_rpc_timeout_and_long_line(void **state)
 	close(sv[1]);
 }
 
+
+/* ---- whole command lines against a fake ferryd ---- */
+
+/* A ferryd stand-in on a UNIX socket: greets each connection, then answers
+ * each request with the reply lines given for its "execute" (events may come
+ * first), and keeps the last request's text. */
+struct fake_ferryd {
+	int lfd;
+	char path[108];
+	const char *const (*replies)[2]; /* {execute, lines}, ends at NULL */
+	char last[1024];
+	pthread_t t;
+};
+
+static const char *fake_reply(struct fake_ferryd *f, json_object *req)
+{
+	json_object *cmd;
+
+	json_object_object_get_ex(req, "execute", &cmd);
+	for (size_t i = 0; f->replies[i][0]; i++)
+		if (!strcmp(f->replies[i][0], json_object_get_string(cmd)))
+			return f->replies[i][1];
+	return "{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"unknown command\"}}\n";
+}
+
+static void *fake_ferryd_main(void *arg)
+{
+	struct fake_ferryd *f = arg;
+	int fd;
+
+	while ((fd = accept(f->lfd, NULL, NULL)) >= 0) {
+		static const char greeting[] = "{\"ferryd\": {\"hostname\": \"fake\"}}\n";
+		struct rpc_conn c;
+		json_object *req;
+
+		rpc_attach_fd(&c, fd, "client");
+		(void)!write(fd, greeting, strlen(greeting));
+		while (!rpc_recv(&c, &req)) {
+			const char *lines = fake_reply(f, req);
+
+			snprintf(f->last, sizeof(f->last), "%s",
+				 json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_put(req);
+			(void)!write(fd, lines, strlen(lines));
+		}
+		rpc_close(&c);
+	}
+	return NULL;
+}
+
+static void fake_ferryd_start(struct fake_ferryd *f, const char *const (*replies)[2])
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(f, 0, sizeof(*f));
+	f->replies = replies;
+	snprintf(f->path, sizeof(f->path), "/tmp/ferry-test-cli-%d.sock", (int)getpid());
+	unlink(f->path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->path);
+	f->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(f->lfd >= 0);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(f->lfd, 4), 0);
+	assert_int_equal(pthread_create(&f->t, NULL, fake_ferryd_main, f), 0);
+}
+
+static void fake_ferryd_stop(struct fake_ferryd *f)
+{
+	shutdown(f->lfd, SHUT_RDWR); /* accept() returns */
+	pthread_join(f->t, NULL);
+	close(f->lfd);
+	unlink(f->path);
+}
+
+struct run_result {
+	int rc;
+	char out[2048], err[1024];
+};
+
+/* Runs `ferry -c ferry+unix://SOCKET WORDS...` (WORDS split at spaces; a
+ * leading "!" means no -c). */
+static void run(struct fake_ferryd *f, const char *line, struct run_result *r)
+{
+	char buf[512], uri[160], *argv[40];
+	int argc = 0;
+	FILE *out, *err;
+
+	memset(r->out, 0, sizeof(r->out));
+	memset(r->err, 0, sizeof(r->err));
+	out = fmemopen(r->out, sizeof(r->out), "w");
+	err = fmemopen(r->err, sizeof(r->err), "w");
+	argv[argc++] = "ferry";
+	if (line[0] == '!') {
+		line++;
+	} else {
+		snprintf(uri, sizeof(uri), "ferry+unix://%s", f->path);
+		argv[argc++] = "-c";
+		argv[argc++] = uri;
+	}
+	snprintf(buf, sizeof(buf), "%s", line);
+	for (char *t = strtok(buf, " "); t && argc < 39; t = strtok(NULL, " "))
+		argv[argc++] = t;
+	argv[argc] = NULL;
+	r->rc = cli_run(argc, argv, out, err);
+	fclose(out);
+	fclose(err);
+}
+
+static const char *const domain_replies[][2] = {
+	{ "list", "{\"return\": [{\"id\": 1, \"name\": \"w1\", \"state\": \"running\"},"
+		  " {\"id\": -1, \"name\": \"other\", \"state\": \"shut off\"}]}\n" },
+	{ "start", "{\"return\": {\"id\": 4}}\n" },
+	{ "destroy", "{\"return\": {\"name\": \"w1\"}}\n" },
+	{ "shutdown", "{\"error\": {\"class\": \"NoDomain\", \"desc\": \"no domain 'x'\"}}\n" },
+	{ "suspend", "{\"error\": {\"class\": \"OperationInvalid\","
+		     " \"desc\": \"domain is not running\"}}\n" },
+	{ "resume", "{\"error\": {\"class\": \"GenericError\", \"desc\": \"it broke\"}}\n" },
+	{ "domstate", "{\"return\": {\"state\": \"shut off\", \"reason\": \"shutdown\"}}\n" },
+	{ "dumpxml", "{\"return\": {\"xml\": \"<domain/>\\n\"}}\n" },
+	{ "migrate-getspeed", "{\"return\": {\"bandwidth-mib\": 0}}\n" },
+	{ "migrate-getmaxdowntime", "{\"return\": {\"downtime-ms\": 10}}\n" },
+	{ "migrate-setspeed", "{\"return\": {}}\n" },
+	{ "domdirtyrate-calc", "{\"return\": {}}\n" },
+	{ "domstats", "{\"return\": [{\"name\": \"w1\", \"stats\": {\"state.state\": 1}}]}\n" },
+	{ "undefine", "not json\n" },
+	{ NULL, NULL },
+};
+
+static void test_cli_domain_verbs(void **state)
+{
+	struct fake_ferryd f;
+	struct run_result r;
+
+	(void)state;
+	fake_ferryd_start(&f, domain_replies);
+	/* virsh's closing empty line after every command, not with -q */
+	run(&f, "list --all", &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, " Id   Name    State\n------------------------\n"
+				   " 1    w1      running\n -    other   shut off\n\n");
+	assert_string_equal(f.last, "{\"execute\":\"list\",\"arguments\":{\"all\":true}}");
+	run(&f, "-q list", &r);
+	assert_string_equal(r.out, " 1   w1      running\n -   other   shut off\n");
+	run(&f, "list --name", &r);
+	assert_string_equal(r.out, "w1\nother\n\n");
+	run(&f, "start --paused w1", &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, "Domain 'w1' started\n\n");
+	assert_string_equal(f.last, "{\"execute\":\"start\",\"arguments\":{\"domain\":\"w1\","
+				    "\"paused\":true}}");
+	run(&f, "-q start w1", &r);
+	assert_string_equal(r.out, "");
+	/* the name ferryd replies with, when it does (given by id here) */
+	run(&f, "destroy 1", &r);
+	assert_string_equal(r.out, "Domain 'w1' destroyed\n\n");
+	run(&f, "domstate w1 --reason", &r);
+	assert_string_equal(r.out, "shut off (shutdown)\n\n");
+	run(&f, "dumpxml w1", &r);
+	assert_string_equal(r.out, "<domain/>\n\n");
+	run(&f, "domstats --state w1", &r);
+	assert_string_equal(r.out, "Domain: 'w1'\n  state.state=1\n\n\n");
+	assert_string_equal(f.last, "{\"execute\":\"domstats\",\"arguments\":{\"groups\":[\"state\"],"
+				    "\"domains\":[\"w1\"]}}");
+	run(&f, "domdirtyrate-calc w1 --seconds 3", &r);
+	assert_string_equal(r.out, "Start to calculate domain's memory dirty rate "
+				   "successfully.\n\n");
+	fake_ferryd_stop(&f);
+}
+
+static void test_cli_errors_and_exit_codes(void **state)
+{
+	static const struct {
+		const char *line, *err;
+	} cases[] = {
+		{ "frob", "error: unknown command: 'frob'\n" },
+		{ "list --frob", "error: command 'list' doesn't support option --frob\n" },
+		{ "start", "error: command 'start' requires <domain> option\n" },
+		{ "start a b", "error: unexpected data 'b'\n" },
+		{ "migrate-setspeed w1 fast", "error: Numeric value 'fast' for <bandwidth> option is "
+					      "malformed or out of range\n" },
+		{ "define /nonexistent/x.xml", "error: Failed to open file '/nonexistent/x.xml': No "
+					       "such file or directory\n" },
+		{ "shutdown x", "error: failed to get domain 'x'\n" },
+		{ "suspend w1", "error: Failed to suspend domain 'w1': Requested operation is not "
+				"valid: domain is not running\n" },
+		{ "resume w1", "error: Failed to resume domain 'w1': it broke\n" },
+		{ "domjobabort w1", "error: unknown command\n" },
+		{ "migrate --live --offline w1 ferry+tcp://h/", "error: Options --live and --offline "
+							       "are mutually exclusive\n" },
+		{ "migrate --timeout-suspend w1 ferry+tcp://h/", "error: Option --timeout is "
+				"required by option --timeout-suspend\n" },
+		{ "!-c qemu:///system list", "error: failed to connect to the hypervisor: unsupported "
+				"URI scheme 'qemu' (ferry+unix, ferry+tcp, ferry+ssh)\n" },
+		{ "!-c ferry+unix:///nonexistent/s list", "error: failed to connect to the hypervisor:"
+				" cannot connect to /nonexistent/s: No such file or directory\n" },
+		{ "!--bogus list", "error: unsupported option '--bogus'. See --help.\n" },
+		{ "help frob", "error: command or command group 'frob' doesn't exist\n" },
+	};
+	struct fake_ferryd f;
+	struct run_result r;
+
+	(void)state;
+	fake_ferryd_start(&f, domain_replies);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		run(&f, cases[i].line, &r);
+		assert_int_equal(r.rc, 1);
+		assert_string_equal(r.err, cases[i].err);
+	}
+	/* a malformed reply is a transport error: one line naming the peer */
+	run(&f, "undefine w1", &r);
+	assert_int_equal(r.rc, 1);
+	assert_non_null(strstr(r.err, ": malformed reply\n"));
+	run(&f, "migrate-getspeed w1", &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.out, "8796093022207\n\n");
+	run(&f, "migrate-getmaxdowntime --domain w1", &r);
+	assert_string_equal(r.out, "10\n\n");
+	run(&f, "help list", &r);
+	assert_int_equal(r.rc, 0);
+	assert_non_null(strstr(r.out, "list [--all] [--name]"));
+	fake_ferryd_stop(&f);
+}
+
+static const char *const migrate_ok[][2] = {
+	{ "migrate", "{\"event\": \"MIGRATION_PROGRESS\", \"data\": {\"percent\": 10}}\n"
+		     "{\"event\": \"MIGRATION_PROGRESS\", \"data\": {\"percent\": 10}}\n"
+		     "{\"event\": \"MIGRATION_PROGRESS\", \"data\": {\"percent\": 100}}\n"
+		     "{\"return\": {\"downtime-ms\": 3}}\n" },
+	{ NULL, NULL },
+};
+
+static const char *const migrate_fail[][2] = {
+	{ "migrate", "{\"event\": \"MIGRATION_PROGRESS\", \"data\": {\"percent\": 45}}\n"
+		     "{\"error\": {\"class\": \"MigrationFailed\", \"desc\": \"the link broke\"}}\n" },
+	{ NULL, NULL },
+};
+
+static void test_cli_migrate(void **state)
+{
+	struct fake_ferryd f;
+	struct run_result r;
+
+	(void)state;
+	fake_ferryd_start(&f, migrate_ok);
+	run(&f, "migrate --live --verbose --bandwidth 20 w1 ferry+tcp://h/ tcp://10.0.0.2", &r);
+	assert_int_equal(r.rc, 0);
+	/* virsh: a repeated figure is not printed again, 100 only at the end,
+	 * whose line virsh's closing empty line (stdout) ends */
+	assert_string_equal(r.err, "\rMigration: [ 10 %]\rMigration: [ 99 %]\rMigration: [100 %]");
+	assert_string_equal(r.out, "\n");
+	assert_non_null(strstr(f.last, "\"domain\":\"w1\""));
+	assert_non_null(strstr(f.last, "\"desturi\":\"ferry+tcp://h/\""));
+	assert_non_null(strstr(f.last, "\"migrateuri\":\"tcp://10.0.0.2\""));
+	assert_non_null(strstr(f.last, "\"live\":true,\"offline\":false"));
+	assert_non_null(strstr(f.last, "\"bandwidth-mib\":20"));
+	assert_non_null(strstr(f.last, "\"progress\":true"));
+	run(&f, "migrate --domain w1 --desturi ferry+tcp://h/", &r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.err, "");
+	assert_non_null(strstr(f.last, "\"progress\":false"));
+	fake_ferryd_stop(&f);
+	fake_ferryd_start(&f, migrate_fail);
+	run(&f, "migrate --verbose w1 ferry+tcp://h/", &r);
+	assert_int_equal(r.rc, 1);
+	/* the error starts a line of its own */
+	assert_string_equal(r.err, "\rMigration: [ 45 %]\nerror: the link broke\n");
+	fake_ferryd_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +742,9 @@ int main(void)
 		cmocka_unit_test(test_uris),
 		cmocka_unit_test(test_rpc_call),
 		cmocka_unit_test(test_rpc_timeout_and_long_line),
+		cmocka_unit_test(test_cli_domain_verbs),
+		cmocka_unit_test(test_cli_errors_and_exit_codes),
+		cmocka_unit_test(test_cli_migrate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
