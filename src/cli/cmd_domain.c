@@ -71,7 +71,9 @@ static const char *ret_name(json_object *ret, const char *def)
 	return json_object_object_get_ex(ret, "name", &n) ? json_object_get_string(n) : def;
 }
 
-static int cmd_define(struct cli *c)
+/* define and create: a file's XML to ferryd; verb "define" or "create",
+ * done "defined" or "created". */
+static int from_xml_file(struct cli *c, const char *verb, const char *done)
 {
 	const char *file = cli_str(c, "file");
 	char *xml = cli_read_xml(c, file);
@@ -82,36 +84,26 @@ static int cmd_define(struct cli *c)
 		return 1;
 	a = json_object_new_object();
 	json_object_object_add(a, "xml", json_object_new_string(xml));
+	if (!strcmp(verb, "create"))
+		json_object_object_add(a, "paused", json_object_new_boolean(cli_flag(c, "paused")));
 	free(xml);
-	snprintf(what, sizeof(what), "Failed to define domain from %s", file);
-	if (cli_call(c, "define", a, &ret, what))
+	snprintf(what, sizeof(what), "Failed to %s domain from %s", verb, file);
+	if (cli_call(c, verb, a, &ret, what))
 		return 1;
 	if (!c->quiet)
-		fprintf(c->out, "Domain '%s' defined from %s\n", ret_name(ret, file), file);
+		fprintf(c->out, "Domain '%s' %s from %s\n", ret_name(ret, file), done, file);
 	json_object_put(ret);
 	return 0;
 }
 
+static int cmd_define(struct cli *c)
+{
+	return from_xml_file(c, "define", "defined");
+}
+
 static int cmd_create(struct cli *c)
 {
-	const char *file = cli_str(c, "file");
-	char *xml = cli_read_xml(c, file);
-	json_object *a, *ret;
-	char what[300];
-
-	if (!xml)
-		return 1;
-	a = json_object_new_object();
-	json_object_object_add(a, "xml", json_object_new_string(xml));
-	json_object_object_add(a, "paused", json_object_new_boolean(cli_flag(c, "paused")));
-	free(xml);
-	snprintf(what, sizeof(what), "Failed to create domain from %s", file);
-	if (cli_call(c, "create", a, &ret, what))
-		return 1;
-	if (!c->quiet)
-		fprintf(c->out, "Domain '%s' created from %s\n", ret_name(ret, file), file);
-	json_object_put(ret);
-	return 0;
+	return from_xml_file(c, "create", "created");
 }
 
 /* A verb that names one domain and prints one line on success. */

@@ -13,58 +13,53 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Start time (field 22 of /proc/PID/stat), 0 if the process is gone. */
-static uint64_t proc_start_time(pid_t pid)
+/* The fields of /proc/PID/stat from field 3 (state) on, into buf; NULL if
+ * the process is gone. The command name may hold spaces and ')': the fields
+ * follow the last ')'. */
+static const char *proc_stat_fields(pid_t pid, char *buf, size_t len)
 {
-	char path[64], buf[1024];
-	unsigned long long start = 0;
-	char *p;
+	char path[64], *p;
 	ssize_t n;
 	int fd;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
+		return NULL;
+	n = read(fd, buf, len - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;
+		return NULL;
 	buf[n] = 0;
-	/* The command name may hold spaces and ')': fields follow the last ')'. */
 	p = strrchr(buf, ')');
-	if (!p)
+	return p && p[1] == ' ' ? p + 2 : NULL;
+}
+
+/* Start time (field 22), 0 if the process is gone or a zombie. */
+static uint64_t proc_start_time(pid_t pid)
+{
+	char buf[1024];
+	const char *f = proc_stat_fields(pid, buf, sizeof(buf));
+	unsigned long long start = 0;
+
+	if (!f || f[0] == 'Z' || f[0] == 'X')
+		return 0; /* gone, or ended and not yet reaped */
+	if (sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+		      "%*d %*d %llu", &start) != 1)
 		return 0;
-	/* Field 3 (state) is the first after ") "; start time is field 22. */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
-			  "%*d %*d %llu", &start) != 1)
-		return 0;
-	if (p[2] == 'Z' || p[2] == 'X')
-		return 0; /* ended, not yet reaped */
 	return start;
 }
 
 uint64_t vmproc_cpu_ns(pid_t pid)
 {
-	char path[64], buf[1024];
+	char buf[1024];
+	const char *f = proc_stat_fields(pid, buf, sizeof(buf));
 	unsigned long long ut = 0, st = 0;
 	long hz = sysconf(_SC_CLK_TCK);
-	char *p;
-	ssize_t n;
-	int fd;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0 || hz <= 0)
-		return 0;
-	buf[n] = 0;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
+	/* utime and stime: fields 14 and 15 */
+	if (!f || hz <= 0 ||
+	    sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return 0;
 	return (ut + st) * (1000000000ull / (uint64_t)hz);
 }
