@@ -35,15 +35,16 @@ static const char *proc_stat_fields(pid_t pid, char *buf, size_t len)
 	return p && p[1] == ' ' ? p + 2 : NULL;
 }
 
-/* Start time (field 22), 0 if the process is gone or a zombie. */
-static uint64_t proc_start_time(pid_t pid)
+/* Start time (field 22), 0 if the process is gone, or (unless even_ended)
+ * has ended and waits to be reaped. */
+static uint64_t proc_start_time(pid_t pid, bool even_ended)
 {
 	char buf[1024];
 	const char *f = proc_stat_fields(pid, buf, sizeof(buf));
 	unsigned long long start = 0;
 
-	if (!f || f[0] == 'Z' || f[0] == 'X')
-		return 0; /* gone, or ended and not yet reaped */
+	if (!f || (!even_ended && (f[0] == 'Z' || f[0] == 'X')))
+		return 0;
 	if (sscanf(f, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
 		      "%*d %*d %llu", &start) != 1)
 		return 0;
@@ -143,11 +144,13 @@ static void __attribute__((noreturn)) exec_vmm(char *const argv[], int log_fd)
 
 /* The waiter: a new session, the VM as its child, and the exit file. Only
  * async-signal-safe calls: ferryd has threads. */
-static void __attribute__((noreturn)) run_waiter(char *const argv[], int pid_w, int log_fd,
-						 const char *exit_path, const char *tmp_path)
+static void __attribute__((noreturn)) run_waiter(char *const argv[], int pid_w, int ack_r,
+						 int log_fd, const char *exit_path,
+						 const char *tmp_path)
 {
 	int status;
 	pid_t pid;
+	char c;
 
 	setsid();
 	prctl(PR_SET_NAME, "ferry-waiter"); /* not taken for ferryd by ps or pkill -x */
@@ -163,6 +166,10 @@ static void __attribute__((noreturn)) run_waiter(char *const argv[], int pid_w, 
 	(void)!write(pid_w, &pid, sizeof(pid));
 	close(pid_w);
 	close(log_fd);
+	/* ferryd reads the VM's start time before it may be reaped (a VM that
+	 * ends at once is a zombie until then): it closes the pipe when done. */
+	while (read(ack_r, &c, 1) < 0 && errno == EINTR)
+		;
 	/* Nothing of ferryd's stays open here (a listening socket or the state
 	 * directory's lock would otherwise outlive ferryd). */
 	syscall(SYS_close_range, 0, ~0u, 0);
@@ -180,7 +187,7 @@ int vmproc_spawn(struct vmproc *p, char *const argv[], const char *log_path,
 		 const char *exit_path, char *err, size_t errlen)
 {
 	char tmp_path[4200];
-	int pipefd[2], log_fd;
+	int pipefd[2] = { -1, -1 }, ack[2], log_fd;
 	pid_t waiter, pid = -1;
 	ssize_t n;
 
@@ -192,21 +199,30 @@ int vmproc_spawn(struct vmproc *p, char *const argv[], const char *log_path,
 		snprintf(err, errlen, "cannot open %s: %s", log_path, strerror(errno));
 		return -errno;
 	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
+	if (pipe2(pipefd, O_CLOEXEC) < 0 || pipe2(ack, O_CLOEXEC) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "pipe: %s", strerror(e));
+		if (pipefd[0] >= 0) {
+			close(pipefd[0]);
+			close(pipefd[1]);
+		}
 		close(log_fd);
-		return -errno;
+		return -e;
 	}
 	waiter = fork();
 	if (waiter == 0) {
 		close(pipefd[0]);
-		run_waiter(argv, pipefd[1], log_fd, exit_path, tmp_path);
+		close(ack[1]);
+		run_waiter(argv, pipefd[1], ack[0], log_fd, exit_path, tmp_path);
 	}
 	close(pipefd[1]);
+	close(ack[0]);
 	close(log_fd);
 	if (waiter < 0) {
 		snprintf(err, errlen, "fork: %s", strerror(errno));
 		close(pipefd[0]);
+		close(ack[1]);
 		return -EAGAIN;
 	}
 	do
@@ -214,12 +230,14 @@ int vmproc_spawn(struct vmproc *p, char *const argv[], const char *log_path,
 	while (n < 0 && errno == EINTR);
 	close(pipefd[0]);
 	if (n != sizeof(pid) || pid <= 0) {
+		close(ack[1]);
 		snprintf(err, errlen, "cannot start %s", argv[0]);
 		return -ECHILD;
 	}
 	p->pid = pid;
 	p->pidfd = pidfd_of(pid);
-	p->start = proc_start_time(pid);
+	p->start = proc_start_time(pid, true);
+	close(ack[1]); /* the waiter may reap it now */
 	return 0;
 }
 
@@ -229,7 +247,7 @@ int vmproc_adopt(struct vmproc *p, pid_t pid, uint64_t start)
 	if (pid <= 0 || !start)
 		return -ESRCH;
 	p->pidfd = pidfd_of(pid);
-	if (p->pidfd < 0 || proc_start_time(pid) != start) {
+	if (p->pidfd < 0 || proc_start_time(pid, false) != start) {
 		if (p->pidfd >= 0)
 			close(p->pidfd);
 		p->pidfd = -1;
@@ -248,7 +266,7 @@ bool vmproc_wait(struct vmproc *p, int ms)
 	if (!p->pid)
 		return true;
 	if (p->pidfd < 0)
-		return !proc_start_time(p->pid);
+		return !proc_start_time(p->pid, false);
 	do
 		ret = poll(&pfd, 1, ms);
 	while (ret < 0 && errno == EINTR);
