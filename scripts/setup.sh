@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the Debian packages ferry needs to build, test and benchmark.
+# Install the Debian packages ferry needs to build, test and benchmark
+# (busybox-static, kmod and e2fsprogs build and run the test host, tests/host).
 # Quiet and quick when everything is already there.
 set -euo pipefail
 
 pkgs=(meson ninja-build gcc pkg-config libjson-c-dev libcmocka-dev liburing-dev libxml2-dev
-      python3 lz4 binutils iproute2 iputils-ping qemu-system-x86 dpkg-dev)
+      python3 lz4 binutils iproute2 iputils-ping qemu-system-x86 dpkg-dev
+      busybox-static kmod e2fsprogs)
 
 missing=()
 for p in "${pkgs[@]}"; do
