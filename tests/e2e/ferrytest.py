@@ -113,13 +113,15 @@ class Vmm:
     """A ferry-vmm process with the console on its stdout."""
 
     def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=(),
-                 stdin=subprocess.DEVNULL, restore=False, env=None, netns=None):
+                 stdin=subprocess.DEVNULL, restore=False, env=None, netns=None, initrd=None):
         self.tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
         self.control_path = os.path.join(self.tmp, "control.sock") if control else None
         if restore:  # the shape comes from the saved file
             args = [VMM]
         else:
             args = [VMM, "--kernel", kernel or GUEST, "--cpus", str(cpus), "--memory", str(memory)]
+            if initrd:
+                args += ["--initrd", initrd]
         if cmdline and not restore:
             args += ["--cmdline", cmdline]
         if self.control_path:
