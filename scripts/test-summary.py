@@ -1,15 +1,25 @@
 #!/usr/bin/env python3
 """Prints one closing line for `make check` from meson's test logs:
-'check: N passed, N failed, N skipped'. Skipped tests are listed by name."""
+'check: N passed, N failed, N skipped'. Skipped tests are listed by name.
+
+Arguments are meson JSON test logs (BUILD/meson-logs/NAME.json). A log that
+is missing or empty means that run gave no results (its test host did not
+start, say): it counts as a failure, named."""
 import json
+import os
 import sys
 
 passed = failed = skipped = 0
-skips = []
-for build in sys.argv[1:]:
+skips, fails = [], []
+for log in sys.argv[1:]:
+    where = os.path.relpath(log)
     try:
-        lines = open(f"{build}/meson-logs/testlog.json").read().splitlines()
+        lines = open(log).read().splitlines()
     except OSError:
+        lines = []
+    if not lines:
+        failed += 1
+        fails.append(f"{where}: no test results (the run did not complete)")
         continue
     for line in lines:
         t = json.loads(line)
@@ -18,10 +28,13 @@ for build in sys.argv[1:]:
             passed += 1
         elif r == "SKIP":
             skipped += 1
-            skips.append(f"{build}:{t['name']}")
+            skips.append(f"{where}: {t['name']}")
         else:
             failed += 1
+            fails.append(f"{where}: {t['name']} ({r})")
 for s in skips:
     print(f"SKIPPED: {s}")
+for f in fails:
+    print(f"FAILED: {f}")
 print(f"check: {passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
