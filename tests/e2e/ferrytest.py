@@ -17,6 +17,24 @@ VMM = os.path.join(BUILD, "src", "ferry-vmm")
 GUEST = os.path.join(BUILD, "guest", "ferry-guest.elf")
 PAYLOADS = os.path.join(BUILD, "tests", "payloads")
 
+# Inside the test host (tests/host/run, docs/testing.md) the guest, KVM and
+# ferry all run under QEMU's TCG: every instruction emulated, tens of times
+# slower than on hardware, and the host's two vCPUs shared by everything.
+# Tests run shorter there and relax only what depends on the guest keeping
+# pace with the wall clock (how many heartbeats in a minute, a rate reached);
+# what they check of correctness stays as it is.
+EMULATED = os.environ.get("FERRY_TESTHOST_INSIDE") == "1"
+
+
+def scaled(normal, emulated):
+    """normal on a KVM host, emulated inside the test host."""
+    return emulated if EMULATED else normal
+
+
+# What every wait below is given is a limit for a hang, not a figure the
+# test checks: inside the test host it is stretched by this much.
+TIMEOUT_SCALE = scaled(1, 4)
+
 BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) corrupt=(\d+)"
                      r"(?: written=(\d+))?(?: ticks=([\d/]+))?"
                      # device figures (disk_written=, disk_corrupt=, net_lost=, ...)
@@ -82,6 +100,7 @@ class Console:
 
     def wait_for(self, pattern, timeout, start=0):
         """Index of the first line from `start` matching pattern."""
+        timeout *= TIMEOUT_SCALE
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
         i = start
@@ -139,6 +158,7 @@ class Vmm:
         self.ctl = None
 
     def connect(self, timeout=5):
+        timeout *= TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -151,6 +171,7 @@ class Vmm:
 
     def wait_exit(self, timeout):
         """Exit status, after reading the console to its end."""
+        timeout *= TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while self.p.poll() is None or not self.console.eof:
             if time.monotonic() > deadline:
@@ -181,6 +202,7 @@ class Control:
         self.greeting = self.recv(5)
 
     def recv(self, timeout):
+        timeout *= TIMEOUT_SCALE
         self.s.settimeout(timeout)
         line = self.f.readline()
         if not line:
@@ -206,6 +228,7 @@ class Control:
         return self.reply(timeout)
 
     def wait_event(self, name, timeout=5):
+        timeout *= TIMEOUT_SCALE
         deadline = time.monotonic() + timeout
         while True:
             for e in self.events:
