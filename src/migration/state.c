@@ -675,7 +675,8 @@ static int load_vcpu(struct vm *vm, struct stream_reader *r, struct load_progres
 		return load_fail(r, -EINVAL, "vCPU %u appears twice", idx);
 	if (lp->early_left)
 		return load_fail(r, -EINVAL, "vCPU %u comes before the devices it must follow", idx);
-	ret = x86_vcpu_load(vm->kvm.fd, vm->vcpus[idx].fd, version, p + 8, len - 8);
+	ret = x86_vcpu_load(vm->kvm.fd, vm->vcpus[idx].fd, version, p + 8, len - 8,
+			    lp->cpus_left == vm->ncpus);
 	if (ret == -EPROTO)
 		return load_fail(r, ret, "vCPU %u: state version %u is not supported", idx, version);
 	if (ret == -ENOTSUP)

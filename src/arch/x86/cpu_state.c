@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "arch/x86/kvm_ioctl.h"
 #include "common/log.h"
@@ -105,6 +106,7 @@ uint64_t x86_vcpu_rip(int vcpu_fd)
  * KVM's padding and reserved fields are not written.
  * ====================================================================== */
 
+#define MSR_IA32_TSC 0x10
 #define MSR_IA32_SPEC_CTRL 0x48
 #define MSR_IA32_ARCH_CAPABILITIES 0x10a
 #define MSR_MTRR_CAP 0xfe
@@ -121,6 +123,8 @@ uint64_t x86_vcpu_rip(int vcpu_fd)
 #define MSR_IA32_TSC_DEADLINE 0x6e0
 #define MSR_IA32_XSS 0xda0
 #define MSR_TSC_AUX 0xc0000103
+#define HV_X64_MSR_VP_RUNTIME 0x40000010
+#define HV_X64_MSR_TIME_REF_COUNT 0x40000020
 
 #define TSC_TOLERANCE_PPM 250 /* KVM's tsc_tolerance_ppm default */
 #define MSR_BATCH 128 /* KVM takes fewer than 256 (MAX_IO_MSRS) per call */
@@ -233,13 +237,33 @@ static int msr_index_list(int kvm_fd, struct kvm_msr_list **out)
 	return 0;
 }
 
-/* Appends index to the wanted list unless it is there already or is
- * IA32_ARCH_CAPABILITIES (read-only for a guest; kvm_pvm refuses to set
- * it, and it describes the host, not the guest's state). */
+/* MSRs of KVM's list that are no state of the vCPU's, and are not saved. */
+static const uint32_t msr_not_state[] = {
+	/* Read-only for a guest; kvm_pvm refuses to set it, and it describes
+	 * the host. */
+	MSR_IA32_ARCH_CAPABILITIES,
+	/* Hyper-V's, in KVM's list where KVM emulates Hyper-V (Debian's 6.1
+	 * does; ferry offers guests no Hyper-V interface, CPUID 0x40000000
+	 * says KVM). The partition reference counter KVM computes from the
+	 * VM's kvm-clock at every read and ignores a write from userspace: it
+	 * travels with the kvm-clock record. The VP runtime KVM counts as the
+	 * CPU time of the thread that reads or writes it, from the value last
+	 * written: the vCPU's time only on the vCPU's own thread, and ferry
+	 * saves and loads from another. Saved, both would only make two saves
+	 * of one paused VM differ. */
+	HV_X64_MSR_TIME_REF_COUNT,
+	HV_X64_MSR_VP_RUNTIME,
+};
+
+/* Appends index to the wanted list unless it is there already or is one
+ * of msr_not_state. */
 static void msr_want(uint32_t *want, uint32_t *n, uint32_t index)
 {
-	if (index == MSR_IA32_ARCH_CAPABILITIES || *n >= X86_STATE_MSR_MAX)
+	if (*n >= X86_STATE_MSR_MAX)
 		return;
+	for (size_t i = 0; i < ARRAY_SIZE(msr_not_state); i++)
+		if (index == msr_not_state[i])
+			return;
 	for (uint32_t i = 0; i < *n; i++)
 		if (want[i] == index)
 			return;
@@ -817,6 +841,43 @@ static int msrs_set(int vcpu_fd, const struct kvm_msrs *m)
 	return ret;
 }
 
+/* KVM before Linux 6.7 ("Don't sync user-written TSC against startup
+ * values" changed it) takes a userspace write of MSR_IA32_TSC that lies
+ * within a second of the TSC it expects for the VM — the last value
+ * written to any of its vCPUs, vCPU creation's 0 included, plus the time
+ * since — for an attempt to synchronise the vCPUs, and gives the vCPU the
+ * offset of the VM's current TSC generation instead of the value. That
+ * is what makes the later vCPUs of a restored VM share the first one's
+ * TSC (and KVM's master clock work). But the first one's value is
+ * compared with the fresh VM's own TSC, counted from its creation: a
+ * guest whose TSC is within a second of that (one saved, or migrated,
+ * within a second or so of its start) would get the new VM's age for its
+ * TSC, going back or forward by up to a second. So the first vCPU's TSC
+ * is written once before, 2^62 cycles away from the saved value: that
+ * write starts a generation of its own, and the saved value, too far from
+ * it to be taken for a synchronisation, starts the restored one. Harmless
+ * where KVM never matches a first userspace write (6.7 on), and where the
+ * TSC offset is not applied (kvm_pvm's guests are said to read the host's
+ * TSC): the saved value is written last either way. */
+static int tsc_unsync(int vcpu_fd, const struct kvm_msrs *m)
+{
+	struct {
+		struct kvm_msrs head;
+		struct kvm_msr_entry e;
+	} one = { .head.nmsrs = 1, .e.index = MSR_IA32_TSC };
+
+	for (uint32_t i = 0; i < m->nmsrs; i++) {
+		if (m->entries[i].index != MSR_IA32_TSC)
+			continue;
+		one.e.data = m->entries[i].data ^ (1ull << 62);
+		if (ioctl(vcpu_fd, KVM_SET_MSRS, &one) != 1) {
+			log_error("KVM refuses to set MSR_IA32_TSC");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* KVM drops a TSC deadline written while the LVT timer is not in
  * TSC-deadline mode, and the mode comes with the LAPIC, after the MSRs:
  * so the deadline is written again once the LAPIC is in place. */
@@ -857,30 +918,64 @@ static int events_set(int vcpu_fd, const struct kvm_vcpu_events *saved)
 	return KVM_IOCTL(vcpu_fd, KVM_SET_VCPU_EVENTS, &e);
 }
 
+/* kvm_amd provides /dev/kvm (and kvm_pvm, which ferry's kvm.c takes for
+ * /dev/kvm when it is loaded, does not). */
+static bool host_kvm_is_svm(void)
+{
+	return access("/sys/module/kvm_amd", F_OK) == 0 &&
+	       access("/sys/module/kvm_pvm", F_OK) != 0;
+}
+
+/* TR's type as this host's KVM must be given it.
+ *
+ * KVM_GET_SREGS on SVM reports TR with the busy bit set whatever the VMCB
+ * holds (svm_get_segment: "the busy flag in the tr selector isn't
+ * exposed"): AMD CPUs keep TR's type as LTR read it, 9 (an available
+ * TSS), and so does QEMU's emulated SVM. KVM_SET_SREGS writes the type
+ * as given, so the saved 11 loaded verbatim leaves the destination's VMCB
+ * with 11 where the source's held 9. AMD hardware does not look at it
+ * again, but QEMU's emulated SVM (the test host, docs/testing.md) takes
+ * TR's type as the TSS check of ring-3 port I/O: anything but 9 is a #GP
+ * even for a port the TSS's I/O bitmap opens. So on SVM the busy bit is
+ * cleared again (11 → 9, 3 → 1), which gives back what the VMCB had. Not
+ * on VMX, whose VM entry requires a busy TSS in TR (type 11 in long mode,
+ * 3 or 11 else), nor on kvm_pvm (not SVM, whatever the CPU), where saved
+ * test guests were seen to run on as they are. */
+static void tr_type_for_host(struct kvm_segment *tr)
+{
+	if ((tr->type == 11 || tr->type == 3) && host_kvm_is_svm())
+		tr->type &= ~2;
+}
+
 /* The load order, and why:
  *  1. CPUID: KVM derives the vCPU's features from it (which MSRs and XSAVE
  *     components exist, the reserved CR4/EFER bits); what follows is
  *     checked against it. Allowed only before the vCPU's first KVM_RUN.
  *  2. TSC kHz: before MSR_IA32_TSC, whose value is taken at that rate.
  *  3. SREGS: CR0/CR4/EFER (the mode REGS and MSRs are checked in) and the
- *     APIC base (the LAPIC must be enabled before its state goes in).
+ *     APIC base (the LAPIC must be enabled before its state goes in); TR's
+ *     type as the host needs it (tr_type_for_host).
  *  4. REGS, 5. XSAVE, 6. XCRS.
  *  7. MSRS: MSR_IA32_TSC makes the guest's TSC continue from the saved
- *     value, so its clock goes on without a jump.
+ *     value, so its clock goes on without a jump (the first vCPU's after
+ *     tsc_unsync).
  *  8. MP_STATE, 9. LAPIC (after the irqchip, loaded before any vCPU), then
  *     the TSC deadline again (tsc_deadline_set says why).
  * 10. VCPU_EVENTS: after the LAPIC (a latched INIT is one of its pending
  *     events) and SREGS (whose interrupt bitmap also queues an interrupt).
  * 11. DEBUGREGS. */
-static int vcpu_state_set(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s)
+static int vcpu_state_set(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s, bool first)
 {
 	int ret = KVM_IOCTL(vcpu_fd, KVM_SET_CPUID2, &s->cpuid.head);
 
 	ret = ret ?: tsc_khz_set(kvm_fd, vcpu_fd, s->tsc_khz);
+	tr_type_for_host(&s->sregs.tr);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_SREGS, &s->sregs);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_REGS, &s->regs);
 	ret = ret ?: xsave_set(kvm_fd, vcpu_fd, s);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_XCRS, &s->xcrs);
+	if (first)
+		ret = ret ?: tsc_unsync(vcpu_fd, s->msrs);
 	ret = ret ?: msrs_set(vcpu_fd, s->msrs);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_MP_STATE, &s->mp);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_LAPIC, &s->lapic);
@@ -972,7 +1067,8 @@ static int cpuid_check(int vcpu_fd, struct x86_vcpu_state *s)
 	return ret;
 }
 
-int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len)
+int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len,
+		  bool first)
 {
 	struct x86_vcpu_state *s;
 	int ret = vcpu_record_parse(version, data, len, &s, NULL);
@@ -985,7 +1081,7 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data
 	if (ret)
 		return ret;
 	ret = cpuid_check(vcpu_fd, s);
-	ret = ret ?: vcpu_state_set(kvm_fd, vcpu_fd, s);
+	ret = ret ?: vcpu_state_set(kvm_fd, vcpu_fd, s, first);
 	vcpu_state_free(s);
 	return ret;
 }

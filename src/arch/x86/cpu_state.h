@@ -8,6 +8,7 @@
 #ifndef FERRY_ARCH_X86_CPU_STATE_H
 #define FERRY_ARCH_X86_CPU_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,20 +46,26 @@ uint64_t x86_vcpu_rip(int vcpu_fd);
  * block) and its last I/O or MMIO exit must have been completed (or the
  * instruction's result would be missing). MSR_IA32_TSC is read at the
  * moment of the save: two saves of a paused vCPU differ there (and only
- * there) by the time between them. Returns 0 or -errno with one error
+ * there) by the time between them — or, where the host's TSC is unstable
+ * and KVM holds a parked vCPU's TSC still, by less than the length of a
+ * save, either way. Returns 0 or -errno with one error
  * logged; on error out is left as it was (but for -ENOMEM: out->oom). */
 int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out);
 
 /* Loads a record written by x86_vcpu_save (of `version`) into vCPU
  * vcpu_fd, freshly created and never run, of a VM whose irqchip and PIT
  * are loaded already (the LAPIC goes after the irqchip); the VM's clock
- * comes after every vCPU. The whole record is checked before KVM is
- * touched. Refuses (with a message naming both rates) a TSC rate this
- * host's KVM cannot give the vCPU. Returns 0, -EPROTO for an unknown
- * version, -EINVAL for a malformed record or state KVM refuses (an error
- * logged naming what), -EOPNOTSUPP for a TSC rate KVM cannot set, or
- * another -errno from KVM. */
-int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len);
+ * comes after every vCPU. A VM's vCPUs are loaded one after the other:
+ * `first` says no other vCPU of this VM has been loaded yet (its TSC then
+ * starts the VM's, which the others' join: tsc_unsync in cpu_state.c says
+ * why that matters). The whole record is checked before KVM is touched.
+ * Refuses (with a message naming both rates) a TSC rate this host's KVM
+ * cannot give the vCPU. Returns 0, -EPROTO for an unknown version, -EINVAL
+ * for a malformed record or state KVM refuses (an error logged naming
+ * what), -EOPNOTSUPP for a TSC rate KVM cannot set, or another -errno from
+ * KVM. */
+int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len,
+		  bool first);
 
 /* After x86_vcpu_load returned -ENOTSUP: which CPU features were missing. */
 const char *x86_vcpu_last_error(void);
