@@ -8,6 +8,8 @@ build=${1:?usage: bench/all.sh BUILD}
 runs=${BENCH_RUNS:-}
 if [ "${FERRY_TESTHOST_INSIDE:-}" = 1 ]; then
 	runs=${runs:-1}
+	# SeaBIOS takes minutes there; the migration itself is the same (bench/migrate.py)
+	export FERRY_QEMU_BIOS=${FERRY_QEMU_BIOS:-qboot}
 	echo "bench: measured inside the test host (QEMU TCG, -cpu max, emulated SVM): ferry and QEMU"
 	echo "bench: (-accel kvm) in the same host, in the same run; under emulation only the ratios mean something"
 else

@@ -122,15 +122,16 @@ park:
 	jmp park
 
 	.globl enter_user
-/* void enter_user(u64 entry, u64 arg, u64 user_rsp): iretq to ring 3 with
- * IF set, %rdi = arg. Segment registers are nulled (fine in 64-bit mode). */
+/* void enter_user(u64 entry, u64 arg, u64 user_rsp, u64 rflags): iretq to
+ * ring 3 with those flags (IF set by the caller), %rdi = arg. Segment
+ * registers are nulled (fine in 64-bit mode). */
 enter_user:
 	xorl %eax, %eax
 	movl %eax, %ds
 	movl %eax, %es
 	pushq $SEL_UDATA
 	pushq %rdx
-	pushq $0x202
+	pushq %rcx
 	pushq $SEL_UCODE
 	pushq %rdi
 	movq %rsi, %rdi
