@@ -17,11 +17,11 @@ mem=${4:-512}
 # FERRY_QEMU_BIOS=qboot swaps SeaBIOS (~3-4 s of emulated ring-0 firmware on
 # kvm_pvm) for qboot (~0.1 s); the guest boots the same under both.
 # Inside the test host (tests/host/run: QEMU's emulated SVM under this
-# QEMU/KVM) SeaBIOS takes minutes, so qboot is the default there, and the
-# guest's ring 3 does port I/O with IOPL 3 (ferry.iopl=3, guest/entry.c
-# says why).
+# QEMU/KVM) the guest's ring 3 does port I/O with IOPL 3 (ferry.iopl=3,
+# guest/entry.c says why), and SeaBIOS takes minutes, so qboot is the
+# default there for a guest without PCI devices (qboot assigns no BARs).
 if [ "${FERRY_TESTHOST_INSIDE:-}" = 1 ]; then
-	FERRY_QEMU_BIOS=${FERRY_QEMU_BIOS:-qboot}
+	[ -n "${FERRY_QEMU_ARGS:-}" ] || FERRY_QEMU_BIOS=${FERRY_QEMU_BIOS:-qboot}
 	cmdline="$cmdline ferry.iopl=3"
 fi
 bios=

@@ -313,9 +313,19 @@ def test_refused():
 def test_jobinfo_abort():
     a, b = hosts
     p = migrate_bg(a, "--live", "--bandwidth", "10", NAME, b.remote)
+    # The job is Unbounded from the start; its figures come once the
+    # destination is prepared and RAM flows (seconds under emulation).
+    deadline = time.monotonic() + 30 * TIMEOUT_SCALE
+    while True:
+        out = a.ferry("domjobinfo", NAME).stdout
+        check("Job type:         Unbounded" in out, f"domjobinfo: {out!r}")
+        if "Data processed:" in out:
+            break
+        check(time.monotonic() < deadline, f"no figures in domjobinfo: {out!r}")
+        time.sleep(0.2)
     seen = []
     for _ in range(4):
-        time.sleep(0.6)
+        time.sleep(scaled(0.6, 1.5))
         out = a.ferry("domjobinfo", NAME).stdout
         m = re.search(r"Data processed:\s+([\d.]+) (\w+)", out)
         check("Job type:         Unbounded" in out and m, f"domjobinfo: {out!r}")

@@ -142,7 +142,12 @@ def test_disk_writer_records():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-WORKLOAD = os.environ.get("FERRY_VIRTIO_WORKLOAD", "ferry.dirty=128@50 ferry.disk-writer=512")
+# Under emulation (the test host) the guest dirties less: 128@50 keeps its
+# vCPU busy all the time there, and the disk writer falls far behind.
+WORKLOAD = os.environ.get("FERRY_VIRTIO_WORKLOAD", scaled("ferry.dirty=128@50", "ferry.dirty=32@8")
+                          + " ferry.disk-writer=512")
+# Share of the writer's 128 records/s it must reach where the guest ends.
+MIN_WRITER_SHARE = scaled(0.7, 0.3)
 
 
 def settle(vms, nonce_from, img, poweroff_vm):
@@ -165,7 +170,7 @@ def settle(vms, nonce_from, img, poweroff_vm):
     check(len(tail) >= 10, f"only {len(tail)} beats where the guest ended")
     (_, w0, _, t0), (_, w1, _, t1) = tail[0], tail[-1]
     rate = (w1 - w0) * 1000 / max(1, t1 - t0)
-    check(rate >= 0.7 * 128, f"the writer did {rate:.0f} records/s where the guest ended")
+    check(rate >= MIN_WRITER_SHARE * 128, f"the writer did {rate:.0f} records/s where the guest ended")
     return n, last
 
 

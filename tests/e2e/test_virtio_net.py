@@ -79,8 +79,13 @@ class Capture:
 
 
 def guest(ns, tmp, extra_cmdline, disk, poweroff):
-    cmd = (f"ferry.ip={GUEST_IP}/24 ferry.ping={HOST_IP} ferry.dirty=128@50 "
-           f"ferry.disk-writer=512 ferry.poweroff={poweroff} {extra_cmdline}").strip()
+    # Under emulation (the test host) every step of a test takes several
+    # times longer, so the guest powers off later, and it dirties less
+    # (128@50 keeps its vCPU busy all the time there).
+    dirty = scaled("ferry.dirty=128@50", "ferry.dirty=32@8")
+    cmd = (f"ferry.ip={GUEST_IP}/24 ferry.ping={HOST_IP} {dirty} "
+           f"ferry.disk-writer=512 ferry.poweroff={poweroff * scaled(1, 4)} "
+           f"{extra_cmdline}").strip()
     vm = track(Vmm(cmdline=cmd, memory=256, netns=ns,
                    extra=["--net", f"tap=tap0,mac={MAC}", "--disk", f"{disk},cache=none",
                           "--verbose"]))
