@@ -246,10 +246,26 @@ class Control:
                 self.events.append(msg)
 
 
+def testhost_pending(why):
+    """Marks a test that does not pass inside the test host yet (issue 12
+    goes on): there it is not run and says SKIP with `why`, and its file
+    then ends SKIP (77) unless something failed; elsewhere it runs."""
+    def mark(f):
+        f.testhost_pending = why
+        return f
+    return mark
+
+
 def run_tests(tests):
-    """Runs test functions; prints one PASS/FAIL line each and a summary."""
-    passed = failed = 0
+    """Runs test functions; prints one PASS/FAIL/SKIP line each and a
+    summary."""
+    passed = failed = skipped = 0
     for t in tests:
+        if EMULATED and getattr(t, "testhost_pending", None):
+            skipped += 1
+            print(f"SKIP {t.__name__}: not yet passing inside the test host: "
+                  f"{t.testhost_pending}", flush=True)
+            continue
         t0 = time.monotonic()
         try:
             t()
@@ -258,5 +274,6 @@ def run_tests(tests):
         except Failure as e:
             failed += 1
             print(f"FAIL {t.__name__}: {e}", flush=True)
-    print(f"{passed} passed, {failed} failed", flush=True)
-    sys.exit(1 if failed else 0)
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
+          flush=True)
+    sys.exit(1 if failed else 77 if skipped else 0)

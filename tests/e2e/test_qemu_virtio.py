@@ -161,7 +161,9 @@ def test_disk_writer():
               and "rate_kib=512" in start[0], f"{start}")
         nonce = start[0].split("nonce=")[1].split()[0]
         beats = [l for l in lines if "ferry-agent beat=" in l]
-        check(len(beats) >= 50, f"{len(beats)} beats")
+        # ~80 in 8 s; under emulation (the test host) the disk writer and
+        # the dirtier leave the heartbeat fewer
+        check(len(beats) >= scaled(50, 25), f"{len(beats)} beats")
         for l in beats:
             check(l.rstrip().endswith(" disk_corrupt=0") and " disk_written=" in l,
                   f"beat line {l!r}")
