@@ -1,8 +1,9 @@
 """Live migration between two network namespaces joined by a veth pair
-shaped to 1 Gbit/s (tc tbf), addresses from 198.18.0.0/15; the test makes
-and removes them. A guest dirtying 50 MiB/s migrates live; one dirtying
-500 MiB/s cannot converge on that link and finishes through the ladder,
-and query-migrate names the rung."""
+shaped to 1 Gbit/s (tc tbf; 200 Mbit/s in the test host), addresses from
+198.18.0.0/15; the test makes and removes them. A guest dirtying 50 MiB/s
+(2 in the test host) migrates live; one dirtying 500 MiB/s cannot converge
+on that link and finishes through the ladder, and query-migrate names the
+rung."""
 
 import os
 import subprocess
@@ -17,6 +18,10 @@ NS = (f"{TAG}-src", f"{TAG}-dst")
 DEV = (f"{TAG}a", f"{TAG}b")
 ADDR = ("198.18.7.1", "198.18.7.2")
 PORT = 4567
+# The shaped link. Emulated (the test host), the migration stream itself
+# carries only ~80-250 Mbit/s: a 1 Gbit/s link would never be what limits
+# it, and the check that the traffic went through the link could not fail.
+LINK_MBIT = scaled(1000, 200)
 
 
 def ip(*args):
@@ -34,7 +39,8 @@ def make_link():
         ip("-n", NS[i], "link", "set", DEV[i], "up")
         ip("-n", NS[i], "link", "set", "lo", "up")
         r = subprocess.run(["ip", "netns", "exec", NS[i], "tc", "qdisc", "add", "dev", DEV[i],
-                            "root", "tbf", "rate", "1gbit", "burst", "256kb", "latency", "50ms"],
+                            "root", "tbf", "rate", f"{LINK_MBIT}mbit", "burst", "256kb",
+                            "latency", "50ms"],
                            capture_output=True, text=True)
         check(r.returncode == 0, f"tc: {r.stderr.strip()}")
 
@@ -84,7 +90,7 @@ def migrate_over_link(cmdline, warmup, timeout):
         check(ctl.execute("migrate", {"uri": f"tcp:{ADDR[1]}:{PORT}",
                                        "debug-ram-hash": True}) == {"return": {}},
               "migrate refused")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * TIMEOUT_SCALE  # a limit for a hang
         while True:
             src.console.poll(0.05)
             dst.console.poll(0.05)
@@ -124,9 +130,12 @@ def migrate_over_link(cmdline, warmup, timeout):
 
 
 def test_1gbit_256at50_converges():
-    r = migrate_over_link("ferry.dirty=256@50", 6, 60)
+    # emulated, the guest cannot write 50 MiB/s (its vCPU would never sleep)
+    # and the stream carries as little as ~40 Mbit/s: 32 MiB at 2 MiB/s
+    # (17 Mbit/s) converges there
+    r = migrate_over_link(scaled("ferry.dirty=256@50", "ferry.dirty=32@2"), 6, 60)
     check(r["ferry"]["rung"] == "converged", f"rung {r['ferry']['rung']}")
-    check(r["ram"]["transferred"] * 8 / (r["total-time"] / 1000) < 1.1e9,
+    check(r["ram"]["transferred"] * 8 / (r["total-time"] / 1000) < 1.1 * LINK_MBIT * 1e6,
           "faster than the shaped link: the traffic did not go through it")
 
 
@@ -144,6 +153,10 @@ if __name__ == "__main__":
     remove_link()
     try:
         make_link()
-        run_tests([test_1gbit_256at50_converges, test_1gbit_256at500_ladder])
+        only = os.environ.get("FERRY_MIGRATE_ONLY")  # name substrings, comma-separated
+        tests = [test_1gbit_256at50_converges, test_1gbit_256at500_ladder]
+        if only:
+            tests = [t for t in tests if any(w in t.__name__ for w in only.split(","))]
+        run_tests(tests)
     finally:
         remove_link()

@@ -178,6 +178,7 @@ def test_live_migration_between_namespaces():
     migrate_between_hosts(True)
 
 
+@testhost_pending("no RARP frame seen on the destination's tap after a non-live migration (2026-12-07); cause not found yet")
 def test_nonlive_migration_between_namespaces():
     migrate_between_hosts(False)
 
