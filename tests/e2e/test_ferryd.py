@@ -238,8 +238,9 @@ def test_dirtyrate():
     m = re.search(r"dirtyrate.megabytes_per_second=(\d+)", out)
     check(m and "dirtyrate.calc_status=2" in out, f"domstats: {out!r}")
     rate = int(m.group(1))
-    print(f"  dirty rate of ferry.dirty=256@50: {rate} MB/s", flush=True)
-    check(40 <= rate <= 60, f"dirty rate {rate} MB/s, expected 40-60")
+    print(f"  dirty rate of ferry.dirty={DIRTY_WS}@{DIRTY_RATE}: {rate} MB/s", flush=True)
+    lo, hi = int(DIRTY_RATE * 0.8), -(-DIRTY_RATE * 6 // 5)
+    check(lo <= rate <= hi, f"dirty rate {rate} MB/s, expected {lo}-{hi}")
 
 
 def test_bad_input():
@@ -393,7 +394,7 @@ def test_live_persistent_undefinesource():
     wait_beats_after(n, 10)
     check_heartbeat("A -> B")
     print(f"  pings from B every 10 ms: {tx - rx} of {tx} lost", flush=True)
-    check(tx > 100 and tx - rx <= 5, f"{tx - rx} of {tx} pings lost")
+    check(tx > 100 and tx - rx <= MAX_LOST_PINGS, f"{tx - rx} of {tx} pings lost")
     # The source undefined it: the figures are kept on the destination.
     m = re.search(r"Total downtime:\s+(\d+)\s+ms", job)
     check("Incoming migration" in job and m, f"B's domjobinfo --completed: {job!r}")
@@ -499,7 +500,15 @@ def test_kill_source_ferryd():
     n = len(beats())
     p = migrate_bg(b, "--live", "--persistent", "--undefinesource", "--bandwidth", "100", NAME,
                    a.remote)
-    time.sleep(0.5)
+    # Killed mid-migration: once RAM flows (0.5 s in on a KVM host; the
+    # set-up alone takes seconds under emulation, and a ferryd killed
+    # before its ferry-vmm was told to migrate leaves the guest on B).
+    t0 = time.monotonic()
+    while "Data processed:" not in b.ferry("domjobinfo", NAME, rc=None).stdout:
+        if not EMULATED and time.monotonic() - t0 >= 0.5:
+            break
+        check(time.monotonic() - t0 < 30 * TIMEOUT_SCALE, "B's migration never sent RAM")
+        time.sleep(0.1)
     b.kill()
     p.communicate(timeout=30)
     time.sleep(2)
@@ -516,7 +525,14 @@ def test_kill_source_ferryd():
           f"B {b.states()}", flush=True)
 
 
-CMDLINE = f"ferry.dirty=256@50 ferry.ip={GUEST_IP}/24 ferry.ping=198.18.10.1"
+# The guest's working set and dirty rate: under emulation (the test host)
+# 256@50 keeps its vCPU busy all the time and outruns the migration stream.
+DIRTY_WS, DIRTY_RATE = scaled((256, 50), (64, 8))
+CMDLINE = (f"ferry.dirty={DIRTY_WS}@{DIRTY_RATE} ferry.ip={GUEST_IP}/24 "
+           f"ferry.ping=198.18.10.1")
+# Pings from B every 10 ms that a live migration may lose: the pause is
+# ~10 ms on a KVM host; under emulation it is the emulator's (up to ~1 s).
+MAX_LOST_PINGS = scaled(5, 100)
 
 
 def cleanup():
