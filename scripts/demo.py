@@ -30,7 +30,7 @@ GUEST = os.path.abspath(os.path.join(build, "guest", "ferry-guest.elf"))
 # stream of tens of MiB/s) the guest dirties a smaller working set, slower,
 # so that the live migration converges as it does on a KVM host.
 EMULATED = os.environ.get("FERRY_TESTHOST_INSIDE") == "1"
-DIRTY = "ferry.dirty=64@8" if EMULATED else "ferry.dirty=256@50"
+DIRTY = "ferry.dirty=64@4" if EMULATED else "ferry.dirty=256@50"
 CMDLINE = DIRTY + " ferry.disk-writer=512"
 NET_CMDLINE = " ferry.ip=198.18.10.2/24 ferry.ping=198.18.10.1"
 CHECK_RECORDS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "check-disk-records.py")
