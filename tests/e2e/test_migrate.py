@@ -1077,6 +1077,7 @@ def reported(t):
             import traceback
             raise Failure(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
     run.__name__ = t.__name__
+    run.__dict__.update(t.__dict__)  # testhost_pending, if marked
     return run
 
 
