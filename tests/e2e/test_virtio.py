@@ -241,6 +241,8 @@ def test_nonlive_migration_with_disk_writes():
     migrate_with_disk(False)
 
 
+@testhost_pending("the source's guest (disk writer on) had not powered off after 240 s "
+                  "(2026-12-07), as three other tests with the disk writer; not understood yet")
 def test_destination_killed_before_go():
     """The source flushed its disk and the destination said READY; the
     destination dies before GO: the source resumes and its writer goes on
