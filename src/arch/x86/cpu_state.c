@@ -841,6 +841,27 @@ static int msrs_set(int vcpu_fd, const struct kvm_msrs *m)
 	return ret;
 }
 
+/* The entry of index in m (the saved list holds each index once), or
+ * NULL. */
+static const struct kvm_msr_entry *msr_find(const struct kvm_msrs *m, uint32_t index)
+{
+	for (uint32_t i = 0; i < m->nmsrs; i++)
+		if (m->entries[i].index == index)
+			return &m->entries[i];
+	return NULL;
+}
+
+/* Sets one MSR; 0, or -1 when KVM refuses it. */
+static int msr_write_one(int vcpu_fd, uint32_t index, uint64_t data)
+{
+	struct {
+		struct kvm_msrs head;
+		struct kvm_msr_entry e;
+	} one = { .head.nmsrs = 1, .e = { .index = index, .data = data } };
+
+	return ioctl(vcpu_fd, KVM_SET_MSRS, &one) == 1 ? 0 : -1;
+}
+
 /* KVM before Linux 6.7 ("Don't sync user-written TSC against startup
  * values" changed it) takes a userspace write of MSR_IA32_TSC that lies
  * within a second of the TSC it expects for the VM — the last value
@@ -861,19 +882,11 @@ static int msrs_set(int vcpu_fd, const struct kvm_msrs *m)
  * TSC): the saved value is written last either way. */
 static int tsc_unsync(int vcpu_fd, const struct kvm_msrs *m)
 {
-	struct {
-		struct kvm_msrs head;
-		struct kvm_msr_entry e;
-	} one = { .head.nmsrs = 1, .e.index = MSR_IA32_TSC };
+	const struct kvm_msr_entry *e = msr_find(m, MSR_IA32_TSC);
 
-	for (uint32_t i = 0; i < m->nmsrs; i++) {
-		if (m->entries[i].index != MSR_IA32_TSC)
-			continue;
-		one.e.data = m->entries[i].data ^ (1ull << 62);
-		if (ioctl(vcpu_fd, KVM_SET_MSRS, &one) != 1) {
-			log_error("KVM refuses to set MSR_IA32_TSC");
-			return -EINVAL;
-		}
+	if (e && msr_write_one(vcpu_fd, MSR_IA32_TSC, e->data ^ (1ull << 62)) < 0) {
+		log_error("KVM refuses to set MSR_IA32_TSC");
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -883,19 +896,11 @@ static int tsc_unsync(int vcpu_fd, const struct kvm_msrs *m)
  * so the deadline is written again once the LAPIC is in place. */
 static int tsc_deadline_set(int vcpu_fd, const struct kvm_msrs *m)
 {
-	for (uint32_t i = 0; i < m->nmsrs; i++) {
-		struct {
-			struct kvm_msrs head;
-			struct kvm_msr_entry e;
-		} one = { .head.nmsrs = 1, .e = m->entries[i] };
+	const struct kvm_msr_entry *e = msr_find(m, MSR_IA32_TSC_DEADLINE);
 
-		if (m->entries[i].index != MSR_IA32_TSC_DEADLINE)
-			continue;
-		if (ioctl(vcpu_fd, KVM_SET_MSRS, &one) != 1) {
-			log_error("KVM refuses the saved TSC deadline (MSR 0x%x)",
-				  MSR_IA32_TSC_DEADLINE);
-			return -EINVAL;
-		}
+	if (e && msr_write_one(vcpu_fd, e->index, e->data) < 0) {
+		log_error("KVM refuses the saved TSC deadline (MSR 0x%x)", MSR_IA32_TSC_DEADLINE);
+		return -EINVAL;
 	}
 	return 0;
 }
