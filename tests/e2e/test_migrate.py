@@ -1083,13 +1083,10 @@ def reported(t):
 
 if __name__ == "__main__":
     require_kvm()
-    only = os.environ.get("FERRY_MIGRATE_ONLY")  # name substrings, comma-separated
     tests = [test_live_idle, test_live_256_at_50, test_live_256_at_500,
                test_live_two_vcpus_tcp, test_non_live, test_parameters, test_ladder,
                test_destination_killed_during_bulk_copy, test_destination_killed_in_device_phase,
                test_destination_killed_after_ready, test_destination_dies_after_go,
                test_cancel_during_bulk_copy, test_connection_cut, test_garbage_streams,
                test_incoming_token, test_calc_dirty_rate, test_ping_pong]
-    if only:
-        tests = [t for t in tests if any(w in t.__name__ for w in only.split(","))]
     run_tests([reported(t) for t in tests])
