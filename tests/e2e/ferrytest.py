@@ -162,7 +162,7 @@ class Vmm:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                self.ctl = Control(self.control_path)
+                self.ctl = Control(self.control_path, self)
                 return self.ctl
             except OSError:
                 if time.monotonic() > deadline or self.p.poll() is not None:
@@ -182,6 +182,23 @@ class Vmm:
     def stderr(self):
         return self.p.stderr.read().decode(errors="replace")
 
+    def fate(self):
+        """What became of the process, for a control socket that closed:
+        its exit status and the end of its stderr, or that it still runs."""
+        try:
+            self.p.wait(2 * TIMEOUT_SCALE)
+        except subprocess.TimeoutExpired:
+            return f"ferry-vmm (pid {self.p.pid}) still runs"
+        err = getattr(self, "err", None)  # a Console some tests keep on stderr
+        if err:
+            err.collect(1.0)
+            text = err.transcript()
+        else:
+            text = self.stderr()
+        err = text.strip().splitlines()[-5:]
+        return (f"ferry-vmm exited with status {self.p.returncode}; its stderr ends: "
+                + (" | ".join(err) if err else "(nothing)"))
+
     def kill(self):
         if self.p.poll() is None:
             self.p.kill()
@@ -194,23 +211,33 @@ class Vmm:
 class Control:
     """A client of the control socket: commands and the events in between."""
 
-    def __init__(self, path):
+    def __init__(self, path, vmm=None):
+        self.vmm = vmm  # the Vmm whose socket this is, to say what became of it
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.connect(path)
         self.f = self.s.makefile("rb")
         self.events = []
         self.greeting = self.recv(5)
 
+    def closed(self, how):
+        return Failure(f"control socket {how}" + (f": {self.vmm.fate()}" if self.vmm else ""))
+
     def recv(self, timeout):
         timeout *= TIMEOUT_SCALE
         self.s.settimeout(timeout)
-        line = self.f.readline()
+        try:
+            line = self.f.readline()
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise self.closed(f"reset ({e.strerror})") from None
         if not line:
-            raise Failure("control socket closed")
+            raise self.closed("closed")
         return json.loads(line)
 
     def send_raw(self, text):
-        self.s.sendall(text.encode() + b"\n")
+        try:
+            self.s.sendall(text.encode() + b"\n")
+        except (ConnectionResetError, BrokenPipeError) as e:
+            raise self.closed(f"reset ({e.strerror})") from None
 
     def reply(self, timeout=5):
         while True:
