@@ -1,9 +1,9 @@
 """Live migration between two network namespaces joined by a veth pair
-shaped to 1 Gbit/s (tc tbf; 200 Mbit/s in the test host), addresses from
+shaped to 1 Gbit/s (tc tbf; 80 Mbit/s in the test host), addresses from
 198.18.0.0/15; the test makes and removes them. A guest dirtying 50 MiB/s
-(2 in the test host) migrates live; one dirtying 500 MiB/s cannot converge
-on that link and finishes through the ladder, and query-migrate names the
-rung."""
+(2 in the test host) migrates live; one dirtying 500 MiB/s (16 there)
+cannot converge on that link and finishes through the ladder, and
+query-migrate names the rung."""
 
 import os
 import subprocess
@@ -20,8 +20,10 @@ ADDR = ("198.18.7.1", "198.18.7.2")
 PORT = 4567
 # The shaped link. Emulated (the test host), the migration stream itself
 # carries only ~80-250 Mbit/s: a 1 Gbit/s link would never be what limits
-# it, and the check that the traffic went through the link could not fail.
-LINK_MBIT = scaled(1000, 200)
+# it, and the check that the traffic went through the link could not fail;
+# at 80 Mbit/s the ladder's guest there (16 MiB/s, 134 Mbit/s) cannot
+# converge whatever the stream manages.
+LINK_MBIT = scaled(1000, 80)
 
 
 def ip(*args):
@@ -140,7 +142,9 @@ def test_1gbit_256at50_converges():
 
 
 def test_1gbit_256at500_ladder():
-    r = migrate_over_link("ferry.dirty=256@500", 2, 120)
+    # emulated, 256@500 keeps the vCPU busy all the time: its first beat
+    # did not come within 40 s (seen in the test host)
+    r = migrate_over_link(scaled("ferry.dirty=256@500", "ferry.dirty=64@16"), 2, 120)
     check(r["ferry"]["rung"] in ("auto-converge", "stalled"),
           f"256@500 on 1 Gbit finished by {r['ferry']['rung']}: it cannot converge alone")
 
