@@ -3,6 +3,7 @@
  *
  *   ferry-stream verify FILE   checks every record; exit 0 when it is sound
  *   ferry-stream dump FILE     prints every record, then the same verdict
+ *                              (for a vCPU: RIP, RFLAGS, MP state and its LAPIC)
  *
  * It checks what can be checked without KVM: the header, each record's
  * length, padding and CRC32C, VM_INFO first and END last with nothing
@@ -37,6 +38,54 @@ static int check_device(const uint8_t *p, size_t len, bool dump)
 	return 0;
 }
 
+/* The 256 bits of a LAPIC vector register (ISR, TMR, IRR) as the vectors
+ * set, comma-separated, or "-". */
+static void print_vectors(const char *name, const uint8_t *lapic, unsigned reg)
+{
+	bool any = false;
+
+	printf(" %s=", name);
+	for (unsigned v = 0; v < 256; v++) {
+		if (get_le32(lapic + reg + (v / 32) * 16) & (1u << (v % 32))) {
+			printf("%s%u", any ? "," : "", v);
+			any = true;
+		}
+	}
+	if (!any)
+		printf("-");
+}
+
+/* What says where a vCPU is and why it may wait: RIP, RFLAGS, the MP
+ * state, the interrupt being injected, and its LAPIC's priority and
+ * vector registers and timer (the 1 KiB register page, SDM vol. 3 §11.4.1
+ * offsets), then the TSC deadline MSR. */
+static void dump_vcpu(const uint8_t *rec, const struct x86_vcpu_record_layout *l)
+{
+	const uint8_t *lapic = rec + l->lapic;
+	uint64_t deadline = 0;
+
+	for (uint32_t i = 0; i < l->nmsrs; i++) {
+		const uint8_t *e = rec + l->msrs + 4 + i * 12;
+
+		if (get_le32(e) == 0x6e0) /* IA32_TSC_DEADLINE */
+			deadline = get_le64(e + 4);
+	}
+	/* REGS: 16 general registers, then rip and rflags (u64 each) */
+	printf("           rip=0x%llx rflags=0x%llx mp_state=%u interrupt.injected=%u nr=%u\n",
+	       (unsigned long long)get_le64(rec + l->regs + 16 * 8),
+	       (unsigned long long)get_le64(rec + l->regs + 17 * 8), get_le32(rec + l->mp_state),
+	       rec[l->events + 8], rec[l->events + 9]);
+	printf("           lapic: svr=0x%x tpr=0x%x ppr=0x%x lvt_timer=0x%x tmict=%u tmcct=%u "
+	       "tdcr=0x%x tsc_deadline=%llu\n           lapic:",
+	       get_le32(lapic + 0xf0), get_le32(lapic + 0x80), get_le32(lapic + 0xa0),
+	       get_le32(lapic + 0x320), get_le32(lapic + 0x380), get_le32(lapic + 0x390),
+	       get_le32(lapic + 0x3e0), (unsigned long long)deadline);
+	print_vectors("isr", lapic, 0x100);
+	print_vectors("tmr", lapic, 0x180);
+	print_vectors("irr", lapic, 0x200);
+	printf("\n");
+}
+
 static int check_vcpu(const uint8_t *p, size_t len, bool *seen, uint32_t ncpus, bool dump,
 		      char *err, size_t errlen)
 {
@@ -55,9 +104,11 @@ static int check_vcpu(const uint8_t *p, size_t len, bool *seen, uint32_t ncpus, 
 		return ret;
 	}
 	seen[idx] = true;
-	if (dump)
+	if (dump) {
 		printf("VCPU %u version %u, %zu bytes: %u MSRs\n", idx, get_le32(p + 4), len - 8,
 		       l.nmsrs);
+		dump_vcpu(p + 8, &l);
+	}
 	return 0;
 }
 

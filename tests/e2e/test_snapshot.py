@@ -6,6 +6,8 @@ runs."""
 
 import hashlib
 import os
+import tempfile
+import re
 import shutil
 import time
 import struct
@@ -249,6 +251,41 @@ def test_save_mid_line_with_timers_armed():
         shutil.rmtree(tmp)
 
 
+def test_dump_shows_vcpu_state():
+    """ferry-stream dump names, for each vCPU, where it is and what its
+    LAPIC holds — what one reads to see why a saved guest waits: the test
+    guest's CPUs have their APIC software-enabled (SVR bit 8) and their
+    timer on one vector, unmasked, and are running or halted."""
+    tmp = tempfile.mkdtemp(prefix="ferry-snap-")
+    path = os.path.join(tmp, "vm.save")
+    vm = Vmm(cmdline="ferry.dirty=8@10", cpus=2, memory=64)
+    try:
+        vm.connect()
+        vm.console.wait_for(r"ferry-agent beat=3 ", 20)
+        save(vm.ctl, path)
+        p = subprocess.run([STREAM_TOOL, "dump", path], capture_output=True, text=True,
+                           timeout=60)
+        check(p.returncode == 0, f"dump: {p.stderr.strip()}")
+        cpus = re.findall(r"VCPU (\d+) version \d+, \d+ bytes: \d+ MSRs\n"
+                          r" +rip=0x([0-9a-f]+) rflags=0x([0-9a-f]+) mp_state=(\d+) .*\n"
+                          r" +lapic: svr=0x([0-9a-f]+) tpr=0x[0-9a-f]+ ppr=0x[0-9a-f]+ "
+                          r"lvt_timer=0x([0-9a-f]+) .*\n +lapic: isr=\S+ tmr=\S+ irr=\S+\n",
+                          p.stdout)
+        check(len(cpus) == 2, f"vCPU lines: {p.stdout[-600:]!r}")
+        timers = set()
+        for n, rip, rflags, mp, svr, lvt in cpus:
+            check(int(rip, 16) > 0x100000 and int(rflags, 16) & 2, f"vCPU {n}: rip {rip}")
+            check(int(mp) in (0, 3), f"vCPU {n}: mp_state {mp} (runnable 0 or halted 3)")
+            check(int(svr, 16) & 0x100, f"vCPU {n}: APIC not enabled (SVR 0x{svr})")
+            check(not int(lvt, 16) & 0x10000, f"vCPU {n}: timer masked (0x{lvt})")
+            timers.add(int(lvt, 16) & 0xff)
+        check(len(timers) == 1 and timers != {0}, f"timer vectors {timers}")
+        print(f"  {len(cpus)} vCPUs shown; timer vector {timers.pop()}")
+    finally:
+        vm.kill()
+        shutil.rmtree(tmp)
+
+
 def test_records_identical_after_load():
     """save -> restore (paused) -> save: both files pass ferry-stream verify,
     and device and vCPU records are the
@@ -389,4 +426,5 @@ if __name__ == "__main__":
     run_tests([test_save_errors_leave_vm_running, test_damaged_files_are_refused,
                test_records_identical_after_load, test_file_size_follows_touched_memory,
                test_save_restore_ten_times, test_save_mid_line_with_timers_armed,
+               test_dump_shows_vcpu_state,
                test_save_restore_dirty])
