@@ -27,11 +27,25 @@ static u32 tsc_to_apic(u64 delta)
 	return (u32)(delta * boot.apic_khz / boot.tsc_khz) + 1;
 }
 
+/* sti; hlt; cli as one function, so that the hlt has one address the
+ * interrupt handlers know (idle_hlt, trap.h). */
+asm(".text\n"
+    ".globl idle_sti_hlt\n"
+    "idle_sti_hlt:\n\t"
+    "sti\n"
+    ".globl idle_hlt\n"
+    "idle_hlt:\n\t"
+    "hlt\n\t"
+    "cli\n\t"
+    "ret\n");
+void idle_sti_hlt(void);
+
 /*
  * One-shot APIC timer for the remaining time, then sti;hlt until it fired
  * (sti's one-instruction shadow closes the race with an interrupt that is
- * already pending). Loop: the timer may fire early by a rounding error, or
- * the sleep may be longer than one timer period.
+ * already pending; where a CPU breaks that, trap_dispatch steps over the
+ * hlt). Loop: the timer may fire early by a rounding error, or the sleep
+ * may be longer than one timer period.
  */
 static u64 do_sleep_until(u64 deadline)
 {
@@ -42,7 +56,7 @@ static u64 do_sleep_until(u64 deadline)
 		pc->timer_fired = 0;
 		apic_timer_oneshot(tsc_to_apic(deadline - now));
 		while (!pc->timer_fired)
-			asm volatile("sti; hlt; cli" ::: "memory");
+			idle_sti_hlt();
 	}
 	return 0;
 }

@@ -13,6 +13,9 @@ struct trap_frame {
 	u64 rip, cs, rflags, rsp, ss;
 };
 
+/* The hlt of the idle loop's sti; hlt; cli (syscall.c). */
+extern const char idle_hlt[];
+
 /* Called by isr_common for every vector. */
 void trap_dispatch(struct trap_frame *f);
 
