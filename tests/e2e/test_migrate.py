@@ -387,7 +387,6 @@ def test_live_two_vcpus_tcp():
     live_migration(DIRTY_50, cpus=2, kind="tcp")
 
 
-@testhost_pending("passed 4 of 5 runs alone; once the destination's ticks stayed frozen (ticks [25] -> [25]) under load; not understood yet")
 def test_non_live():
     live_migration(DIRTY_50, live=False)
 
