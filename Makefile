@@ -31,8 +31,9 @@ guest: all
 # SVM, docs/testing.md). TESTHOST_TIMEOUT ends a run that hangs.
 KVMRUN           = tests/host/run
 TESTHOST_TIMEOUT ?= 3000
-# meson's per-test time limits, stretched where everything is emulated.
-KVM_TIMEOUT_MULT ?= $(if $(wildcard /dev/kvm),1,3)
+# meson's per-test time limits, stretched where everything is emulated
+# (no /dev/kvm here, or FERRY_TESTHOST=always).
+KVM_TIMEOUT_MULT ?= $(if $(filter always,$(FERRY_TESTHOST)),3,$(if $(wildcard /dev/kvm),1,3))
 
 # Two ferryd hosts, the test guest migrated live from one to the other and
 # back, with progress, domjobinfo and the heartbeat.

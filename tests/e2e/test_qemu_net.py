@@ -33,6 +33,9 @@ REPORT_RE = re.compile(r"ferry-agent net=eth0 rx_irqs=(\d+) tx_irqs=(\d+) config
 RATE_SHARE = scaled(0.95, 0.3)
 BEAT_SHARE = scaled(1, 0.3)
 MAX_BEAT_GAP_MS = scaled(150, 1000)
+# Requests still unanswered at the last beat: a reply takes tens of ms
+# there (7 were in flight at once).
+MAX_IN_FLIGHT = scaled(2, 12)
 
 # ping(8) may not be installed (iputils-ping): the same probe from Python,
 # a raw ICMP socket in the namespace. Prints "N received".
@@ -162,7 +165,7 @@ def check_figures(lines, min_s):
           f"net_sent {figs[0][0]} -> {figs[-1][0]} in {span_s:.1f} s")
     check(recv[-1] - recv[0] >= 100 * RATE_SHARE * span_s,
           f"net_recv {recv[0]} -> {recv[-1]} in {span_s:.1f} s")
-    check(figs[-1][0] - figs[-1][1] <= 2, f"sent {figs[-1][0]}, received {figs[-1][1]}")
+    check(figs[-1][0] - figs[-1][1] <= MAX_IN_FLIGHT, f"sent {figs[-1][0]}, received {figs[-1][1]}")
     return beats[-1]
 
 
