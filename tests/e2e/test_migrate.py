@@ -34,6 +34,9 @@ FINAL = ("completed", "failed", "cancelled")
 # faster than anything but a fast stream, so more passes).
 DIRTY_50 = scaled("ferry.dirty=256@50", "ferry.dirty=64@8")
 DIRTY_500 = scaled("ferry.dirty=256@500", "ferry.dirty=64@16")
+# The busy guest of the failure and ping-pong tests (emulated, 50 MiB/s
+# keeps its vCPU busy: heartbeats seconds apart there).
+DIRTY_64 = scaled("ferry.dirty=64@50", "ferry.dirty=64@8")
 
 
 # ---- processes ----------------------------------------------------------
@@ -540,7 +543,7 @@ def test_destination_killed_during_bulk_copy():
     tmp = tempfile.mkdtemp(prefix="ferry-mig-")
     src = dst = None
     try:
-        src = source("ferry.dirty=64@50")
+        src = source(DIRTY_64)
         pump([src], 1.5)
         set_params(src, max_bandwidth=20 * MB)
         dst, uri = destination(tmp)
@@ -559,7 +562,9 @@ def test_destination_killed_in_device_phase():
     tmp = tempfile.mkdtemp(prefix="ferry-mig-")
     src = dst = None
     try:
-        src = source("ferry.dirty=64@50", env={"FERRY_TEST_DEVICE_DELAY_MS": "1500"})
+        # DIRTY_64: at 64@50 inside the test host the source's heartbeat
+        # paused 8.4 s here, whatever the migration did
+        src = source(DIRTY_64, env={"FERRY_TEST_DEVICE_DELAY_MS": "1500"})
         pump([src], 1.5)
         dst, uri = destination(tmp)
         t0 = start_migration(src, uri)
@@ -585,10 +590,7 @@ def test_destination_killed_after_ready():
         tmp = tempfile.mkdtemp(prefix="ferry-mig-")
         src = dst = None
         try:
-            # emulated, the guest cannot write 50 MiB/s: its heartbeat would
-            # come seconds apart whatever the migration does
-            src = source(scaled("ferry.dirty=64@50", "ferry.dirty=64@8"),
-                         env={"FERRY_TEST_GO_DELAY_MS": "1500"})
+            src = source(DIRTY_64, env={"FERRY_TEST_GO_DELAY_MS": "1500"})
             pump([src], 1.5)
             dst, uri = destination(tmp, kind)
             t0 = start_migration(src, uri)
@@ -627,7 +629,7 @@ def test_destination_dies_after_go():
     tmp = tempfile.mkdtemp(prefix="ferry-mig-")
     src = dst = None
     try:
-        src = source("ferry.dirty=64@50")
+        src = source(DIRTY_64)
         pump([src], 1.5)
         dst, uri = destination(tmp, env={"FERRY_TEST_DIE_AFTER_GO": "1"})
         start_migration(src, uri)
@@ -671,7 +673,7 @@ def test_cancel_during_bulk_copy():
     tmp = tempfile.mkdtemp(prefix="ferry-mig-")
     src = dst = None
     try:
-        src = source("ferry.dirty=64@50")
+        src = source(DIRTY_64)
         pump([src], 1.5)
         set_params(src, max_bandwidth=20 * MB)
         dst, uri = destination(tmp)
@@ -754,7 +756,7 @@ def test_connection_cut():
     tmp = tempfile.mkdtemp(prefix="ferry-mig-")
     src = dst = None
     try:
-        src = source("ferry.dirty=64@50")
+        src = source(DIRTY_64)
         pump([src], 2.0)
         seen = []
         for cut in (0, 10, 16, 40, 100, 5000, 1 << 20, 20 << 20):
@@ -928,7 +930,7 @@ def test_incoming_token():
     try:
         # emulated, the guest cannot write 50 MiB/s: its heartbeat would come
         # seconds apart and source_runs_on could not see it go on
-        src = source(scaled("ferry.dirty=64@50", "ferry.dirty=64@8"))
+        src = source(DIRTY_64)
         dst, uri = destination(tmp, extra=["--incoming-token", token])
         path = uri[5:]
         n_drop = 0
@@ -1019,7 +1021,7 @@ def test_ping_pong():
     done = []
     text = ""
     try:
-        cur = source("ferry.dirty=64@50", cpus=2, memory=256)
+        cur = source(DIRTY_64, cpus=2, memory=256)
         pump([cur], 1.0)
         downtimes = []
         for n in range(PINGPONG):
