@@ -443,9 +443,11 @@ def test_console():
         "<serial type='file'>\n      <source path=''/>\n    </serial>",
         "<serial type='pty'/>")
     a.ferry("create", write("talker.xml", xml))
-    r = subprocess.run(["timeout", "2", "ip", "netns", "exec", NS[0], FERRY, "-c", a.uri,
-                        "console", "talker"], stdin=subprocess.DEVNULL, capture_output=True,
-                       text=True, timeout=30)
+    # 2 s of console for a guest just created (8 under emulation, where its
+    # first beat once came later than 2 s)
+    r = subprocess.run(["timeout", str(scaled(2, 8)), "ip", "netns", "exec", NS[0], FERRY,
+                        "-c", a.uri, "console", "talker"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=30)
     check("Connected to domain 'talker'" in r.stdout and
           re.search(r"ferry-agent beat=\d+", r.stdout), f"console: {r.stdout[-400:]!r}")
     a.ferry("destroy", "talker")
@@ -542,7 +544,7 @@ JOB_MIBPS = scaled(10, 2)
 MAX_LOST_PINGS = scaled(5, 100)
 
 
-def cleanup():
+def cleanup(failed):
     for h in hosts:
         if h.p and h.p.poll() is None:
             h.ferry("destroy", NAME, rc=None)
@@ -556,6 +558,16 @@ def cleanup():
         h.log.close()
         with open(h.log.name, errors="replace") as f:
             bad += [l.rstrip() for l in f if "Sanitizer" in l or "runtime error" in l]
+    if failed and tmp:
+        # what the hosts said, before it goes with tmp
+        for root, _, files in os.walk(tmp):
+            for name in sorted(files):
+                if name.endswith(".log"):
+                    path = os.path.join(root, name)
+                    with open(path, errors="replace") as f:
+                        tail = f.read().splitlines()[-12:]
+                    print(f"--- last lines of {os.path.relpath(path, tmp)}:\n  "
+                          + "\n  ".join(tail), flush=True)
     # VMs outlive ferryd by design: end any left in our state directories
     if tmp:
         subprocess.run(["pkill", "-9", "-f", "--", f"--control {tmp}/"], capture_output=True)
@@ -574,6 +586,7 @@ def main():
     for f in (FERRYD, FERRY, GUEST):
         check(os.path.exists(f), f"{f} missing")
     tmp = tempfile.mkdtemp(prefix="ferry-ferryd-", dir="/var/tmp")
+    failed = True
     try:
         make_network()
         os.mkdir(os.path.join(tmp, "a-only"))
@@ -591,8 +604,11 @@ def main():
                    test_live_persistent_undefinesource, test_back_transient,
                    test_xml_other_disk, test_kill_source_ferryd, test_ssh_uri,
                    test_console, test_crash])
+    except BaseException as e:
+        failed = not isinstance(e, SystemExit) or e.code != 0
+        raise
     finally:
-        cleanup()
+        cleanup(failed)
 
 
 if __name__ == "__main__":
