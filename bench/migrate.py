@@ -508,8 +508,9 @@ def qemu_once(tmp, sc, cfg):
         r["problems"] += finish(procs, qmps)
         r["extra"] = {}
         return r
-    except BenchError as e:
-        raise BenchError(f"{e}\n" + "\n".join(p.report() for p in procs)) from None
+    except (BenchError, OSError) as e:  # OSError: a QMP socket reset under us
+        raise BenchError(f"{type(e).__name__}: {e}\n" + "\n".join(p.report() for p in procs)) \
+            from None
     finally:
         for q in qmps:
             q.close()
@@ -578,8 +579,9 @@ def ferry_once(tmp, sc, cfg):
         r["problems"] += finish(procs, qmps)
         r["extra"] = flatten(info.get("ferry") or {})
         return r
-    except BenchError as e:
-        raise BenchError(f"{e}\n" + "\n".join(p.report() for p in procs)) from None
+    except (BenchError, OSError) as e:  # OSError: a QMP socket reset under us
+        raise BenchError(f"{type(e).__name__}: {e}\n" + "\n".join(p.report() for p in procs)) \
+            from None
     finally:
         for q in qmps:
             q.close()
