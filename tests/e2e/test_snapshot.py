@@ -17,6 +17,7 @@ from ferrytest import *
 
 AFTER = int(os.environ.get("FERRY_RESTORE_SECONDS", scaled("60", "15")))
 TICKS_PER_S = scaled(50, 30)  # at least, per vCPU, after a restore
+DIRTY_RATE = scaled(50, 8)    # MiB/s, test_save_restore_dirty's guest
 # Damaged copies of a saved file tried per kind of damage (flipped byte,
 # truncation), spread evenly over the file.
 DAMAGED = scaled(50, 12)
@@ -87,7 +88,9 @@ def device_name(payload):
 def test_save_restore_dirty():
     tmp = tempfile.mkdtemp(prefix="ferry-snap-")
     path = os.path.join(tmp, "vm.save")
-    vm = Vmm(cmdline="ferry.dirty=256@50", cpus=2, memory=512)
+    # Inside the test host 50 MiB/s keeps the vCPUs busy: their ticks
+    # merged to ~4 a second there once (and 50 at other times).
+    vm = Vmm(cmdline=f"ferry.dirty={scaled(256, 64)}@{DIRTY_RATE}", cpus=2, memory=512)
     try:
         ctl = vm.connect()
         vm.console.wait_for(r"ferry-agent beat=30 ", 20)
@@ -132,7 +135,7 @@ def test_save_restore_dirty():
               f"a vCPU stopped working: ticks {first['ticks']} -> {z['ticks']}")
         rate = (z["written"] - first["written"]) * 4096 / 2**20 / ((z["uptime_ms"] - first["uptime_ms"]) / 1000)
         print(f"  {AFTER} s after restore: corrupt=0, ticks {z['ticks']}, dirty rate {rate:.1f} MiB/s")
-        check(abs(rate - 50) <= 5, f"dirty rate after restore {rate:.1f} MiB/s")
+        check(abs(rate - DIRTY_RATE) <= DIRTY_RATE / 10, f"dirty rate after restore {rate:.1f} MiB/s")
     finally:
         r.kill()
         shutil.rmtree(tmp)
@@ -150,18 +153,22 @@ def test_save_restore_ten_times():
         text = ""
         for n in range(10):
             save(vm.ctl, path)
-            vm.console.collect(0.2)
-            before = last_beat(vm)
             vm.ctl.execute("quit")
-            check(vm.wait_exit(5) == 0, f"round {n}: quit")
+            check(vm.wait_exit(5) == 0, f"round {n}: quit")  # reads the console to its end
+            before = last_beat(vm)
+            half = vm.console.buf.decode(errors="replace")  # a line cut by the save
             text += vm.console.transcript()
             vm.kill()
             vm = restore(path)
             vm.connect()
             i = vm.console.wait_for(r"ferry-agent beat=", 10)
             first = parse_beat(vm.console.lines[i][1])
-            check(first["beat"] == before["beat"] + 1, f"round {n}: beat {first['beat']} "
-                  f"after {before['beat']}")
+            # a line half out at the save is finished by the restored VM
+            joined = parse_beat(half + vm.console.lines[0][1]) if half else None
+            check(first["beat"] == before["beat"] + 1 or
+                  (joined is not None and joined["beat"] == before["beat"] + 1
+                   and first["beat"] == before["beat"] + 2),
+                  f"round {n}: beat {first['beat']} after {before['beat']}")
             vm.console.wait_for(rf"ferry-agent beat={first['beat'] + 5} ", 10)
             b = last_beat(vm)
             check(b["corrupt"] == 0, f"round {n}: corrupt={b['corrupt']}")
