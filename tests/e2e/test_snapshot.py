@@ -43,10 +43,39 @@ def restore(path, extra=(), control=True):
 STREAM_TOOL = os.path.join(BUILD, "src", "ferry-stream")
 
 
+def check_continues(n, before, half, vm, first):
+    """The restored VM's first whole beat follows the saved one's last. A
+    line half out at the save (`half`) is finished by the restored VM (its
+    first console line is the rest, possibly just the newline): joined, it
+    is the beat in between."""
+    joined = parse_beat(half + vm.console.lines[0][1]) if half else None
+    check(first["beat"] == before["beat"] + 1 or
+          (joined is not None and joined["beat"] == before["beat"] + 1
+           and first["beat"] == before["beat"] + 2),
+          f"round {n}: beat {first['beat']} after {before['beat']}")
+
+
+def save_small_guest(path):
+    """A 2-vCPU, 64 MiB test guest saved to path after its third beat."""
+    vm = Vmm(cmdline="ferry.dirty=8@10", cpus=2, memory=64)
+    try:
+        vm.connect()
+        vm.console.wait_for(r"ferry-agent beat=3 ", 20)
+        save(vm.ctl, path)
+    finally:
+        vm.kill()
+
+
+def stream_tool(verb, path):
+    """ferry-stream VERB path (an independent reader)."""
+    return subprocess.run([STREAM_TOOL, verb, path], capture_output=True, text=True,
+                          errors="replace", timeout=60)
+
+
 def stream_verify(path):
-    """ferry-stream verify: exit status and output (an independent reader)."""
-    p = subprocess.run([STREAM_TOOL, "verify", path], capture_output=True, timeout=60)
-    return p.returncode, (p.stdout + p.stderr).decode(errors="replace").strip()
+    """ferry-stream verify: exit status and output."""
+    p = stream_tool("verify", path)
+    return p.returncode, (p.stdout + p.stderr).strip()
 
 
 def records(path):
@@ -163,12 +192,7 @@ def test_save_restore_ten_times():
             vm.connect()
             i = vm.console.wait_for(r"ferry-agent beat=", 10)
             first = parse_beat(vm.console.lines[i][1])
-            # a line half out at the save is finished by the restored VM
-            joined = parse_beat(half + vm.console.lines[0][1]) if half else None
-            check(first["beat"] == before["beat"] + 1 or
-                  (joined is not None and joined["beat"] == before["beat"] + 1
-                   and first["beat"] == before["beat"] + 2),
-                  f"round {n}: beat {first['beat']} after {before['beat']}")
+            check_continues(n, before, half, vm, first)
             vm.console.wait_for(rf"ferry-agent beat={first['beat'] + 5} ", 10)
             b = last_beat(vm)
             check(b["corrupt"] == 0, f"round {n}: corrupt={b['corrupt']}")
@@ -229,14 +253,7 @@ def test_save_mid_line_with_timers_armed():
             beats = vm.console.beats()
             check(len(beats) >= 2, f"round {n}: no heartbeat after the restore")
             first, last = beats[0], beats[-1]
-            # A line half out at the save is finished by the restored VM
-            # (its first console line is the rest, possibly just the
-            # newline): joined, it is the beat in between.
-            joined = parse_beat(half + vm.console.lines[0][1]) if half else None
-            check(first["beat"] == before["beat"] + 1 or
-                  (joined is not None and joined["beat"] == before["beat"] + 1
-                   and first["beat"] == before["beat"] + 2),
-                  f"round {n}: beat {first['beat']} after {before['beat']}")
+            check_continues(n, before, half, vm, first)
             # Each CPU re-arms its one-shot timer in the handler: a lost
             # interrupt stops its ticks for good. CPU 1 ticks 100 times a
             # second. CPU 0 prints the beats with interrupts off for part of
@@ -275,13 +292,9 @@ def test_dump_shows_vcpu_state():
     timer on one vector, unmasked, and are running or halted."""
     tmp = tempfile.mkdtemp(prefix="ferry-snap-")
     path = os.path.join(tmp, "vm.save")
-    vm = Vmm(cmdline="ferry.dirty=8@10", cpus=2, memory=64)
     try:
-        vm.connect()
-        vm.console.wait_for(r"ferry-agent beat=3 ", 20)
-        save(vm.ctl, path)
-        p = subprocess.run([STREAM_TOOL, "dump", path], capture_output=True, text=True,
-                           timeout=60)
+        save_small_guest(path)
+        p = stream_tool("dump", path)
         check(p.returncode == 0, f"dump: {p.stderr.strip()}")
         cpus = re.findall(r"VCPU (\d+) version \d+, \d+ bytes: \d+ MSRs\n"
                           r" +rip=0x([0-9a-f]+) rflags=0x([0-9a-f]+) mp_state=(\d+) .*\n"
@@ -299,7 +312,6 @@ def test_dump_shows_vcpu_state():
         check(len(timers) == 1 and timers != {0}, f"timer vectors {timers}")
         print(f"  {len(cpus)} vCPUs shown; timer vector {timers.pop()}")
     finally:
-        vm.kill()
         shutil.rmtree(tmp)
 
 
@@ -358,13 +370,7 @@ def test_damaged_files_are_refused():
     tmp = tempfile.mkdtemp(prefix="ferry-snap-")
     good = os.path.join(tmp, "good.save")
     bad = os.path.join(tmp, "bad.save")
-    vm = Vmm(cmdline="ferry.dirty=8@10", cpus=2, memory=64)
-    try:
-        vm.connect()
-        vm.console.wait_for(r"ferry-agent beat=3 ", 20)
-        save(vm.ctl, good)
-    finally:
-        vm.kill()
+    save_small_guest(good)
     data = open(good, "rb").read()
     digest = hashlib.sha256(data).hexdigest()
     size = len(data)
