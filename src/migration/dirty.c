@@ -50,8 +50,8 @@ int dirty_log_start(struct dirty_log *d, struct guest_mem *mem, int vm_fd)
 		d->bitmap = NULL;
 		return -ENOTSUP;
 	}
-	mem_vmm_dirty_enable(mem, true);
-	ret = set_slots_logging(d, true);
+	ret = mem_vmm_dirty_enable(mem, true);
+	ret = ret ?: set_slots_logging(d, true);
 	if (ret) {
 		mem_vmm_dirty_enable(mem, false);
 		free(d->bitmap);

@@ -82,9 +82,16 @@ int mem_register(const struct guest_mem *mem, int vm_fd)
 	return mem_set_slot_flags(mem, vm_fd, 0);
 }
 
+/* The VMM's bitmap while tracking is on, else NULL. */
+static uint64_t *vmm_dirty_bits(struct guest_mem *mem)
+{
+	return atomic_load_explicit(&mem->vmm_dirty_on, memory_order_acquire) ?
+		atomic_load_explicit(&mem->vmm_dirty, memory_order_relaxed) : NULL;
+}
+
 void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
 {
-	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+	uint64_t *bm = vmm_dirty_bits(mem);
 	int64_t off;
 
 	if (!bm || !len)
@@ -96,26 +103,37 @@ void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
 		__atomic_fetch_or(&bm[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
 }
 
+static uint64_t vmm_dirty_words(const struct guest_mem *mem)
+{
+	return (mem->size >> 12) / 64 + 1;
+}
+
 int mem_vmm_dirty_enable(struct guest_mem *mem, bool on)
 {
-	uint64_t *bm = NULL;
+	uint64_t *bm = atomic_load(&mem->vmm_dirty);
 
-	if (on) {
-		bm = calloc((mem->size >> 12) / 64 + 1, sizeof(uint64_t));
+	if (!on) {
+		atomic_store_explicit(&mem->vmm_dirty_on, false, memory_order_release);
+		return 0;
+	}
+	if (!bm) {
+		bm = calloc(vmm_dirty_words(mem), sizeof(uint64_t));
 		if (!bm)
 			return -ENOMEM;
+		atomic_store(&mem->vmm_dirty, bm);
+	} else {
+		/* A marker that saw the last enable may still be setting a bit:
+		 * atomic stores, and a stray bit only sends a page again. */
+		for (uint64_t w = 0; w < vmm_dirty_words(mem); w++)
+			__atomic_store_n(&bm[w], 0, __ATOMIC_RELAXED);
 	}
-	/* Writers run on other threads; a disabled bitmap is only freed
-	 * after they can no longer see it (devices write under io_lock,
-	 * which the caller of a disable holds or has paused). */
-	bm = atomic_exchange(&mem->vmm_dirty, bm);
-	free(bm);
+	atomic_store_explicit(&mem->vmm_dirty_on, true, memory_order_release);
 	return 0;
 }
 
 void mem_vmm_dirty_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
 {
-	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+	uint64_t *bm = vmm_dirty_bits(mem);
 
 	if (!bm)
 		return;
@@ -125,7 +143,7 @@ void mem_vmm_dirty_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
 
 void mem_vmm_dirty_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
 {
-	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+	uint64_t *bm = vmm_dirty_bits(mem);
 
 	if (!bm)
 		return;
@@ -136,7 +154,7 @@ void mem_vmm_dirty_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w
 
 void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
 {
-	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+	uint64_t *bm = vmm_dirty_bits(mem);
 
 	if (!bm)
 		return;
@@ -147,6 +165,7 @@ void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_
 
 void mem_destroy(struct guest_mem *mem)
 {
+	atomic_store(&mem->vmm_dirty_on, false);
 	free(atomic_exchange(&mem->vmm_dirty, NULL));
 	if (mem->host)
 		munmap(mem->host, mem->size);

@@ -21,8 +21,12 @@ struct guest_mem {
 	uint64_t low_size; /* RAM at [0, low_size) */
 	uint64_t high_size;/* RAM at [MEM_HIGH_BASE, MEM_HIGH_BASE + high_size) */
 	/* Pages the VMM itself wrote while dirty tracking is on (one bit per
-	 * memfd page, set atomically; NULL when tracking is off). */
+	 * memfd page, set atomically). Allocated by the first enable and kept
+	 * until mem_destroy: device threads mark it holding no lock of the
+	 * migration's, so a disable only clears vmm_dirty_on, and a marker
+	 * that saw it on a moment earlier still writes into live memory. */
 	uint64_t *_Atomic vmm_dirty;
+	_Atomic bool vmm_dirty_on;
 };
 
 /* Creates and maps size bytes of guest RAM (a multiple of 1 MiB). Returns 0
@@ -42,7 +46,9 @@ int mem_set_slot_flags(const struct guest_mem *mem, int vm_fd, uint32_t flags);
  * pages, those pages are sent again. Cheap when nothing tracks. */
 void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len);
 
-/* Dirty tracking of VMM writes on or off (migration/dirty.c). */
+/* Dirty tracking of VMM writes on or off (migration/dirty.c), from one
+ * thread at a time; safe while other threads call mem_mark_dirty. An
+ * enable starts from no page marked. */
 int mem_vmm_dirty_enable(struct guest_mem *mem, bool on);
 
 /* ORs the VMM's dirty bits into bitmap (words of it), leaving them set:
