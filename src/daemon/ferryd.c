@@ -180,6 +180,11 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sig_fd < 0) {
+		/* Without it SIGTERM would be blocked and never read. */
+		log_error("signalfd: %s", strerror(errno));
+		return 1;
+	}
 	if (find_vmm(&o, d.vmm_path, sizeof(d.vmm_path)))
 		return 1;
 	if (store_open(&d.store, o.state_dir, err, sizeof(err))) {

@@ -140,10 +140,40 @@ def test_incoming_timeout():
               f"{time.monotonic() - t:.1f} s")
 
 
+def test_ferryd_no_signalfd():
+    """ferryd that cannot read its signals (signalfd fails, injected with
+    tests/e2e/fault.c) stops at once with one line: going on would leave
+    SIGTERM blocked and never read, a daemon that cannot be stopped."""
+    fault = os.path.join(BUILD, "tests", "e2e", "libferry-fault.so")
+    tmp = tempfile.mkdtemp()
+    env = dict(os.environ, LD_PRELOAD=fault, FERRY_FAULT="signalfd")
+    p = subprocess.Popen([os.path.join(BUILD, "src", "ferryd"), "--state-dir", tmp,
+                          "--socket", os.path.join(tmp, "sock")], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        rc = p.wait(10 * TIMEOUT_SCALE)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        try:
+            rc = p.wait(5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = p.wait()
+        raise Failure(f"ferryd went on without its signalfd (after SIGTERM: {rc})")
+    err = p.stderr.read().decode(errors="replace")
+    lines = [l for l in err.splitlines() if l.strip()]
+    check(rc == 1, f"exit status {rc}, expected 1 ({err!r})")
+    check(len(lines) == 1 and "error" in lines[0] and "signalfd" in lines[0],
+          f"expected one error line naming signalfd, got {lines}")
+    check(not os.path.exists(os.path.join(tmp, "sock")), "the socket was left behind")
+    print(f"  signalfd fails -> {lines[0]}")
+
+
 def test_no_kvm():
     expect_error(["--kernel", GUEST], "/nonexistent/kvm", env={"FERRY_KVM_DEV": "/nonexistent/kvm"})
 
 
 if __name__ == "__main__":
     require_kvm()
-    run_tests([test_files, test_sizes, test_options, test_incoming_timeout, test_no_kvm])
+    run_tests([test_files, test_sizes, test_options, test_incoming_timeout, test_ferryd_no_signalfd,
+               test_no_kvm])
