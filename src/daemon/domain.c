@@ -16,6 +16,7 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "common/util.h"
 #include "daemon/domain_xml.h"
 
 
@@ -141,21 +142,6 @@ char *xml_trim(char *s)
 	return s;
 }
 
-static bool parse_u64(const char *s, uint64_t *v)
-{
-	uint64_t x = 0;
-
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (!isdigit((unsigned char)*s) || x > (UINT64_MAX - 9) / 10)
-			return false;
-		x = x * 10 + (uint64_t)(*s - '0');
-	}
-	*v = x;
-	return true;
-}
-
 /* ---- scalars ---------------------------------------------------------- */
 
 static const struct { const char *unit; uint64_t scale; } units[] = {
@@ -186,7 +172,7 @@ static int parse_memory(struct pctx *c, const xmlNode *n, uint64_t *bytes)
 	if (!scale)
 		r = xml_fail(c, "bad unit '%s' on <domain>/<%s> (b, bytes, KB, k, KiB, MB, M, MiB, "
 			 "GB, G, GiB, TB, T, TiB)", u, xml_nm(n));
-	else if (!parse_u64(xml_trim(text), &v) || v > UINT64_MAX / scale)
+	else if (parse_u64(xml_trim(text), &v) || v > UINT64_MAX / scale)
 		r = xml_fail(c, "bad value '%s' in <domain>/<%s>", xml_trim(text), xml_nm(n));
 	else if ((v *= scale) % (1ull << 20) || v < DOMAIN_MIN_MEMORY || (v >> 20) > UINT32_MAX)
 		r = xml_fail(c, "<domain>/<%s>: %" PRIu64 " bytes is not a whole number of MiB "
@@ -392,7 +378,7 @@ static int parse_vcpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 	    (r = xml_attr_in(c, n, "placement", true, "static")) ||
 	    (r = xml_leaf_text(c, n, "domain", &text)))
 		return r;
-	if (!parse_u64(xml_trim(text), &v) || v < 1 || v > 255)
+	if (parse_u64(xml_trim(text), &v) || v < 1 || v > 255)
 		r = xml_fail(c, "bad value '%s' in <domain>/<vcpu> (1 to 255)", xml_trim(text));
 	else
 		d->vcpus = (unsigned)v;

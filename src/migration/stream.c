@@ -138,7 +138,7 @@ static ssize_t read_full(int fd, void *p, size_t len)
 	return (ssize_t)done;
 }
 
-static int reader_get(struct stream_reader *r, void *p, size_t len, const char *what)
+static int stream_read_exact(struct stream_reader *r, void *p, size_t len, const char *what)
 {
 	ssize_t n = read_full(r->fd, p, len);
 
@@ -158,7 +158,7 @@ int stream_reader_start(struct stream_reader *r, int fd)
 
 	memset(r, 0, sizeof(*r));
 	r->fd = fd;
-	ret = reader_get(r, h, sizeof(h), "the stream header");
+	ret = stream_read_exact(r, h, sizeof(h), "the stream header");
 	if (ret)
 		return ret;
 	if (memcmp(h, STREAM_MAGIC, 8))
@@ -180,7 +180,7 @@ int stream_read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 	uint32_t crc;
 	int ret;
 
-	ret = reader_get(r, head, sizeof(head), "a record header");
+	ret = stream_read_exact(r, head, sizeof(head), "a record header");
 	if (ret)
 		return ret;
 	*type = get_le32(head);
@@ -198,7 +198,7 @@ int stream_read_record(struct stream_reader *r, uint32_t *type, const uint8_t **
 		r->buf = b;
 		r->cap = total;
 	}
-	ret = reader_get(r, r->buf, total, "a record");
+	ret = stream_read_exact(r, r->buf, total, "a record");
 	if (ret)
 		return ret;
 	tail = r->buf + total - 8;

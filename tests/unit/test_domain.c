@@ -175,6 +175,10 @@ static void test_units(void **state)
 		{ "<memory unit='bytes'>1023</memory>", "not a whole number of MiB" },
 		{ "<memory unit='MiB'>4</memory>", "from 8 MiB up" },
 		{ "<memory unit='TiB'>99999999999</memory>", "bad value" },
+		/* The largest number parses (and is no whole MiB); one past it does not. */
+		{ "<memory unit='b'>18446744073709551615</memory>", "not a whole number of MiB" },
+		{ "<memory unit='b'>18446744073709551616</memory>", "bad value" },
+		{ "<memory unit='MiB'>+16</memory>", "bad value '+16'" },
 		{ "<memory unit='MiB'>16</memory><currentMemory unit='MiB'>32</currentMemory>",
 		  "<currentMemory> is larger than <memory>" },
 		{ "<memory unit='MiB'>16</memory><currentMemory unit='KiB'>9000</currentMemory>",
