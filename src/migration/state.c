@@ -663,6 +663,7 @@ static int load_vcpu(struct vm *vm, struct stream_reader *r, struct load_progres
 		     const uint8_t *p, size_t len)
 {
 	uint32_t idx, version;
+	char why[512];
 	int ret;
 
 	if (len < 8)
@@ -676,13 +677,9 @@ static int load_vcpu(struct vm *vm, struct stream_reader *r, struct load_progres
 	if (lp->early_left)
 		return load_fail(r, -EINVAL, "vCPU %u comes before the devices it must follow", idx);
 	ret = x86_vcpu_load(vm->kvm.fd, vm->vcpus[idx].fd, version, p + 8, len - 8,
-			    lp->cpus_left == vm->ncpus);
-	if (ret == -EPROTO)
-		return load_fail(r, ret, "vCPU %u: state version %u is not supported", idx, version);
-	if (ret == -ENOTSUP)
-		return load_fail(r, ret, "vCPU %u: %s", idx, x86_vcpu_last_error());
+			    lp->cpus_left == vm->ncpus, why, sizeof(why));
 	if (ret)
-		return load_fail(r, ret, "vCPU %u: state record rejected (%s)", idx, strerror(-ret));
+		return load_fail(r, ret, "vCPU %u: %s", idx, why);
 	lp->cpu_seen[idx] = true;
 	lp->cpus_left--;
 	return 0;

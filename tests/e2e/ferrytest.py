@@ -7,6 +7,7 @@ import os
 import re
 import select
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -310,3 +311,42 @@ def run_tests(tests):
     print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
           flush=True)
     sys.exit(1 if failed else 77 if skipped else 0)
+
+
+# ---- ferry's stream format (docs/stream-format.md) --------------------------
+
+def _crc_table():
+    t = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
+        t.append(c)
+    return t
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def record(typ, payload):
+    """One stream record: header, payload, padding, CRC32C trailer."""
+    head = struct.pack("<II", typ, len(payload))
+    pad = b"\0" * (-len(payload) % 8)
+    return head + payload + pad + struct.pack("<II", crc32c(head + payload + pad), 0)
+
+
+def stream_records(data):
+    """(type, payload) of every record of a saved stream's bytes."""
+    off, out = 16, []
+    while off + 8 <= len(data):
+        typ, ln = struct.unpack_from("<II", data, off)
+        out.append((typ, data[off + 8:off + 8 + ln]))
+        off += 8 + ln + (-ln % 8) + 8
+    return out

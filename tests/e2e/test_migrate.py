@@ -785,34 +785,8 @@ def test_connection_cut():
 
 # ---- hand-made streams -----------------------------------------------------
 
-def _crc_table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ (0x82F63B78 if c & 1 else 0)
-        t.append(c)
-    return t
-
-
-CRC_TABLE = _crc_table()
-
-
-def crc32c(data, crc=0):
-    crc ^= 0xFFFFFFFF
-    for b in data:
-        crc = CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
 HEADER = b"FERRYVM\n" + struct.pack("<II", 1, 0)
 REC_VM_INFO, REC_HELLO, REC_WELCOME, REC_ERROR = 1, 16, 17, 18
-
-
-def record(typ, payload):
-    head = struct.pack("<II", typ, len(payload))
-    pad = b"\0" * (-len(payload) % 8)
-    return head + payload + pad + struct.pack("<II", crc32c(head + payload + pad), 0)
 
 
 def hello(token=b"", version=1, flags=0):

@@ -409,6 +409,40 @@ def test_damaged_files_are_refused():
         shutil.rmtree(tmp)
 
 
+def test_tsc_rate_refused_with_reason():
+    """A stream whose vCPU ticked at a rate no KVM gives (4294967295 kHz,
+    beyond KVM_SET_TSC_KHZ's limit; any other rate without TSC scaling is
+    refused the same way) is refused in one line naming both rates: the
+    refusal is not taken for missing CPU features."""
+    tmp = tempfile.mkdtemp(prefix="ferry-snap-")
+    good = os.path.join(tmp, "good.save")
+    bad = os.path.join(tmp, "tsc.save")
+    try:
+        save_small_guest(good)
+        data = bytearray(open(good, "rb").read())
+        off = 16
+        while off + 8 <= len(data):
+            typ, ln = struct.unpack_from("<II", data, off)
+            if typ == 4:  # VCPU: u32 index, u32 version, CPUID (u32 n, n * 28), TSC kHz
+                p = bytearray(data[off + 8:off + 8 + ln])
+                nent = struct.unpack_from("<I", p, 8)[0]
+                struct.pack_into("<I", p, 12 + 28 * nent, 0xFFFFFFFF)
+                data[off:off + 8 + ln + (-ln % 8) + 8] = record(typ, bytes(p))
+                break
+            off += 8 + ln + (-ln % 8) + 8
+        open(bad, "wb").write(data)
+        p = subprocess.run([VMM, "--restore", bad, "--serial", "stdio"], stdin=subprocess.DEVNULL,
+                           capture_output=True, timeout=30)
+        err = [l for l in p.stderr.decode(errors="replace").splitlines() if l.strip()]
+        check(p.returncode == 1, f"exit status {p.returncode}: {err}")
+        check(len(err) == 1 and "vCPU 0: the saved vCPU's TSC ran at 4294967295 kHz" in err[0]
+              and "must share a TSC rate" in err[0], f"expected one line naming the rates: {err}")
+        check(b"ferry-agent" not in p.stdout, "the guest ran")
+        print(f"  {err[0][:150]}...")
+    finally:
+        shutil.rmtree(tmp)
+
+
 def test_file_size_follows_touched_memory():
     tmp = tempfile.mkdtemp(prefix="ferry-snap-")
     path = os.path.join(tmp, "vm.save")
@@ -447,6 +481,7 @@ def test_save_errors_leave_vm_running():
 if __name__ == "__main__":
     require_kvm()
     run_tests([test_save_errors_leave_vm_running, test_damaged_files_are_refused,
+               test_tsc_rate_refused_with_reason,
                test_records_identical_after_load, test_file_size_follows_touched_memory,
                test_save_restore_ten_times, test_save_mid_line_with_timers_armed,
                test_dump_shows_vcpu_state,

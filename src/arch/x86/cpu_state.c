@@ -1,6 +1,7 @@
 #include "arch/x86/cpu_state.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <linux/kvm.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -187,17 +188,24 @@ static int cpuid_get(int vcpu_fd, struct cpuid_table *t)
 	return KVM_IOCTL(vcpu_fd, KVM_GET_CPUID2, &t->head);
 }
 
+/* The vCPU's TSC rate; 0, or -errno (-EIO: KVM does not know it). */
 static int tsc_khz_get(int vcpu_fd, uint32_t *khz)
 {
 	int r = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
-	int ret = r < 0 ? -errno : -EIO;
 
-	if (r <= 0) {
-		log_error("KVM_GET_TSC_KHZ: %s", r < 0 ? strerror(-ret) : "rate unknown");
-		return ret;
-	}
+	if (r <= 0)
+		return r < 0 ? -errno : -EIO;
 	*khz = (uint32_t)r;
 	return 0;
+}
+
+static int tsc_khz_get_logged(int vcpu_fd, uint32_t *khz)
+{
+	int ret = tsc_khz_get(vcpu_fd, khz);
+
+	if (ret)
+		log_error("KVM_GET_TSC_KHZ: %s", ret == -EIO ? "rate unknown" : strerror(-ret));
+	return ret;
 }
 
 static int xsave_get(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s)
@@ -402,7 +410,7 @@ static int vcpu_state_get(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s)
 	int ret = KVM_IOCTL(vcpu_fd, KVM_GET_MP_STATE, &s->mp);
 
 	ret = ret ?: cpuid_get(vcpu_fd, &s->cpuid);
-	ret = ret ?: tsc_khz_get(vcpu_fd, &s->tsc_khz);
+	ret = ret ?: tsc_khz_get_logged(vcpu_fd, &s->tsc_khz);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_GET_SREGS, &s->sregs);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_GET_REGS, &s->regs);
 	ret = ret ?: xsave_get(kvm_fd, vcpu_fd, s);
@@ -736,7 +744,35 @@ static int vcpu_state_parse(struct reader *r, struct x86_vcpu_state *s,
 	return ret ?: (s->tsc_khz == 0 ? -EINVAL : 0);
 }
 
-/* ---- giving the state to KVM ---- */
+/* ---- giving the state to KVM ----
+ *
+ * Every step that refuses writes one line saying why into err (errlen
+ * bytes) and returns -errno; nothing here logs. */
+
+static int __attribute__((format(printf, 4, 5)))
+set_fail(char *err, size_t errlen, int ret, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+static int kvm_set_named(int vcpu_fd, unsigned long req, void *arg, const char *name, char *err,
+			 size_t errlen)
+{
+	int e;
+
+	if (ioctl(vcpu_fd, req, arg) >= 0)
+		return 0;
+	e = errno;
+	return set_fail(err, errlen, -e, "KVM refuses the saved state: %s: %s", name, strerror(e));
+}
+
+/* A KVM_SET_* of the load path; needs err and errlen in scope. */
+#define KVM_SET(fd, req, arg) kvm_set_named((fd), (req), (arg), #req, err, errlen)
 
 /* KVM treats rates within 250 ppm of the host's as the host's own
  * (tsc_tolerance_ppm): two hosts of one model differ by that much. */
@@ -747,13 +783,13 @@ static bool tsc_khz_close(uint32_t a, uint32_t b)
 	return diff * 1000000 <= (uint64_t)b * TSC_TOLERANCE_PPM;
 }
 
-static int tsc_khz_refuse(int kvm_fd, uint32_t khz, uint32_t cur, const char *why)
+static int tsc_khz_refuse(int kvm_fd, uint32_t khz, uint32_t cur, const char *why, char *err,
+			  size_t errlen)
 {
-	log_error("the saved vCPU's TSC ran at %u kHz and this host's runs at %u kHz, and KVM "
-		  "cannot give a vCPU another rate here (%s; KVM_CAP_TSC_CONTROL is %d): "
-		  "source and destination must share a TSC rate", khz, cur, why,
-		  ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_CONTROL));
-	return -EOPNOTSUPP;
+	return set_fail(err, errlen, -EOPNOTSUPP, "the saved vCPU's TSC ran at %u kHz and this "
+			"host's runs at %u kHz, and KVM cannot give a vCPU another rate here (%s; "
+			"KVM_CAP_TSC_CONTROL is %d): source and destination must share a TSC rate",
+			khz, cur, why, ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_CONTROL));
 }
 
 /* Without TSC scaling (KVM_CAP_TSC_CONTROL 0, as on kvm_pvm) KVM refuses a
@@ -762,17 +798,20 @@ static int tsc_khz_refuse(int kvm_fd, uint32_t khz, uint32_t cur, const char *wh
  * guest moved between hosts whose TSCs tick at different rates would see
  * its time run wrong either way, so both are refused before KVM is asked
  * (a refused KVM_SET_TSC_KHZ still changes the rate KVM reports). */
-static int tsc_khz_set(int kvm_fd, int vcpu_fd, uint32_t khz)
+static int tsc_khz_set(int kvm_fd, int vcpu_fd, uint32_t khz, char *err, size_t errlen)
 {
-	uint32_t cur;
+	uint32_t cur = 0;
 	int ret = tsc_khz_get(vcpu_fd, &cur);
 
-	if (ret || cur == khz)
-		return ret;
+	if (ret)
+		return set_fail(err, errlen, ret, "KVM_GET_TSC_KHZ: %s",
+				ret == -EIO ? "rate unknown" : strerror(-ret));
+	if (cur == khz)
+		return 0;
 	if (ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_CONTROL) <= 0 && !tsc_khz_close(khz, cur))
-		return tsc_khz_refuse(kvm_fd, khz, cur, "no TSC scaling");
+		return tsc_khz_refuse(kvm_fd, khz, cur, "no TSC scaling", err, errlen);
 	if (ioctl(vcpu_fd, KVM_SET_TSC_KHZ, (unsigned long)khz) < 0)
-		return tsc_khz_refuse(kvm_fd, khz, cur, strerror(errno));
+		return tsc_khz_refuse(kvm_fd, khz, cur, strerror(errno), err, errlen);
 	return 0;
 }
 
@@ -787,36 +826,35 @@ static bool all_zero(const uint8_t *p, size_t n)
 /* KVM_SET_XSAVE reads as many bytes as this host's XSAVE area has: a
  * smaller saved area is padded with zeros (components absent from its
  * XSTATE_BV), a larger one is accepted only when the excess is unused. */
-static int xsave_set(int kvm_fd, int vcpu_fd, const struct x86_vcpu_state *s)
+static int xsave_set(int kvm_fd, int vcpu_fd, const struct x86_vcpu_state *s, char *err,
+		     size_t errlen)
 {
 	uint32_t size = xsave_size(kvm_fd);
 	struct kvm_xsave *x;
 	int ret;
 
 	if (s->xsave_size > size &&
-	    !all_zero((const uint8_t *)s->xsave + size, s->xsave_size - size)) {
-		log_error("the saved XSAVE area (%u bytes) holds state beyond this host's "
-			  "%u bytes", s->xsave_size, size);
-		return -EINVAL;
-	}
+	    !all_zero((const uint8_t *)s->xsave + size, s->xsave_size - size))
+		return set_fail(err, errlen, -EINVAL, "the saved XSAVE area (%u bytes) holds "
+				"state beyond this host's %u bytes", s->xsave_size, size);
 	x = calloc(1, size);
 	if (!x)
-		return -ENOMEM;
+		return set_fail(err, errlen, -ENOMEM, "out of memory");
 	memcpy(x, s->xsave, MIN(size, s->xsave_size));
-	ret = KVM_IOCTL(vcpu_fd, KVM_SET_XSAVE, x);
+	ret = KVM_SET(vcpu_fd, KVM_SET_XSAVE, x);
 	free(x);
 	return ret;
 }
 
 /* KVM_SET_MSRS returns how many it set, stopping at the first it refuses:
  * every MSR must be set, or the guest would run with a lost setting. */
-static int msrs_set(int vcpu_fd, const struct kvm_msrs *m)
+static int msrs_set(int vcpu_fd, const struct kvm_msrs *m, char *err, size_t errlen)
 {
 	struct kvm_msrs *b = msrs_alloc(MSR_BATCH);
 	int ret = 0;
 
 	if (!b)
-		return -ENOMEM;
+		return set_fail(err, errlen, -ENOMEM, "out of memory");
 	for (uint32_t pos = 0; pos < m->nmsrs;) {
 		uint32_t nb = MIN(m->nmsrs - pos, (uint32_t)MSR_BATCH);
 		int r;
@@ -825,14 +863,13 @@ static int msrs_set(int vcpu_fd, const struct kvm_msrs *m)
 		memcpy(b->entries, &m->entries[pos], nb * sizeof(b->entries[0]));
 		r = ioctl(vcpu_fd, KVM_SET_MSRS, b);
 		if (r < 0) {
-			ret = -errno;
-			log_error("KVM_SET_MSRS: %s", strerror(errno));
+			ret = set_fail(err, errlen, -errno, "KVM_SET_MSRS: %s", strerror(errno));
 			break;
 		}
 		if ((uint32_t)r < nb) {
-			log_error("KVM refuses MSR 0x%x = 0x%llx of the saved vCPU state",
-				  b->entries[r].index, (unsigned long long)b->entries[r].data);
-			ret = -EINVAL;
+			ret = set_fail(err, errlen, -EINVAL, "KVM refuses MSR 0x%x = 0x%llx of the "
+				       "saved vCPU state", b->entries[r].index,
+				       (unsigned long long)b->entries[r].data);
 			break;
 		}
 		pos += nb;
@@ -880,28 +917,25 @@ static int msr_write_one(int vcpu_fd, uint32_t index, uint64_t data)
  * where KVM never matches a first userspace write (6.7 on), and where the
  * TSC offset is not applied (kvm_pvm's guests are said to read the host's
  * TSC): the saved value is written last either way. */
-static int tsc_unsync(int vcpu_fd, const struct kvm_msrs *m)
+static int tsc_unsync(int vcpu_fd, const struct kvm_msrs *m, char *err, size_t errlen)
 {
 	const struct kvm_msr_entry *e = msr_find(m, MSR_IA32_TSC);
 
-	if (e && msr_write_one(vcpu_fd, MSR_IA32_TSC, e->data ^ (1ull << 62)) < 0) {
-		log_error("KVM refuses to set MSR_IA32_TSC");
-		return -EINVAL;
-	}
+	if (e && msr_write_one(vcpu_fd, MSR_IA32_TSC, e->data ^ (1ull << 62)) < 0)
+		return set_fail(err, errlen, -EINVAL, "KVM refuses to set MSR_IA32_TSC");
 	return 0;
 }
 
 /* KVM drops a TSC deadline written while the LVT timer is not in
  * TSC-deadline mode, and the mode comes with the LAPIC, after the MSRs:
  * so the deadline is written again once the LAPIC is in place. */
-static int tsc_deadline_set(int vcpu_fd, const struct kvm_msrs *m)
+static int tsc_deadline_set(int vcpu_fd, const struct kvm_msrs *m, char *err, size_t errlen)
 {
 	const struct kvm_msr_entry *e = msr_find(m, MSR_IA32_TSC_DEADLINE);
 
-	if (e && msr_write_one(vcpu_fd, e->index, e->data) < 0) {
-		log_error("KVM refuses the saved TSC deadline (MSR 0x%x)", MSR_IA32_TSC_DEADLINE);
-		return -EINVAL;
-	}
+	if (e && msr_write_one(vcpu_fd, e->index, e->data) < 0)
+		return set_fail(err, errlen, -EINVAL, "KVM refuses the saved TSC deadline "
+				"(MSR 0x%x)", MSR_IA32_TSC_DEADLINE);
 	return 0;
 }
 
@@ -909,7 +943,8 @@ static int tsc_deadline_set(int vcpu_fd, const struct kvm_msrs *m)
  * vector, the interrupt shadow and SMM always are; the exception payload
  * and a pending triple fault only when the source had them enabled and they
  * say something (the destination VM must have enabled them too). */
-static int events_set(int vcpu_fd, const struct kvm_vcpu_events *saved)
+static int events_set(int vcpu_fd, const struct kvm_vcpu_events *saved, char *err,
+		      size_t errlen)
 {
 	struct kvm_vcpu_events e = *saved;
 
@@ -920,7 +955,7 @@ static int events_set(int vcpu_fd, const struct kvm_vcpu_events *saved)
 		e.flags |= KVM_VCPUEVENT_VALID_PAYLOAD;
 	if ((saved->flags & KVM_VCPUEVENT_VALID_TRIPLE_FAULT) && e.triple_fault.pending)
 		e.flags |= KVM_VCPUEVENT_VALID_TRIPLE_FAULT;
-	return KVM_IOCTL(vcpu_fd, KVM_SET_VCPU_EVENTS, &e);
+	return KVM_SET(vcpu_fd, KVM_SET_VCPU_EVENTS, &e);
 }
 
 /* kvm_amd provides /dev/kvm (and kvm_pvm, which ferry's kvm.c takes for
@@ -969,24 +1004,25 @@ static void tr_type_for_host(struct kvm_segment *tr)
  * 10. VCPU_EVENTS: after the LAPIC (a latched INIT is one of its pending
  *     events) and SREGS (whose interrupt bitmap also queues an interrupt).
  * 11. DEBUGREGS. */
-static int vcpu_state_set(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s, bool first)
+static int vcpu_state_set(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s, bool first,
+			  char *err, size_t errlen)
 {
-	int ret = KVM_IOCTL(vcpu_fd, KVM_SET_CPUID2, &s->cpuid.head);
+	int ret = KVM_SET(vcpu_fd, KVM_SET_CPUID2, &s->cpuid.head);
 
-	ret = ret ?: tsc_khz_set(kvm_fd, vcpu_fd, s->tsc_khz);
+	ret = ret ?: tsc_khz_set(kvm_fd, vcpu_fd, s->tsc_khz, err, errlen);
 	tr_type_for_host(&s->sregs.tr);
-	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_SREGS, &s->sregs);
-	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_REGS, &s->regs);
-	ret = ret ?: xsave_set(kvm_fd, vcpu_fd, s);
-	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_XCRS, &s->xcrs);
+	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_SREGS, &s->sregs);
+	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_REGS, &s->regs);
+	ret = ret ?: xsave_set(kvm_fd, vcpu_fd, s, err, errlen);
+	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_XCRS, &s->xcrs);
 	if (first)
-		ret = ret ?: tsc_unsync(vcpu_fd, s->msrs);
-	ret = ret ?: msrs_set(vcpu_fd, s->msrs);
-	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_MP_STATE, &s->mp);
-	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_LAPIC, &s->lapic);
-	ret = ret ?: tsc_deadline_set(vcpu_fd, s->msrs);
-	ret = ret ?: events_set(vcpu_fd, &s->events);
-	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_SET_DEBUGREGS, &s->dbg);
+		ret = ret ?: tsc_unsync(vcpu_fd, s->msrs, err, errlen);
+	ret = ret ?: msrs_set(vcpu_fd, s->msrs, err, errlen);
+	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_MP_STATE, &s->mp);
+	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_LAPIC, &s->lapic);
+	ret = ret ?: tsc_deadline_set(vcpu_fd, s->msrs, err, errlen);
+	ret = ret ?: events_set(vcpu_fd, &s->events, err, errlen);
+	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_DEBUGREGS, &s->dbg);
 	return ret;
 }
 
@@ -1043,8 +1079,6 @@ int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
 	return ret;
 }
 
-static __thread char last_error[512];
-
 static int cpuid_get(int vcpu_fd, struct cpuid_table *t);
 
 /* The guest already uses the features its CPUID offered it: a host that
@@ -1053,45 +1087,38 @@ static int cpuid_get(int vcpu_fd, struct cpuid_table *t);
  * (what KVM supports here, as vcpu_create set it — or, on kvm_pvm, which
  * replaces a vCPU's table with near-host values, those). Checked before
  * anything is set, so the vCPU is left untouched. */
-static int cpuid_check(int vcpu_fd, struct x86_vcpu_state *s)
+static int cpuid_check(int vcpu_fd, struct x86_vcpu_state *s, char *err, size_t errlen)
 {
 	struct cpuid_table *host = malloc(sizeof(*host));
 	char missing[400];
 	int ret;
 
 	if (!host)
-		return -ENOMEM;
+		return set_fail(err, errlen, -ENOMEM, "out of memory");
 	ret = cpuid_get(vcpu_fd, host);
-	if (ret == 0) {
-		ret = x86_cpuid_check_compatible(&s->cpuid, host, missing, sizeof(missing));
-		if (ret)
-			snprintf(last_error, sizeof(last_error), "the guest uses CPU features this "
-				 "host lacks: %s", missing);
-	}
+	if (ret)
+		set_fail(err, errlen, ret, "KVM_GET_CPUID2: %s", strerror(-ret));
+	else if ((ret = x86_cpuid_check_compatible(&s->cpuid, host, missing, sizeof(missing))))
+		set_fail(err, errlen, ret, "the guest uses CPU features this host lacks: %s",
+			 missing);
 	free(host);
 	return ret;
 }
 
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len,
-		  bool first)
+		  bool first, char *err, size_t errlen)
 {
 	struct x86_vcpu_state *s;
 	int ret = vcpu_record_parse(version, data, len, &s, NULL);
 
 	if (ret == -EPROTO)
-		log_error("vCPU state version %u: this ferry reads version %u", version,
-			  X86_VCPU_STATE_VERSION);
-	else if (ret == -EINVAL)
-		log_error("vCPU state record (%zu bytes) is malformed", len);
+		return set_fail(err, errlen, ret, "state version %u: this ferry reads version %u",
+				version, X86_VCPU_STATE_VERSION);
 	if (ret)
-		return ret;
-	ret = cpuid_check(vcpu_fd, s);
-	ret = ret ?: vcpu_state_set(kvm_fd, vcpu_fd, s, first);
+		return set_fail(err, errlen, ret, "the state record (%zu bytes) is %s", len,
+				ret == -EINVAL ? "malformed" : strerror(-ret));
+	ret = cpuid_check(vcpu_fd, s, err, errlen);
+	ret = ret ?: vcpu_state_set(kvm_fd, vcpu_fd, s, first, err, errlen);
 	vcpu_state_free(s);
 	return ret;
-}
-
-const char *x86_vcpu_last_error(void)
-{
-	return last_error;
 }

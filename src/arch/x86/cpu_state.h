@@ -59,16 +59,14 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out);
  * `first` says no other vCPU of this VM has been loaded yet (its TSC then
  * starts the VM's, which the others' join: tsc_unsync in cpu_state.c says
  * why that matters). The whole record is checked before KVM is touched.
- * Refuses (with a message naming both rates) a TSC rate this host's KVM
- * cannot give the vCPU. Returns 0, -EPROTO for an unknown version, -EINVAL
- * for a malformed record or state KVM refuses (an error logged naming
- * what), -EOPNOTSUPP for a TSC rate KVM cannot set, or another -errno from
- * KVM. */
+ * Returns 0, or -errno with one line in err (errlen bytes) saying why:
+ * -EPROTO for an unknown version, -EINVAL for a malformed record or state
+ * KVM refuses (naming what), -ENOTSUP when the guest uses CPU features this
+ * host lacks (naming them), -EOPNOTSUPP (the same number on Linux) for a
+ * TSC rate KVM cannot give the vCPU (naming both rates), or another -errno
+ * from KVM. Logs nothing. */
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len,
-		  bool first);
-
-/* After x86_vcpu_load returned -ENOTSUP: which CPU features were missing. */
-const char *x86_vcpu_last_error(void);
+		  bool first, char *err, size_t errlen);
 
 /* Where the sections of a vCPU record start (byte offsets into it), for
  * tools that dump or compare records. */
