@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fdio.h"
 #include "common/util.h"
 
 void cli_error(struct cli *c, const char *fmt, ...)
@@ -308,18 +309,11 @@ static int cmd_help(struct cli *c)
 static int copy_once(int from, int to)
 {
 	char buf[65536];
-	ssize_t n = read(from, buf, sizeof(buf)), off = 0;
+	ssize_t n = read(from, buf, sizeof(buf));
 
 	if (n <= 0)
 		return -1;
-	while (off < n) {
-		ssize_t w = write(to, buf + off, (size_t)(n - off));
-
-		if (w <= 0)
-			return -1;
-		off += w;
-	}
-	return 0;
+	return fd_write_all(to, buf, (size_t)n) ? -1 : 0;
 }
 
 static int cmd_bridge(struct cli *c)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/fdio.h"
 #include "common/util.h"
 
 #define DOMAIN_OPT { "domain", OPT_STRING, true, true, "domain name, id or uuid" }
@@ -225,7 +226,7 @@ static int console_copy(struct cli *c, int in_fd, bool tty)
 			r = read(fd, buf, sizeof(buf));
 			if (r <= 0)
 				return 0;
-			if (write(STDOUT_FILENO, buf, (size_t)r) < 0)
+			if (fd_write_all(STDOUT_FILENO, buf, (size_t)r))
 				return 1;
 		}
 		if (p[1].revents) {
@@ -237,7 +238,7 @@ static int console_copy(struct cli *c, int in_fd, bool tty)
 			}
 			if (tty && memchr(buf, 0x1d, (size_t)r)) /* ^] */
 				return 0;
-			if (write(c->conn.wfd, buf, (size_t)r) < 0)
+			if (fd_write_all(c->conn.wfd, buf, (size_t)r))
 				return 1;
 		}
 	}

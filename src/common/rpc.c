@@ -1,3 +1,4 @@
+#include "common/fdio.h"
 #include "common/rpc.h"
 
 #include <errno.h>
@@ -171,36 +172,6 @@ void rpc_attach_fd(struct rpc_conn *c, int fd, const char *peer)
 	c->rfd = c->wfd = fd;
 }
 
-/* Waits for a non-blocking connect; 0 or -errno. */
-static int finish_connect(int fd, int timeout_ms)
-{
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	socklen_t len = sizeof(int);
-	int r, soerr = 0;
-
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r == 0)
-		return -ETIMEDOUT;
-	if (r < 0)
-		return -errno;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0)
-		return -errno;
-	return -soerr;
-}
-
-static int connect_fd(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms)
-{
-	int flags = fcntl(fd, F_GETFL), r = 0;
-
-	fcntl(fd, F_SETFL, flags | O_NONBLOCK);
-	if (connect(fd, sa, len) < 0)
-		r = errno == EINPROGRESS ? finish_connect(fd, timeout_ms) : -errno;
-	fcntl(fd, F_SETFL, flags);
-	return r;
-}
-
 static int read_greeting(struct rpc_conn *c, char *err, size_t errlen)
 {
 	int r = rpc_recv(c, &c->greeting);
@@ -224,7 +195,7 @@ static int connect_unix_fd(const char *path, int timeout_ms)
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	r = connect_fd(fd, (struct sockaddr *)&sa, sizeof(sa), timeout_ms);
+	r = fd_connect_timeout(fd, (struct sockaddr *)&sa, sizeof(sa), timeout_ms);
 	if (r) {
 		close(fd);
 		return r;
@@ -264,7 +235,7 @@ static int connect_tcp(struct rpc_conn *c, const struct rpc_uri *u, int timeout_
 			r = -errno;
 			continue;
 		}
-		r = connect_fd(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms);
+		r = fd_connect_timeout(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms);
 		if (!r)
 			break;
 		close(fd);
@@ -386,7 +357,7 @@ static int wait_fd(int fd, short events, int timeout_ms)
 	return r < 0 ? -errno : 0;
 }
 
-static int write_all(struct rpc_conn *c, const char *p, size_t len)
+static int conn_write_all(struct rpc_conn *c, const char *p, size_t len)
 {
 	while (len) {
 		ssize_t n;
@@ -421,7 +392,7 @@ int rpc_send(struct rpc_conn *c, json_object *obj)
 		return -ENOMEM;
 	memcpy(line, s, n);
 	line[n] = '\n';
-	r = write_all(c, line, n + 1);
+	r = conn_write_all(c, line, n + 1);
 	free(line);
 	return r;
 }

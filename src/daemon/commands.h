@@ -36,10 +36,21 @@ struct cmd {
 json_object *cmd_fail(struct cmd_error *e, const char *cls, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* False (and e set) when args has a member not in names (NULL-terminated). */
-bool args_only(json_object *args, const char *const names[], struct cmd_error *e);
+/* What a command takes: each argument's name and JSON type. The getters
+ * below follow src/common/jsonarg.h's rules (absent or null: not given). */
+enum arg_type { ARG_STRING = 1, ARG_BOOL, ARG_UINT, ARG_ARRAY, ARG_OBJECT };
+
+struct arg_spec {
+	const char *name; /* NULL ends a spec */
+	enum arg_type type;
+};
+
+/* False (and e set) when args has a member not in spec, or one of another
+ * type: after it, a handler's arg_bool cannot meet a string "false". */
+bool args_check(json_object *args, const struct arg_spec spec[], struct cmd_error *e);
 /* A string argument; NULL when absent (required: e set). */
 const char *arg_str(json_object *args, const char *key, bool required, struct cmd_error *e);
+/* A boolean argument (args_check checked its type); false when absent. */
 bool arg_bool(json_object *args, const char *key);
 /* An unsigned argument in [lo, hi]; def when absent. False with e set. */
 bool arg_u64(json_object *args, const char *key, uint64_t lo, uint64_t hi, uint64_t def,

@@ -9,10 +9,10 @@
 
 static json_object *cmd_hello(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { NULL };
+	static const struct arg_spec args_spec[] = { { NULL, 0 } };
 	json_object *ret;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	ret = json_object_new_object();
 	json_object_object_add(ret, "hostname", json_object_new_string(cl->d->hostname));
@@ -51,14 +51,14 @@ static int cmp_entries(const void *a, const void *b)
 
 static json_object *cmd_list(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "all", NULL };
+	static const struct arg_spec args_spec[] = { { "all", ARG_BOOL }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	bool all = arg_bool(args, "all");
 	json_object *entries[1024];
 	json_object *ret;
 	size_t n = 0;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	for (struct dom *dom = d->doms; dom && n < 1024; dom = dom->next) {
@@ -94,14 +94,14 @@ static const struct domain_def *shown_def(const struct dom *dom, bool inactive)
 
 static json_object *cmd_dominfo(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", NULL };
+	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	const struct domain_def *def;
 	json_object *ret = NULL;
 	struct dom *dom;
 	char u[37];
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -132,12 +132,12 @@ out:
 
 static json_object *cmd_domstate(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", NULL };
+	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -154,13 +154,16 @@ static json_object *cmd_domstate(struct client *cl, json_object *args, struct cm
 
 static json_object *cmd_dumpxml(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "migratable", "inactive", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "migratable", ARG_BOOL }, { "inactive", ARG_BOOL },
+		{ NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	json_object *ret = NULL;
 	struct buf out = { 0 };
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -198,7 +201,9 @@ static struct dom *active_dom(struct daemon *d, json_object *args, struct cmd_er
 
 static json_object *cmd_dirtyrate_calc(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "seconds", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "seconds", ARG_UINT }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	json_object *a;
 	struct dom *dom;
@@ -206,7 +211,7 @@ static json_object *cmd_dirtyrate_calc(struct client *cl, json_object *args, str
 	char err[512];
 	int r;
 
-	if (!args_only(args, names, e) || !arg_u64(args, "seconds", 1, 60, 1, &secs, e))
+	if (!args_check(args, args_spec, e) || !arg_u64(args, "seconds", 1, 60, 1, &secs, e))
 		return NULL;
 	dom = active_dom(d, args, e);
 	if (!dom)
@@ -317,13 +322,15 @@ static bool groups_valid(json_object *groups, struct cmd_error *e)
 
 static json_object *cmd_domstats(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domains", "groups", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domains", ARG_ARRAY }, { "groups", ARG_ARRAY }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	json_object *groups = NULL, *doms = NULL, *ret;
 	struct dom *list[256];
 	size_t n = 0;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	json_object_object_get_ex(args, "groups", &groups);
 	json_object_object_get_ex(args, "domains", &doms);
@@ -365,7 +372,8 @@ static json_object *cmd_domstats(struct client *cl, json_object *args, struct cm
 static json_object *mig_setting(struct client *cl, json_object *args, struct cmd_error *e,
 				const char *key, bool set)
 {
-	const char *const names[] = { "domain", key, NULL };
+	const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { key, ARG_UINT },
+					      { NULL, 0 } };
 	struct daemon *d = cl->d;
 	json_object *ret = NULL, *a = NULL;
 	bool downtime = !strcmp(key, "downtime-ms");
@@ -374,7 +382,7 @@ static json_object *mig_setting(struct client *cl, json_object *args, struct cmd
 	uint64_t v = 0;
 	char err[256];
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	if (set && !arg_u64(args, key, downtime ? 1 : 0, downtime ? 2000000 : 8796093022207ull,
 			    UINT64_MAX, &v, e))

@@ -93,7 +93,7 @@ static bool def_conflicts_locked(struct daemon *d, struct domain_def *def,
 
 static json_object *cmd_define(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "xml", NULL };
+	static const struct arg_spec args_spec[] = { { "xml", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	struct domain_def *def, *old;
 	json_object *ret = NULL;
@@ -101,7 +101,7 @@ static json_object *cmd_define(struct client *cl, json_object *args, struct cmd_
 	bool replaced;
 	char u[37];
 
-	if (!args_only(args, names, e) || !(def = parse_xml_arg(args, e)))
+	if (!args_check(args, args_spec, e) || !(def = parse_xml_arg(args, e)))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	if (def_conflicts_locked(d, def, e)) {
@@ -142,11 +142,11 @@ out:
 
 static json_object *cmd_undefine(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", NULL };
+	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -207,12 +207,14 @@ static json_object *start_locked(struct daemon *d, struct dom *dom, bool paused,
 
 static json_object *cmd_start(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "paused", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "paused", ARG_BOOL }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -232,13 +234,15 @@ static json_object *cmd_start(struct client *cl, json_object *args, struct cmd_e
 
 static json_object *cmd_create(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "xml", "paused", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "xml", ARG_STRING }, { "paused", ARG_BOOL }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	struct domain_def *def;
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_only(args, names, e) || !(def = parse_xml_arg(args, e)))
+	if (!args_check(args, args_spec, e) || !(def = parse_xml_arg(args, e)))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	if (def_conflicts_locked(d, def, e)) {
@@ -283,13 +287,13 @@ out:
 static json_object *active_op(struct client *cl, json_object *args, struct cmd_error *e,
 			      const char *vmm_cmd)
 {
-	static const char *const names[] = { "domain", NULL };
+	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	struct dom *dom;
 	char err[512];
 	int r;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -344,11 +348,13 @@ static json_object *cmd_shutdown(struct client *cl, json_object *args, struct cm
 
 static json_object *cmd_destroy(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "graceful", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "graceful", ARG_BOOL }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -403,13 +409,15 @@ static int connect_console(const char *path)
 
 static json_object *cmd_console(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "force", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "force", ARG_BOOL }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	char path[STORE_PATH_MAX];
 	struct dom *dom;
 	int fd = -1;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);

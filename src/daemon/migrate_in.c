@@ -238,8 +238,10 @@ static bool name_uuid_free(struct daemon *d, const struct domain_def *def, char 
 
 static json_object *cmd_prepare(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "xml", "offline", "persistent", "suspend",
-					     "listen-host", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "xml", ARG_STRING }, { "offline", ARG_BOOL }, { "persistent", ARG_BOOL },
+		{ "suspend", ARG_BOOL }, { "listen-host", ARG_STRING }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	const char *xml;
 	struct domain_def *def;
@@ -247,7 +249,7 @@ static json_object *cmd_prepare(struct client *cl, json_object *args, struct cmd
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_only(args, names, e) || !(xml = arg_str(args, "xml", true, e)))
+	if (!args_check(args, args_spec, e) || !(xml = arg_str(args, "xml", true, e)))
 		return NULL;
 	def = calloc(1, sizeof(*def));
 	if (!def)
@@ -309,7 +311,9 @@ refuse:
 
 static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "ok", "job", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "ok", ARG_BOOL }, { "job", ARG_OBJECT }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	bool ok = arg_bool(args, "ok");
 	json_object *job = NULL;
@@ -317,7 +321,7 @@ static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);

@@ -127,10 +127,14 @@ static bool can_migrate_locked(struct dom *dom, struct mig_req *m, struct cmd_er
 
 static json_object *cmd_migrate(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "desturi", "migrateuri", "live", "offline",
-					     "suspend", "persistent", "undefinesource", "xml",
-					     "bandwidth-mib", "timeout", "timeout-suspend",
-					     "auto-converge", "progress", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "desturi", ARG_STRING }, { "migrateuri", ARG_STRING },
+		{ "live", ARG_BOOL }, { "offline", ARG_BOOL }, { "suspend", ARG_BOOL },
+		{ "persistent", ARG_BOOL }, { "undefinesource", ARG_BOOL }, { "xml", ARG_STRING },
+		{ "bandwidth-mib", ARG_UINT }, { "timeout", ARG_UINT },
+		{ "timeout-suspend", ARG_BOOL }, { "auto-converge", ARG_BOOL },
+		{ "progress", ARG_BOOL }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	bool progress = arg_bool(args, "progress"), client_gone = false;
 	int last_percent = -1;
@@ -138,7 +142,7 @@ static json_object *cmd_migrate(struct client *cl, json_object *args, struct cmd
 	struct mig_req m;
 	struct dom *dom;
 
-	if (!args_only(args, names, e) || !read_request(args, &m, e)) {
+	if (!args_check(args, args_spec, e) || !read_request(args, &m, e)) {
 		free(m.xml);
 		return NULL;
 	}
@@ -235,13 +239,15 @@ static json_object *job_json(const struct job *jb, bool completed)
 
 static json_object *cmd_domjobinfo(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", "completed", NULL };
+	static const struct arg_spec args_spec[] = {
+		{ "domain", ARG_STRING }, { "completed", ARG_BOOL }, { NULL, 0 },
+	};
 	struct daemon *d = cl->d;
 	bool completed = arg_bool(args, "completed");
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
@@ -261,11 +267,11 @@ static json_object *cmd_domjobinfo(struct client *cl, json_object *args, struct 
 
 static json_object *cmd_domjobabort(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const char *const names[] = { "domain", NULL };
+	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	struct dom *dom;
 
-	if (!args_only(args, names, e))
+	if (!args_check(args, args_spec, e))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);

@@ -17,6 +17,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
+#include "common/jsonarg.h"
 #include "common/log.h"
 #include "common/util.h"
 
@@ -31,66 +33,81 @@ json_object *cmd_fail(struct cmd_error *e, const char *cls, const char *fmt, ...
 	return NULL;
 }
 
-bool args_only(json_object *args, const char *const names[], struct cmd_error *e)
+static bool arg_fail(int r, struct cmd_error *e)
 {
-	json_object_object_foreach(args, key, val) {
-		bool ok = false;
+	if (r)
+		e->cls = "GenericError";
+	return r == 0;
+}
 
-		(void)val;
-		for (unsigned i = 0; names[i] && !ok; i++)
-			ok = !strcmp(key, names[i]);
-		if (!ok) {
-			cmd_fail(e, "GenericError", "unexpected argument '%s'", key);
-			return false;
-		}
+/* A given argument's type against its spec; jsonarg.c's messages. */
+static int arg_type_check(json_object *args, const struct arg_spec *a, char *err, size_t errlen)
+{
+	static const char *const what[] = { [ARG_ARRAY] = "an array", [ARG_OBJECT] = "an object" };
+	json_object *v;
+	const char *s;
+	uint64_t u;
+	bool b;
+
+	switch (a->type) {
+	case ARG_STRING:
+		return jarg_str(args, a->name, false, &s, err, errlen);
+	case ARG_BOOL:
+		return jarg_bool(args, a->name, &b, err, errlen);
+	case ARG_UINT: /* the handler's arg_u64 checks the range */
+		if (jarg_u64(args, a->name, 0, UINT64_MAX, &u, NULL, err, errlen) == 0)
+			return 0;
+		snprintf(err, errlen, "argument '%s' must be a non-negative integer", a->name);
+		return -1;
+	case ARG_ARRAY:
+	case ARG_OBJECT:
+		if (!json_object_object_get_ex(args, a->name, &v) || !v ||
+		    json_object_is_type(v, a->type == ARG_ARRAY ? json_type_array :
+					json_type_object))
+			return 0;
+		snprintf(err, errlen, "argument '%s' must be %s", a->name, what[a->type]);
+		return -1;
 	}
+	return 0;
+}
+
+bool args_check(json_object *args, const struct arg_spec spec[], struct cmd_error *e)
+{
+	const char *names[32];
+	size_t n = 0;
+
+	for (; spec[n].name && n < ARRAY_SIZE(names) - 1; n++)
+		names[n] = spec[n].name;
+	names[n] = NULL;
+	if (!arg_fail(jarg_only(args, names, e->desc, sizeof(e->desc)), e))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!arg_fail(arg_type_check(args, &spec[i], e->desc, sizeof(e->desc)), e))
+			return false;
 	return true;
 }
 
 const char *arg_str(json_object *args, const char *key, bool required, struct cmd_error *e)
 {
-	json_object *v;
+	const char *s = NULL;
 
-	if (!json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_null)) {
-		if (required)
-			cmd_fail(e, "GenericError", "missing argument '%s'", key);
-		return NULL;
-	}
-	if (!json_object_is_type(v, json_type_string)) {
-		cmd_fail(e, "GenericError", "argument '%s' must be a string", key);
-		return NULL;
-	}
-	return json_object_get_string(v);
+	arg_fail(jarg_str(args, key, required, &s, e->desc, sizeof(e->desc)), e);
+	return s;
 }
 
 bool arg_bool(json_object *args, const char *key)
 {
-	json_object *v;
+	char err[128];
+	bool b = false;
 
-	return json_object_object_get_ex(args, key, &v) && json_object_get_boolean(v);
+	return jarg_bool(args, key, &b, err, sizeof(err)) == 0 && b;
 }
 
 bool arg_u64(json_object *args, const char *key, uint64_t lo, uint64_t hi, uint64_t def,
 	     uint64_t *out, struct cmd_error *e)
 {
-	json_object *v;
-	int64_t n;
-
 	*out = def;
-	if (!json_object_object_get_ex(args, key, &v) || json_object_is_type(v, json_type_null))
-		return true;
-	if (!json_object_is_type(v, json_type_int)) {
-		cmd_fail(e, "GenericError", "argument '%s' must be a number", key);
-		return false;
-	}
-	n = json_object_get_int64(v);
-	if (n < 0 || (uint64_t)n < lo || (uint64_t)n > hi) {
-		cmd_fail(e, "GenericError", "argument '%s' must be from %llu to %llu", key,
-			 (unsigned long long)lo, (unsigned long long)hi);
-		return false;
-	}
-	*out = (uint64_t)n;
-	return true;
+	return arg_fail(jarg_u64(args, key, lo, hi, out, NULL, e->desc, sizeof(e->desc)), e);
 }
 
 struct dom *arg_domain_locked(struct daemon *d, json_object *args, struct cmd_error *e)
@@ -218,7 +235,7 @@ static void client_raw(struct client *cl)
 			r = read(from, buf, sizeof(buf));
 			if (r <= 0)
 				return;
-			if (send(to, buf, (size_t)r, MSG_NOSIGNAL) != r)
+			if (fd_write_all(to, buf, (size_t)r)) /* SIGPIPE is ignored */
 				return;
 		}
 	}

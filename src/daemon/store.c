@@ -11,6 +11,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
+
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char tmp[STORE_PATH_MAX];
@@ -97,23 +99,6 @@ static int sync_dir_of(const char *path)
 	return ret;
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int store_write_atomic(const char *path, const void *data, size_t len)
 {
 	char tmp[STORE_PATH_MAX + 16];
@@ -123,7 +108,7 @@ int store_write_atomic(const char *path, const void *data, size_t len)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = write_all(fd, data, len);
+	ret = fd_write_all(fd, data, len);
 	if (!ret && fchmod(fd, 0600) < 0)
 		ret = -errno;
 	if (!ret && fsync(fd) < 0)

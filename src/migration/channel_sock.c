@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "common/util.h"
 
 int mig_uri_parse(const char *uri, struct mig_uri *u, char *err, size_t errlen)
@@ -102,35 +103,6 @@ void mig_set_timeouts(int fd, int send_ms, int recv_ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &r, sizeof(r));
 }
 
-/* connect() with a deadline: non-blocking, then poll for writability. */
-static int connect_timeout(int fd, const struct sockaddr *sa, socklen_t len, int timeout_ms)
-{
-	int fl = fcntl(fd, F_GETFL), soerr = 0;
-	socklen_t sl = sizeof(soerr);
-	struct pollfd p = { .fd = fd, .events = POLLOUT };
-	int ret;
-
-	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	if (connect(fd, sa, len) == 0)
-		goto done;
-	if (errno != EINPROGRESS)
-		return -errno;
-	do
-		ret = poll(&p, 1, timeout_ms);
-	while (ret < 0 && errno == EINTR);
-	if (ret == 0)
-		return -ETIMEDOUT;
-	if (ret < 0)
-		return -errno;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		return -errno;
-	if (soerr)
-		return -soerr;
-done:
-	fcntl(fd, F_SETFL, fl);
-	return 0;
-}
-
 int mig_connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errlen)
 {
 	int fd = -1, ret = -EINVAL;
@@ -140,7 +112,7 @@ int mig_connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errle
 
 		strcpy(sa.sun_path, u->path);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || (ret = connect_timeout(fd, (struct sockaddr *)&sa, sizeof(sa),
+		if (fd < 0 || (ret = fd_connect_timeout(fd, (struct sockaddr *)&sa, sizeof(sa),
 						     timeout_ms))) {
 			if (fd < 0)
 				ret = -errno;
@@ -166,7 +138,7 @@ int mig_connect(const struct mig_uri *u, int timeout_ms, char *err, size_t errle
 			ret = -errno;
 			continue;
 		}
-		ret = connect_timeout(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms);
+		ret = fd_connect_timeout(fd, ai->ai_addr, ai->ai_addrlen, timeout_ms);
 		if (ret == 0)
 			break;
 		close(fd);

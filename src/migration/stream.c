@@ -7,25 +7,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
 #include "common/crc32c.h"
 #include "common/util.h"
-
-static int write_all(int fd, const void *p, size_t len)
-{
-	const uint8_t *b = p;
-
-	while (len) {
-		ssize_t n = write(fd, b, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return n < 0 ? -errno : -EIO;
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* writev until everything is out; iov is consumed. */
 static int writev_all(int fd, struct iovec *iov, unsigned n)
@@ -60,7 +44,7 @@ int stream_writer_start(struct stream_writer *w, int fd)
 	put_le32(h + 8, STREAM_VERSION);
 	put_le32(h + 12, 0);
 	w->offset = sizeof(h);
-	return write_all(fd, h, sizeof(h));
+	return fd_write_all(fd, h, sizeof(h));
 }
 
 int stream_write_recordv(struct stream_writer *w, uint32_t type, const struct iovec *iov,
@@ -118,29 +102,9 @@ static int reader_fail(struct stream_reader *r, int err, const char *fmt, ...)
 	return err;
 }
 
-/* Reads exactly len bytes; returns how many it got before EOF, or -errno. */
-static ssize_t read_full(int fd, void *p, size_t len)
-{
-	uint8_t *b = p;
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = read(fd, b + done, len - done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
 static int stream_read_exact(struct stream_reader *r, void *p, size_t len, const char *what)
 {
-	ssize_t n = read_full(r->fd, p, len);
+	ssize_t n = fd_read_full(r->fd, p, len);
 
 	if (n < 0)
 		return reader_fail(r, (int)n, "reading %s at offset %llu: %s", what,
@@ -223,7 +187,7 @@ bool stream_reader_at_eof(struct stream_reader *r)
 {
 	uint8_t b;
 
-	return read_full(r->fd, &b, 1) == 0;
+	return fd_read_full(r->fd, &b, 1) == 0;
 }
 
 void stream_reader_free(struct stream_reader *r)

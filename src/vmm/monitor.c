@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/jsonarg.h"
 #include "common/util.h"
 #include "migration/channel_file.h"
 #include "migration/state.h"
@@ -125,21 +126,15 @@ static int cmd_system_powerdown(void *ctx, struct json_object *args, struct json
 static int cmd_cont(void *ctx, struct json_object *args, struct json_object **ret, char *err,
 		    size_t errlen)
 {
+	static const char *const names[] = { "force", NULL };
 	struct monitor *m = ctx;
-
-	struct json_object *force = NULL;
+	bool force = false;
 
 	(void)ret;
-	if (monitor_check_live(m, err, errlen) || monitor_check_migration(m, err, errlen))
+	if (jarg_only(args, names, err, errlen) || jarg_bool(args, "force", &force, err, errlen) ||
+	    monitor_check_live(m, err, errlen) || monitor_check_migration(m, err, errlen))
 		return -1;
-	if (args && (json_object_object_length(args) > 1 ||
-		     (json_object_object_length(args) == 1 &&
-		      (!json_object_object_get_ex(args, "force", &force) ||
-		       !json_object_is_type(force, json_type_boolean))))) {
-		snprintf(err, errlen, "cont takes only \"force\": true|false");
-		return -1;
-	}
-	if (m->mig.handover_unknown && !(force && json_object_get_boolean(force))) {
+	if (m->mig.handover_unknown && !force) {
 		snprintf(err, errlen, "a migration's hand-over did not finish: the destination "
 			 "may be running this guest. Check it; if it is not running there, "
 			 "cont {\"force\": true} resumes it here");
@@ -162,26 +157,6 @@ static int cmd_quit(void *ctx, struct json_object *args, struct json_object **re
 
 	(void)args, (void)ret, (void)err, (void)errlen;
 	vm_request_stop(m->vm, VM_STOP_QUIT);
-	return 0;
-}
-
-/* Checks that args has only the named members; returns -1 with a message. */
-static int monitor_args_only(struct json_object *args, const char *const *names, char *err,
-			     size_t errlen)
-{
-	if (!args)
-		return 0;
-	json_object_object_foreach(args, key, val) {
-		bool known = false;
-
-		(void)val;
-		for (unsigned i = 0; names[i]; i++)
-			known |= !strcmp(key, names[i]);
-		if (!known) {
-			snprintf(err, errlen, "unexpected argument \"%s\"", key);
-			return -1;
-		}
-	}
 	return 0;
 }
 
@@ -210,22 +185,19 @@ static int cmd_save(void *ctx, struct json_object *args, struct json_object **re
 {
 	static const char *const names[] = { "path", "debug-ram-hash", NULL };
 	struct monitor *m = ctx;
-	struct json_object *jpath = NULL, *jhash = NULL;
+	const char *path = NULL;
+	bool hash = false;
 	struct state_stats st;
 	bool was_running;
 	uint64_t t0;
 	int r;
 
-	if (monitor_args_only(args, names, err, errlen))
+	if (jarg_only(args, names, err, errlen) ||
+	    jarg_str(args, "path", true, &path, err, errlen) ||
+	    jarg_bool(args, "debug-ram-hash", &hash, err, errlen))
 		return -1;
-	if (!args || !json_object_object_get_ex(args, "path", &jpath) ||
-	    !json_object_is_type(jpath, json_type_string) || !json_object_get_string_len(jpath)) {
+	if (!*path) {
 		snprintf(err, errlen, "save needs \"path\": a file name");
-		return -1;
-	}
-	if (json_object_object_get_ex(args, "debug-ram-hash", &jhash) &&
-	    !json_object_is_type(jhash, json_type_boolean)) {
-		snprintf(err, errlen, "\"debug-ram-hash\" must be true or false");
 		return -1;
 	}
 	if (monitor_check_live(m, err, errlen) || monitor_check_migration(m, err, errlen))
@@ -236,10 +208,9 @@ static int cmd_save(void *ctx, struct json_object *args, struct json_object **re
 	m->reported_paused = true;
 	if (was_running)
 		control_event(&m->ctl, "STOP", NULL);
-	r = monitor_save_file(m->vm, json_object_get_string(jpath), &st);
+	r = monitor_save_file(m->vm, path, &st);
 	if (r) {
-		snprintf(err, errlen, "saving to %s failed: %s", json_object_get_string(jpath),
-			 strerror(-r));
+		snprintf(err, errlen, "saving to %s failed: %s", path, strerror(-r));
 		if (was_running) {
 			vm_resume(m->vm);
 			m->reported_paused = false;
@@ -252,7 +223,7 @@ static int cmd_save(void *ctx, struct json_object *args, struct json_object **re
 	json_object_object_add(*ret, "ram-pages", json_object_new_int64((int64_t)st.pages_full));
 	json_object_object_add(*ret, "total-time",
 			       json_object_new_int64((int64_t)((time_now_ns() - t0) / 1000000)));
-	if (jhash && json_object_get_boolean(jhash)) {
+	if (hash) {
 		char hex[16];
 
 		snprintf(hex, sizeof(hex), "%08x", state_ram_hash(m->vm));
@@ -262,59 +233,6 @@ static int cmd_save(void *ctx, struct json_object *args, struct json_object **re
 }
 
 /* ---- migration ---- */
-
-static int get_bool_arg(struct json_object *args, const char *name, bool *out, char *err,
-			size_t errlen)
-{
-	struct json_object *v;
-
-	if (!args || !json_object_object_get_ex(args, name, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_boolean)) {
-		snprintf(err, errlen, "\"%s\" must be true or false", name);
-		return -1;
-	}
-	*out = json_object_get_boolean(v);
-	return 0;
-}
-
-/* A non-negative integer argument no larger than max. */
-static int get_uint_arg(struct json_object *args, const char *name, uint64_t max, uint64_t *out,
-			bool *given, char *err, size_t errlen)
-{
-	struct json_object *v;
-	int64_t n;
-
-	if (given)
-		*given = false;
-	if (!args || !json_object_object_get_ex(args, name, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_int) || (n = json_object_get_int64(v)) < 0 ||
-	    (uint64_t)n > max) {
-		snprintf(err, errlen, "\"%s\" must be an integer from 0 to %llu", name,
-			 (unsigned long long)max);
-		return -1;
-	}
-	*out = (uint64_t)n;
-	if (given)
-		*given = true;
-	return 0;
-}
-
-static int get_string_arg(struct json_object *args, const char *name, const char **out,
-			  char *err, size_t errlen)
-{
-	struct json_object *v;
-
-	if (!args || !json_object_object_get_ex(args, name, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_string)) {
-		snprintf(err, errlen, "\"%s\" must be a string", name);
-		return -1;
-	}
-	*out = json_object_get_string(v);
-	return 0;
-}
 
 /* migrate {"uri", "token", "live", "debug-ram-hash", "detach"}: starts a
  * migration and returns at once; query-migrate and the MIGRATION events
@@ -329,12 +247,12 @@ static int cmd_migrate(void *ctx, struct json_object *args, struct json_object *
 	bool live = true, hash = false, detach = true;
 
 	(void)ret;
-	if (monitor_args_only(args, names, err, errlen) ||
-	    get_string_arg(args, "uri", &uri, err, errlen) ||
-	    get_string_arg(args, "token", &token, err, errlen) ||
-	    get_bool_arg(args, "live", &live, err, errlen) ||
-	    get_bool_arg(args, "debug-ram-hash", &hash, err, errlen) ||
-	    get_bool_arg(args, "detach", &detach, err, errlen))
+	if (jarg_only(args, names, err, errlen) ||
+	    jarg_str(args, "uri", false, &uri, err, errlen) ||
+	    jarg_str(args, "token", false, &token, err, errlen) ||
+	    jarg_bool(args, "live", &live, err, errlen) ||
+	    jarg_bool(args, "debug-ram-hash", &hash, err, errlen) ||
+	    jarg_bool(args, "detach", &detach, err, errlen))
 		return -1;
 	if (!uri) {
 		snprintf(err, errlen, "migrate needs \"uri\": tcp:HOST:PORT or unix:PATH");
@@ -366,14 +284,14 @@ static int cmd_migrate_set_parameters(void *ctx, struct json_object *args,
 
 	(void)ret;
 	migration_get_params(&m->mig, &p);
-	if (monitor_args_only(args, names, err, errlen) ||
-	    get_uint_arg(args, "downtime-limit", MIG_MAX_DOWNTIME_MS, &p.downtime_limit_ms, NULL,
+	if (jarg_only(args, names, err, errlen) ||
+	    jarg_u64(args, "downtime-limit", 0, MIG_MAX_DOWNTIME_MS, &p.downtime_limit_ms, NULL,
 			 err, errlen) ||
-	    get_uint_arg(args, "max-bandwidth", INT64_MAX, &p.max_bandwidth, NULL, err, errlen) ||
-	    get_bool_arg(args, "auto-converge", &p.auto_converge, err, errlen) ||
-	    get_uint_arg(args, "convergence-timeout", 86400u * 365, &p.convergence_timeout_s, NULL,
+	    jarg_u64(args, "max-bandwidth", 0, INT64_MAX, &p.max_bandwidth, NULL, err, errlen) ||
+	    jarg_bool(args, "auto-converge", &p.auto_converge, err, errlen) ||
+	    jarg_u64(args, "convergence-timeout", 0, 86400u * 365, &p.convergence_timeout_s, NULL,
 			 err, errlen) ||
-	    get_string_arg(args, "convergence-timeout-action", &action, err, errlen))
+	    jarg_str(args, "convergence-timeout-action", false, &action, err, errlen))
 		return -1;
 	if (action && !strcmp(action, "suspend")) {
 		p.final_action = POLICY_FINAL_SUSPEND;
@@ -507,9 +425,9 @@ static int cmd_calc_dirty_rate(void *ctx, struct json_object *args, struct json_
 	const char *mode = NULL;
 
 	(void)ret;
-	if (monitor_args_only(args, names, err, errlen) ||
-	    get_uint_arg(args, "calc-time", 60, &secs, &given, err, errlen) ||
-	    get_string_arg(args, "mode", &mode, err, errlen))
+	if (jarg_only(args, names, err, errlen) ||
+	    jarg_u64(args, "calc-time", 0, 60, &secs, &given, err, errlen) ||
+	    jarg_str(args, "mode", false, &mode, err, errlen))
 		return -1;
 	if (!given || secs == 0) {
 		snprintf(err, errlen, "calc-dirty-rate needs \"calc-time\": 1 to 60 seconds");

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import sys
@@ -270,10 +271,39 @@ def test_bad_input():
         check(len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0],
               f"ferry {' '.join(args)}: {lines}")
         print(f"  ferry {' '.join(args)[:50]:50} -> {lines[0]}", flush=True)
+    # Raw requests: arguments of the wrong JSON type are refused by name
+    # ("all": "false" was once taken for true), as the monitor does.
+    for execute, args, needle in [
+            ("list", {"all": "false"}, "argument 'all' must be true or false"),
+            ("list", {"all": 1}, "argument 'all' must be true or false"),
+            ("dominfo", {"domain": 7}, "argument 'domain' must be a string"),
+            ("domdirtyrate-calc", {"domain": NAME, "seconds": -1}, "argument 'seconds' must be"),
+            ("domstats", {"groups": "state"}, "argument 'groups' must be an array"),
+            ("start", {"domain": NAME, "frob": True}, "unexpected argument 'frob'")]:
+        reply = rpc(a.sock, execute, args)
+        err = reply.get("error", {})
+        check(err.get("class") == "GenericError" and needle in err.get("desc", ""),
+              f"{execute} {args}: {reply}")
+        print(f"  {execute} {json.dumps(args)[:40]:40} -> {err['desc']}", flush=True)
     r = subprocess.run(["ip", "netns", "exec", NS[0], FERRY, "-c", "ferry+tcp://198.18.0.2:1/",
                         "list"], capture_output=True, text=True, timeout=30)
     check(r.returncode == 1 and "failed to connect" in r.stderr, f"unreachable: {r.stderr!r}")
     check(a.states() == {NAME: "running"}, f"A after bad input: {a.states()}")
+
+
+def rpc(sock, execute, args):
+    """One request on ferryd's socket (docs/ferryd-rpc.md); the reply."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(30)
+    try:
+        s.connect(sock)
+        f = s.makefile("rwb")
+        json.loads(f.readline())  # the greeting
+        f.write(json.dumps({"execute": execute, "arguments": args, "id": 1}).encode() + b"\n")
+        f.flush()
+        return json.loads(f.readline())
+    finally:
+        s.close()
 
 
 def test_offline():
