@@ -2,13 +2,14 @@
 
 #include <errno.h>
 #include <linux/kvm.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/memory.h"
+#include "vm/memory.h"
 
 #define PAGE_SHIFT 12
 
@@ -23,6 +24,70 @@ static int set_slots_logging(struct dirty_log *d, bool on)
 			  strerror(-ret));
 	return ret;
 }
+
+/* ---- the VMM's own bitmap (struct guest_mem's vmm_dirty) ---- */
+
+static uint64_t vmm_dirty_words(const struct guest_mem *mem)
+{
+	return (mem->size >> 12) / 64 + 1;
+}
+
+int dirty_vmm_enable(struct guest_mem *mem, bool on)
+{
+	uint64_t *bm = atomic_load(&mem->vmm_dirty);
+
+	if (!on) {
+		atomic_store_explicit(&mem->vmm_dirty_on, false, memory_order_release);
+		return 0;
+	}
+	if (!bm) {
+		bm = calloc(vmm_dirty_words(mem), sizeof(uint64_t));
+		if (!bm)
+			return -ENOMEM;
+		atomic_store(&mem->vmm_dirty, bm);
+	} else {
+		/* A marker that saw the last enable may still be setting a bit:
+		 * atomic stores, and a stray bit only sends a page again. */
+		for (uint64_t w = 0; w < vmm_dirty_words(mem); w++)
+			__atomic_store_n(&bm[w], 0, __ATOMIC_RELAXED);
+	}
+	atomic_store_explicit(&mem->vmm_dirty_on, true, memory_order_release);
+	return 0;
+}
+
+void dirty_vmm_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
+{
+	uint64_t *bm = mem_vmm_dirty_bits(mem);
+
+	if (!bm)
+		return;
+	for (uint64_t w = 0; w < words; w++)
+		bitmap[w] |= __atomic_load_n(&bm[w], __ATOMIC_RELAXED);
+}
+
+void dirty_vmm_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
+{
+	uint64_t *bm = mem_vmm_dirty_bits(mem);
+
+	if (!bm)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (bits[i])
+			__atomic_fetch_and(&bm[w + i], ~bits[i], __ATOMIC_RELAXED);
+}
+
+void dirty_vmm_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
+{
+	uint64_t *bm = mem_vmm_dirty_bits(mem);
+
+	if (!bm)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (bits[i])
+			__atomic_fetch_or(&bm[w + i], bits[i], __ATOMIC_RELAXED);
+}
+
+/* ---- KVM's dirty log ---- */
 
 int dirty_log_start(struct dirty_log *d, struct guest_mem *mem, int vm_fd)
 {
@@ -50,10 +115,10 @@ int dirty_log_start(struct dirty_log *d, struct guest_mem *mem, int vm_fd)
 		d->bitmap = NULL;
 		return -ENOTSUP;
 	}
-	ret = mem_vmm_dirty_enable(mem, true);
+	ret = dirty_vmm_enable(mem, true);
 	ret = ret ?: set_slots_logging(d, true);
 	if (ret) {
-		mem_vmm_dirty_enable(mem, false);
+		dirty_vmm_enable(mem, false);
 		free(d->bitmap);
 		d->bitmap = NULL;
 		return ret;
@@ -82,7 +147,7 @@ int64_t dirty_log_sync(struct dirty_log *d)
 		log_error("KVM_GET_DIRTY_LOG: %s", strerror(-ret));
 		return ret;
 	}
-	mem_vmm_dirty_read(d->mem, d->bitmap, words);
+	dirty_vmm_read(d->mem, d->bitmap, words);
 	for (uint64_t w = 0; w < words; w++)
 		count += (uint64_t)__builtin_popcountll(d->bitmap[w]);
 	return (int64_t)count;
@@ -109,7 +174,7 @@ int dirty_log_clear(struct dirty_log *d, uint64_t w, uint64_t n)
 	uint64_t low_words = d->low_pages / 64;
 	int ret = 0;
 
-	mem_vmm_dirty_clear(d->mem, d->bitmap + w, w, n);
+	dirty_vmm_clear(d->mem, d->bitmap + w, w, n);
 	if (!d->kvm_logging)
 		return 0;
 	/* Split at the slot boundary (a whole word: low RAM is whole MiB). */
@@ -129,7 +194,7 @@ int dirty_log_clear(struct dirty_log *d, uint64_t w, uint64_t n)
 
 void dirty_log_put_back(struct dirty_log *d, uint64_t w, uint64_t n)
 {
-	mem_vmm_dirty_put_back(d->mem, d->bitmap + w, w, n);
+	dirty_vmm_put_back(d->mem, d->bitmap + w, w, n);
 }
 
 void dirty_log_stop(struct dirty_log *d)
@@ -138,7 +203,7 @@ void dirty_log_stop(struct dirty_log *d)
 		set_slots_logging(d, false);
 	d->kvm_logging = false;
 	if (d->mem)
-		mem_vmm_dirty_enable(d->mem, false);
+		dirty_vmm_enable(d->mem, false);
 	free(d->bitmap);
 	d->bitmap = NULL;
 }

@@ -17,6 +17,23 @@
 
 struct guest_mem;
 
+/* The VMM's own bitmap, on or off (from one thread at a time; safe while
+ * device threads call mem_mark_dirty). An enable starts from no page
+ * marked. dirty_log_start/stop do this; exported for tests. */
+int dirty_vmm_enable(struct guest_mem *mem, bool on);
+
+/* ORs the VMM's dirty bits into bitmap (words of it), leaving them set:
+ * like KVM's log with manual protect, a bit is cleared only just before
+ * its page is read (dirty_vmm_clear), so a bit read by a sync whose pass
+ * never runs (the switch-over) is read again by the next one. */
+void dirty_vmm_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words);
+
+/* Clears the VMM's bits that are set in bits, over words [w, w + n). */
+void dirty_vmm_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n);
+
+/* ORs bits [w, w + n) back into the VMM's bitmap (a failed send). */
+void dirty_vmm_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n);
+
 struct dirty_log {
 	struct guest_mem *mem;
 	int vm_fd;

@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "migration/channel_sock.h"
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 #define HELLO_TIMEOUT_MS 10000
 

@@ -20,7 +20,7 @@
 #include "migration/dirty.h"
 #include "migration/state.h"
 #include "migration/stream.h"
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 #define PAGE_SIZE 4096u
 #define CHUNK_WORDS 64u /* pages cleared and sent together: 4096 (16 MiB) */

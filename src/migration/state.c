@@ -15,8 +15,8 @@
 #include "common/crc32c.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vcpu.h"
-#include "vmm/vm.h"
+#include "vm/vcpu.h"
+#include "vm/vm.h"
 
 #define PAGE_SIZE 4096u
 #define INFO_MAX_STRING 65536u

@@ -25,7 +25,7 @@
 #include "migration/incoming.h"
 #include "migration/state.h"
 #include "vmm/monitor.h"
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 #define DEFAULT_MEMORY_MIB 512
 

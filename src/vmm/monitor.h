@@ -5,7 +5,7 @@
 
 #include "migration/migrate.h"
 #include "vmm/control.h"
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 struct monitor {
 	struct vm *vm;

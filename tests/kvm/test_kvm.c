@@ -16,7 +16,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 static const char *payload_dir;
 

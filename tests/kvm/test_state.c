@@ -43,8 +43,8 @@
 #include "common/buf.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vcpu.h"
-#include "vmm/vm.h"
+#include "vm/vcpu.h"
+#include "vm/vm.h"
 
 #define NCPUS 2
 #define SPIN_COUNTER 0x200000

@@ -24,7 +24,7 @@
 #include "arch/x86/layout.h"
 #include "common/util.h"
 #include "devices/pci.h"
-#include "vmm/memory.h"
+#include "vm/memory.h"
 
 #define HDR 36
 

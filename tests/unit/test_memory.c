@@ -1,5 +1,6 @@
 /* Unit tests for the VMM's own dirty tracking of guest RAM (the pages ferry
- * writes on the guest's behalf, src/vmm/memory.h): bits set by
+ * writes on the guest's behalf: mem_mark_dirty in arch/x86/guest_mem.h,
+ * dirty_vmm_* in migration/dirty.h): bits set by
  * mem_mark_dirty, read, cleared and put back as a migration pass does, and
  * tracking switched off and on while device threads keep marking, as a
  * failed live migration or the end of calc-dirty-rate does with the guest
@@ -16,7 +17,8 @@
 #include <cmocka.h>
 
 #include "common/util.h"
-#include "vmm/memory.h"
+#include "migration/dirty.h"
+#include "vm/memory.h"
 
 #define RAM_MIB 64
 #define WORDS ((MiB(RAM_MIB) >> 12) / 64)
@@ -43,11 +45,11 @@ static void test_untracked_marks_nothing(void **state)
 	uint64_t bits[WORDS] = { 0 };
 
 	mem_mark_dirty(mem, 0x5000, 4096);
-	assert_int_equal(mem_vmm_dirty_enable(mem, true), 0);
-	mem_vmm_dirty_read(mem, bits, WORDS);
+	assert_int_equal(dirty_vmm_enable(mem, true), 0);
+	dirty_vmm_read(mem, bits, WORDS);
 	for (unsigned w = 0; w < WORDS; w++)
 		assert_int_equal(bits[w], 0);
-	assert_int_equal(mem_vmm_dirty_enable(mem, false), 0);
+	assert_int_equal(dirty_vmm_enable(mem, false), 0);
 }
 
 static void test_mark_read_clear_put_back(void **state)
@@ -55,32 +57,32 @@ static void test_mark_read_clear_put_back(void **state)
 	struct guest_mem *mem = *state;
 	uint64_t bits[WORDS] = { 0 }, again[WORDS] = { 0 };
 
-	assert_int_equal(mem_vmm_dirty_enable(mem, true), 0);
+	assert_int_equal(dirty_vmm_enable(mem, true), 0);
 	mem_mark_dirty(mem, 0x5000, 1);          /* page 5 */
 	mem_mark_dirty(mem, 0x7fff, 2);          /* straddles pages 7 and 8 */
 	mem_mark_dirty(mem, MiB(RAM_MIB), 4096); /* not RAM: ignored */
-	mem_vmm_dirty_read(mem, bits, WORDS);
+	dirty_vmm_read(mem, bits, WORDS);
 	assert_int_equal(bits[0], (1ull << 5) | (1ull << 7) | (1ull << 8));
 	/* Reading leaves the bits set; clearing takes exactly the ones read. */
-	mem_vmm_dirty_read(mem, again, WORDS);
+	dirty_vmm_read(mem, again, WORDS);
 	assert_int_equal(again[0], bits[0]);
 	mem_mark_dirty(mem, 0x9000, 4096); /* page 9, after the read */
-	mem_vmm_dirty_clear(mem, bits, 0, 1);
+	dirty_vmm_clear(mem, bits, 0, 1);
 	memset(again, 0, sizeof(again));
-	mem_vmm_dirty_read(mem, again, WORDS);
+	dirty_vmm_read(mem, again, WORDS);
 	assert_int_equal(again[0], 1ull << 9);
 	/* A send that failed puts its pages back. */
-	mem_vmm_dirty_put_back(mem, bits, 0, 1);
+	dirty_vmm_put_back(mem, bits, 0, 1);
 	memset(again, 0, sizeof(again));
-	mem_vmm_dirty_read(mem, again, WORDS);
+	dirty_vmm_read(mem, again, WORDS);
 	assert_int_equal(again[0], bits[0] | (1ull << 9));
 	/* Off and on again: a fresh start, nothing left over. */
-	assert_int_equal(mem_vmm_dirty_enable(mem, false), 0);
-	assert_int_equal(mem_vmm_dirty_enable(mem, true), 0);
+	assert_int_equal(dirty_vmm_enable(mem, false), 0);
+	assert_int_equal(dirty_vmm_enable(mem, true), 0);
 	memset(again, 0, sizeof(again));
-	mem_vmm_dirty_read(mem, again, WORDS);
+	dirty_vmm_read(mem, again, WORDS);
 	assert_int_equal(again[0], 0);
-	assert_int_equal(mem_vmm_dirty_enable(mem, false), 0);
+	assert_int_equal(dirty_vmm_enable(mem, false), 0);
 }
 
 struct marker {
@@ -114,9 +116,9 @@ static void test_toggle_while_marking(void **state)
 	for (unsigned i = 0; i < 20000; i++) {
 		uint64_t bits[WORDS] = { 0 };
 
-		assert_int_equal(mem_vmm_dirty_enable(m.mem, true), 0);
-		mem_vmm_dirty_read(m.mem, bits, WORDS);
-		assert_int_equal(mem_vmm_dirty_enable(m.mem, false), 0);
+		assert_int_equal(dirty_vmm_enable(m.mem, true), 0);
+		dirty_vmm_read(m.mem, bits, WORDS);
+		assert_int_equal(dirty_vmm_enable(m.mem, false), 0);
 	}
 	atomic_store(&m.stop, true);
 	for (unsigned i = 0; i < 2; i++)

@@ -1,6 +1,7 @@
 /* x86 vCPU register state: the PVH entry state at boot, the local APIC's
  * virtual-wire setup, and the save and restore of a vCPU's complete state
- * and of the VM-wide in-kernel devices (irqchip, PIT, clock).
+ * (the VM-wide in-kernel devices, irqchip, PIT and clock, are
+ * kvm_devices.h's).
  *
  * State records are fixed-width little-endian byte strings (STYLE.md §11);
  * their layout, field by field, is written down above each *_put function
@@ -81,7 +82,5 @@ struct x86_vcpu_record_layout {
  * -EINVAL. */
 int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
 			  struct x86_vcpu_record_layout *layout);
-
-/* ---- VM-wide in-kernel devices ---- */
 
 #endif

@@ -1,8 +1,8 @@
 /* /dev/kvm: the system fd, the capabilities ferry relies on, and whether
  * this host's KVM is kvm_pvm (software nested virtualization, where guest
  * ring 0 runs through KVM's instruction emulator). */
-#ifndef FERRY_VMM_KVM_H
-#define FERRY_VMM_KVM_H
+#ifndef FERRY_VM_KVM_H
+#define FERRY_VM_KVM_H
 
 #include <stdbool.h>
 

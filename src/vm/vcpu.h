@@ -1,8 +1,8 @@
 /* vCPU threads: one per vCPU, running KVM_RUN and dispatching exits through
  * a table indexed by exit reason. Pausing kicks a vCPU out of KVM_RUN with
  * immediate_exit + a signal and parks it. */
-#ifndef FERRY_VMM_VCPU_H
-#define FERRY_VMM_VCPU_H
+#ifndef FERRY_VM_VCPU_H
+#define FERRY_VM_VCPU_H
 
 #include <linux/kvm.h>
 #include <pthread.h>

@@ -2,8 +2,8 @@
  * client at a time can attach to (output is dropped while none is, as with
  * QEMU's "server,nowait"). Writes come from vCPU threads under the VM's I/O
  * lock; the main loop polls chardev_poll_fd() and calls chardev_ready(). */
-#ifndef FERRY_VMM_CHARDEV_H
-#define FERRY_VMM_CHARDEV_H
+#ifndef FERRY_VM_CHARDEV_H
+#define FERRY_VM_CHARDEV_H
 
 #include <stdbool.h>
 #include <stddef.h>

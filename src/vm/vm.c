@@ -1,4 +1,4 @@
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -15,7 +15,7 @@
 #include "arch/x86/layout.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vcpu.h"
+#include "vm/vcpu.h"
 
 #define KERNEL_MAX_SIZE GiB(1)
 #define INITRD_MAX_SIZE GiB(2)

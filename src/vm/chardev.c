@@ -1,4 +1,4 @@
-#include "vmm/chardev.h"
+#include "vm/chardev.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "vmm/vcpu.h"
+#include "vm/vcpu.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -11,7 +11,7 @@
 
 #include "arch/x86/cpu_state.h"
 #include "common/log.h"
-#include "vmm/vm.h"
+#include "vm/vm.h"
 
 #define VCPU_KICK_SIGNAL SIGUSR1
 

@@ -1,4 +1,4 @@
-#include "vmm/memory.h"
+#include "vm/memory.h"
 
 #include <errno.h>
 #include <linux/kvm.h>
@@ -82,87 +82,6 @@ int mem_register(const struct guest_mem *mem, int vm_fd)
 	return mem_set_slot_flags(mem, vm_fd, 0);
 }
 
-/* The VMM's bitmap while tracking is on, else NULL. */
-static uint64_t *vmm_dirty_bits(struct guest_mem *mem)
-{
-	return atomic_load_explicit(&mem->vmm_dirty_on, memory_order_acquire) ?
-		atomic_load_explicit(&mem->vmm_dirty, memory_order_relaxed) : NULL;
-}
-
-void mem_mark_dirty(struct guest_mem *mem, uint64_t gpa, uint64_t len)
-{
-	uint64_t *bm = vmm_dirty_bits(mem);
-	int64_t off;
-
-	if (!bm || !len)
-		return;
-	off = mem_layout_offset(mem->low_size, mem->high_size, gpa, len);
-	if (off < 0)
-		return;
-	for (uint64_t p = (uint64_t)off >> 12; p <= ((uint64_t)off + len - 1) >> 12; p++)
-		__atomic_fetch_or(&bm[p / 64], 1ull << (p % 64), __ATOMIC_RELAXED);
-}
-
-static uint64_t vmm_dirty_words(const struct guest_mem *mem)
-{
-	return (mem->size >> 12) / 64 + 1;
-}
-
-int mem_vmm_dirty_enable(struct guest_mem *mem, bool on)
-{
-	uint64_t *bm = atomic_load(&mem->vmm_dirty);
-
-	if (!on) {
-		atomic_store_explicit(&mem->vmm_dirty_on, false, memory_order_release);
-		return 0;
-	}
-	if (!bm) {
-		bm = calloc(vmm_dirty_words(mem), sizeof(uint64_t));
-		if (!bm)
-			return -ENOMEM;
-		atomic_store(&mem->vmm_dirty, bm);
-	} else {
-		/* A marker that saw the last enable may still be setting a bit:
-		 * atomic stores, and a stray bit only sends a page again. */
-		for (uint64_t w = 0; w < vmm_dirty_words(mem); w++)
-			__atomic_store_n(&bm[w], 0, __ATOMIC_RELAXED);
-	}
-	atomic_store_explicit(&mem->vmm_dirty_on, true, memory_order_release);
-	return 0;
-}
-
-void mem_vmm_dirty_read(struct guest_mem *mem, uint64_t *bitmap, uint64_t words)
-{
-	uint64_t *bm = vmm_dirty_bits(mem);
-
-	if (!bm)
-		return;
-	for (uint64_t w = 0; w < words; w++)
-		bitmap[w] |= __atomic_load_n(&bm[w], __ATOMIC_RELAXED);
-}
-
-void mem_vmm_dirty_clear(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
-{
-	uint64_t *bm = vmm_dirty_bits(mem);
-
-	if (!bm)
-		return;
-	for (uint64_t i = 0; i < n; i++)
-		if (bits[i])
-			__atomic_fetch_and(&bm[w + i], ~bits[i], __ATOMIC_RELAXED);
-}
-
-void mem_vmm_dirty_put_back(struct guest_mem *mem, const uint64_t *bits, uint64_t w, uint64_t n)
-{
-	uint64_t *bm = vmm_dirty_bits(mem);
-
-	if (!bm)
-		return;
-	for (uint64_t i = 0; i < n; i++)
-		if (bits[i])
-			__atomic_fetch_or(&bm[w + i], bits[i], __ATOMIC_RELAXED);
-}
-
 void mem_destroy(struct guest_mem *mem)
 {
 	atomic_store(&mem->vmm_dirty_on, false);
@@ -173,27 +92,6 @@ void mem_destroy(struct guest_mem *mem)
 		close(mem->memfd);
 	mem->host = NULL;
 	mem->memfd = -1;
-}
-
-uint64_t mem_low_size(uint64_t size)
-{
-	return MIN(size, MEM_LOW_LIMIT);
-}
-
-int64_t mem_layout_offset(uint64_t low, uint64_t high, uint64_t gpa, uint64_t len)
-{
-	if (range_within(gpa, len, low))
-		return (int64_t)gpa;
-	if (gpa >= MEM_HIGH_BASE && range_within(gpa - MEM_HIGH_BASE, len, high))
-		return (int64_t)(low + (gpa - MEM_HIGH_BASE));
-	return -1;
-}
-
-void *mem_gpa_to_hva(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
-{
-	int64_t off = mem_layout_offset(mem->low_size, mem->high_size, gpa, len);
-
-	return off < 0 ? NULL : mem->host + off;
 }
 
 bool mem_next_data(const struct guest_mem *mem, uint64_t off, uint64_t end, uint64_t *start,

@@ -1,8 +1,8 @@
 /* One virtual machine: KVM VM, guest RAM, vCPU threads, the PC's devices,
  * and its run state (running, paused, stopping). All of it hangs off
  * struct vm, so a second VM in the same process just works. */
-#ifndef FERRY_VMM_VM_H
-#define FERRY_VMM_VM_H
+#ifndef FERRY_VM_VM_H
+#define FERRY_VM_VM_H
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -19,9 +19,9 @@
 #include "devices/serial.h"
 #include "devices/virtio/blk.h"
 #include "devices/virtio/net.h"
-#include "vmm/chardev.h"
-#include "vmm/kvm.h"
-#include "vmm/memory.h"
+#include "vm/chardev.h"
+#include "vm/kvm.h"
+#include "vm/memory.h"
 
 #define VM_MIN_MEMORY_MIB 8
 #define VM_MAX_DISKS      8
