@@ -2,7 +2,12 @@
  * pre-copy loop (dirty log, passes, the policy's decision each round), the
  * final pause and the two-phase hand-over of docs/migration-protocol.md,
  * while the main thread keeps answering the control socket. Everything the
- * two threads share sits under struct migration's lock. */
+ * two threads share sits under struct migration's lock.
+ *
+ * The parts, in the protocol's order: migrate.c (this API, the thread, the
+ * hand-shake and the channel), precopy.c (RAM passes and the pre-copy
+ * loop), handover.c (the last RAM, the state, READY, GO, STARTED),
+ * dirty_rate.c (calc-dirty-rate); migrate_run.h is what they share. */
 #ifndef FERRY_MIGRATION_MIGRATE_H
 #define FERRY_MIGRATION_MIGRATE_H
 
@@ -86,6 +91,10 @@ struct migration {
 	char *uri, *token;
 	bool live, ram_hash;
 	bool was_running;
+	/* What the last hand-over in this process cost beyond its RAM (pause,
+	 * state, the destination's load, GO → STARTED): the policy's fixed
+	 * cost for the next migration (0: none yet). The thread's alone. */
+	uint64_t learned_fixed_ns;
 
 	/* calc-dirty-rate */
 	pthread_t rate_thread;
