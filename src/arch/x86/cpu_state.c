@@ -96,17 +96,6 @@ uint64_t x86_vcpu_rip(int vcpu_fd)
 	return ioctl(vcpu_fd, KVM_GET_REGS, &regs) < 0 ? 0 : regs.rip;
 }
 
-/* ======================================================================
- * vCPU state save and load
- *
- * A vCPU record (version 1) is these sections, in this order, which is
- * also the order they are loaded in (vcpu_state_set says why):
- *   CPUID, TSC kHz, SREGS, REGS, XSAVE, XCRS, MSRS, MP_STATE, LAPIC,
- *   VCPU_EVENTS, DEBUGREGS.
- * Each *_put below gives its section's layout. All fields little-endian;
- * KVM's padding and reserved fields are not written.
- * ====================================================================== */
-
 #define MSR_IA32_TSC 0x10
 #define MSR_IA32_SPEC_CTRL 0x48
 #define MSR_IA32_ARCH_CAPABILITIES 0x10a
@@ -129,46 +118,6 @@ uint64_t x86_vcpu_rip(int vcpu_fd)
 
 #define TSC_TOLERANCE_PPM 250 /* KVM's tsc_tolerance_ppm default */
 #define MSR_BATCH 128 /* KVM takes fewer than 256 (MAX_IO_MSRS) per call */
-#define XSAVE_LEGACY_SIZE ((uint32_t)sizeof(struct kvm_xsave))
-#define CPUID_ENTRY_BYTES 28
-#define MSR_ENTRY_BYTES 12
-
-/* Everything a vCPU record holds, as KVM's structures. Save fills it from
- * KVM and writes it out; load parses a record into it completely, and only
- * then gives it to KVM. */
-struct x86_vcpu_state {
-	struct cpuid_table cpuid;
-	uint32_t tsc_khz;
-	struct kvm_sregs sregs;
-	struct kvm_regs regs;
-	struct kvm_xsave *xsave; /* xsave_size bytes */
-	uint32_t xsave_size;
-	struct kvm_xcrs xcrs;
-	struct kvm_msrs *msrs;   /* msrs->nmsrs entries */
-	struct kvm_mp_state mp;
-	struct kvm_lapic_state lapic;
-	struct kvm_vcpu_events events;
-	struct kvm_debugregs dbg;
-};
-
-static void vcpu_state_free(struct x86_vcpu_state *s)
-{
-	if (!s)
-		return;
-	free(s->xsave);
-	free(s->msrs);
-	free(s);
-}
-
-
-static struct kvm_msrs *msrs_alloc(uint32_t n)
-{
-	struct kvm_msrs *m = calloc(1, sizeof(*m) + (size_t)n * sizeof(m->entries[0]));
-
-	if (m)
-		m->nmsrs = n;
-	return m;
-}
 
 /* The XSAVE area size this host's KVM reads and writes: 4 KiB, or more
  * when KVM_CAP_XSAVE2 says so (dynamic features such as AMX). */
@@ -324,7 +273,7 @@ static void msr_want_extra(int vcpu_fd, uint32_t *want, uint32_t *n)
  * that one is skipped and the batch goes on after it. */
 static int msrs_read(int vcpu_fd, const uint32_t *want, uint32_t n, struct kvm_msrs *out)
 {
-	struct kvm_msrs *b = msrs_alloc(MSR_BATCH);
+	struct kvm_msrs *b = x86_msrs_alloc(MSR_BATCH);
 	uint32_t pos = 0, kept = 0;
 	int ret = 0;
 
@@ -392,7 +341,7 @@ static int msrs_get(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s)
 	for (uint32_t i = 0; i < l->nmsrs; i++)
 		msr_want(want, &n, l->indices[i]);
 	msr_want_extra(vcpu_fd, want, &n);
-	s->msrs = msrs_alloc(n);
+	s->msrs = x86_msrs_alloc(n);
 	ret = s->msrs ? msrs_read(vcpu_fd, want, n, s->msrs) : -ENOMEM;
 	if (ret == 0)
 		msrs_drop_unused_extras(l, s->msrs);
@@ -420,328 +369,6 @@ static int vcpu_state_get(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s)
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_GET_VCPU_EVENTS, &s->events);
 	ret = ret ?: KVM_IOCTL(vcpu_fd, KVM_GET_DEBUGREGS, &s->dbg);
 	return ret;
-}
-
-/* ---- the record: one function per section and direction ----
- *
- * Fields that are a plain list of same-width scalars are named once, in a
- * table of pointers that both directions walk, so put and get cannot
- * drift apart. */
-
-static void put_u64s(struct buf *b, __u64 *const *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		buf_put_u64(b, *f[i]);
-}
-
-static void get_u64s(struct reader *r, __u64 *const *f, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		*f[i] = reader_u64(r);
-}
-
-static size_t reader_left(const struct reader *r)
-{
-	return r->short_read ? 0 : r->len - r->off;
-}
-
-/* CPUID: u32 nent (<= 256), then nent × {u32 function, index, flags, eax,
- * ebx, ecx, edx}. */
-static void cpuid_put(struct buf *b, const struct cpuid_table *t)
-{
-	buf_put_u32(b, t->head.nent);
-	for (uint32_t i = 0; i < t->head.nent; i++) {
-		const struct kvm_cpuid_entry2 *e = &t->entries[i];
-
-		buf_put_u32(b, e->function);
-		buf_put_u32(b, e->index);
-		buf_put_u32(b, e->flags);
-		buf_put_u32(b, e->eax);
-		buf_put_u32(b, e->ebx);
-		buf_put_u32(b, e->ecx);
-		buf_put_u32(b, e->edx);
-	}
-}
-
-static int cpuid_parse(struct reader *r, struct cpuid_table *t)
-{
-	uint32_t n = reader_u32(r);
-
-	if (n > CPUID_MAX_ENTRIES || (size_t)n * CPUID_ENTRY_BYTES > reader_left(r))
-		return -EINVAL;
-	t->head.nent = n;
-	for (uint32_t i = 0; i < n; i++) {
-		struct kvm_cpuid_entry2 *e = &t->entries[i];
-
-		e->function = reader_u32(r);
-		e->index = reader_u32(r);
-		e->flags = reader_u32(r);
-		e->eax = reader_u32(r);
-		e->ebx = reader_u32(r);
-		e->ecx = reader_u32(r);
-		e->edx = reader_u32(r);
-	}
-	return 0;
-}
-
-/* A segment: u64 base, u32 limit, u16 selector, u8 type, present, dpl, db,
- * s, l, g, avl, unusable (23 bytes). */
-#define SEGMENT_U8S(s)                                                                     \
-	{ &(s)->type, &(s)->present, &(s)->dpl, &(s)->db, &(s)->s, &(s)->l, &(s)->g, &(s)->avl, \
-	  &(s)->unusable }
-
-static void segment_put(struct buf *b, struct kvm_segment *s)
-{
-	uint8_t *const u[] = SEGMENT_U8S(s);
-
-	buf_put_u64(b, s->base);
-	buf_put_u32(b, s->limit);
-	buf_put_u16(b, s->selector);
-	buf_put_u8s(b, u, ARRAY_SIZE(u));
-}
-
-static void segment_get(struct reader *r, struct kvm_segment *s)
-{
-	uint8_t *const u[] = SEGMENT_U8S(s);
-
-	s->base = reader_u64(r);
-	s->limit = reader_u32(r);
-	s->selector = reader_u16(r);
-	reader_u8s(r, u, ARRAY_SIZE(u));
-}
-
-/* The segments in record order: cs, ds, es, fs, gs, ss, tr, ldt. */
-#define SREGS_SEGMENTS(sr) \
-	{ &(sr)->cs, &(sr)->ds, &(sr)->es, &(sr)->fs, &(sr)->gs, &(sr)->ss, &(sr)->tr, &(sr)->ldt }
-/* Then gdt, idt as {u64 base, u16 limit}; then these u64s. */
-#define SREGS_U64S(sr)                                                                     \
-	{ &(sr)->cr0, &(sr)->cr2, &(sr)->cr3, &(sr)->cr4, &(sr)->cr8, &(sr)->efer,         \
-	  &(sr)->apic_base, &(sr)->interrupt_bitmap[0], &(sr)->interrupt_bitmap[1],        \
-	  &(sr)->interrupt_bitmap[2], &(sr)->interrupt_bitmap[3] }
-
-/* SREGS: 8 segments (above), gdt and idt {u64 base, u16 limit}, u64 cr0,
- * cr2, cr3, cr4, cr8, efer, apic_base, interrupt_bitmap[4] (292 bytes). */
-static void sregs_put(struct buf *b, struct kvm_sregs *sr)
-{
-	struct kvm_segment *seg[] = SREGS_SEGMENTS(sr);
-	__u64 *const u[] = SREGS_U64S(sr);
-
-	for (size_t i = 0; i < ARRAY_SIZE(seg); i++)
-		segment_put(b, seg[i]);
-	buf_put_u64(b, sr->gdt.base);
-	buf_put_u16(b, sr->gdt.limit);
-	buf_put_u64(b, sr->idt.base);
-	buf_put_u16(b, sr->idt.limit);
-	put_u64s(b, u, ARRAY_SIZE(u));
-}
-
-static void sregs_get(struct reader *r, struct kvm_sregs *sr)
-{
-	struct kvm_segment *seg[] = SREGS_SEGMENTS(sr);
-	__u64 *const u[] = SREGS_U64S(sr);
-
-	for (size_t i = 0; i < ARRAY_SIZE(seg); i++)
-		segment_get(r, seg[i]);
-	sr->gdt.base = reader_u64(r);
-	sr->gdt.limit = reader_u16(r);
-	sr->idt.base = reader_u64(r);
-	sr->idt.limit = reader_u16(r);
-	get_u64s(r, u, ARRAY_SIZE(u));
-}
-
-/* REGS: u64 rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp, r8-r15, rip, rflags
- * (144 bytes). */
-#define REGS_U64S(g)                                                                       \
-	{ &(g)->rax, &(g)->rbx, &(g)->rcx, &(g)->rdx, &(g)->rsi, &(g)->rdi, &(g)->rsp,     \
-	  &(g)->rbp, &(g)->r8,	&(g)->r9,  &(g)->r10, &(g)->r11, &(g)->r12, &(g)->r13,     \
-	  &(g)->r14, &(g)->r15, &(g)->rip, &(g)->rflags }
-
-static void regs_put(struct buf *b, struct kvm_regs *g)
-{
-	__u64 *const u[] = REGS_U64S(g);
-
-	put_u64s(b, u, ARRAY_SIZE(u));
-}
-
-static void regs_get(struct reader *r, struct kvm_regs *g)
-{
-	__u64 *const u[] = REGS_U64S(g);
-
-	get_u64s(r, u, ARRAY_SIZE(u));
-}
-
-/* XSAVE: u32 size (4096 to 64 KiB, a multiple of 4), then the XSAVE area
- * as KVM gives it (the architectural, non-compacted XSAVE layout). */
-static void xsave_put(struct buf *b, const struct x86_vcpu_state *s)
-{
-	buf_put_u32(b, s->xsave_size);
-	buf_put(b, s->xsave, s->xsave_size);
-}
-
-static int xsave_parse(struct reader *r, struct x86_vcpu_state *s)
-{
-	uint32_t size = reader_u32(r);
-
-	if (size < XSAVE_LEGACY_SIZE || size > X86_STATE_XSAVE_MAX || size % 4 ||
-	    size > reader_left(r))
-		return -EINVAL;
-	s->xsave = malloc(size);
-	if (!s->xsave)
-		return -ENOMEM;
-	s->xsave_size = size;
-	reader_get(r, s->xsave, size);
-	return 0;
-}
-
-/* XCRS: u32 nr_xcrs (<= 16), u32 flags, nr_xcrs × {u32 xcr, u64 value}. */
-static void xcrs_put(struct buf *b, const struct kvm_xcrs *x)
-{
-	buf_put_u32(b, x->nr_xcrs);
-	buf_put_u32(b, x->flags);
-	for (uint32_t i = 0; i < x->nr_xcrs && i < KVM_MAX_XCRS; i++) {
-		buf_put_u32(b, x->xcrs[i].xcr);
-		buf_put_u64(b, x->xcrs[i].value);
-	}
-}
-
-static int xcrs_parse(struct reader *r, struct kvm_xcrs *x)
-{
-	x->nr_xcrs = reader_u32(r);
-	x->flags = reader_u32(r);
-	if (x->nr_xcrs > KVM_MAX_XCRS)
-		return -EINVAL;
-	for (uint32_t i = 0; i < x->nr_xcrs; i++) {
-		x->xcrs[i].xcr = reader_u32(r);
-		x->xcrs[i].value = reader_u64(r);
-	}
-	return 0;
-}
-
-/* MSRS: u32 count (<= 1024), count × {u32 index, u64 value}. */
-static void msrs_put(struct buf *b, const struct kvm_msrs *m)
-{
-	buf_put_u32(b, m->nmsrs);
-	for (uint32_t i = 0; i < m->nmsrs; i++) {
-		buf_put_u32(b, m->entries[i].index);
-		buf_put_u64(b, m->entries[i].data);
-	}
-}
-
-static int msrs_parse(struct reader *r, struct x86_vcpu_state *s)
-{
-	uint32_t n = reader_u32(r);
-
-	if (n > X86_STATE_MSR_MAX || (size_t)n * MSR_ENTRY_BYTES > reader_left(r))
-		return -EINVAL;
-	s->msrs = msrs_alloc(n);
-	if (!s->msrs)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < n; i++) {
-		s->msrs->entries[i].index = reader_u32(r);
-		s->msrs->entries[i].data = reader_u64(r);
-	}
-	return 0;
-}
-
-/* VCPU_EVENTS (37 bytes): exception {u8 injected, nr, has_error_code,
- * pending; u32 error_code}, interrupt {u8 injected, nr, soft, shadow},
- * nmi {u8 injected, pending, masked}, u32 sipi_vector, u32 flags (as
- * KVM_GET_VCPU_EVENTS gave them), smi {u8 smm, pending, smm_inside_nmi,
- * latched_init}, u8 triple_fault.pending, u8 exception_has_payload,
- * u64 exception_payload. */
-#define EVENTS_U8S_A(e)                                                                    \
-	{ &(e)->exception.injected, &(e)->exception.nr, &(e)->exception.has_error_code,    \
-	  &(e)->exception.pending }
-#define EVENTS_U8S_B(e)                                                                    \
-	{ &(e)->interrupt.injected, &(e)->interrupt.nr, &(e)->interrupt.soft,              \
-	  &(e)->interrupt.shadow, &(e)->nmi.injected, &(e)->nmi.pending, &(e)->nmi.masked }
-#define EVENTS_U8S_C(e)                                                                    \
-	{ &(e)->smi.smm, &(e)->smi.pending, &(e)->smi.smm_inside_nmi, &(e)->smi.latched_init, \
-	  &(e)->triple_fault.pending, &(e)->exception_has_payload }
-
-static void events_put(struct buf *b, struct kvm_vcpu_events *e)
-{
-	uint8_t *const a[] = EVENTS_U8S_A(e), *const m[] = EVENTS_U8S_B(e);
-	uint8_t *const c[] = EVENTS_U8S_C(e);
-
-	buf_put_u8s(b, a, ARRAY_SIZE(a));
-	buf_put_u32(b, e->exception.error_code);
-	buf_put_u8s(b, m, ARRAY_SIZE(m));
-	buf_put_u32(b, e->sipi_vector);
-	buf_put_u32(b, e->flags);
-	buf_put_u8s(b, c, ARRAY_SIZE(c));
-	buf_put_u64(b, e->exception_payload);
-}
-
-static void events_get(struct reader *r, struct kvm_vcpu_events *e)
-{
-	uint8_t *const a[] = EVENTS_U8S_A(e), *const m[] = EVENTS_U8S_B(e);
-	uint8_t *const c[] = EVENTS_U8S_C(e);
-
-	reader_u8s(r, a, ARRAY_SIZE(a));
-	e->exception.error_code = reader_u32(r);
-	reader_u8s(r, m, ARRAY_SIZE(m));
-	e->sipi_vector = reader_u32(r);
-	e->flags = reader_u32(r);
-	reader_u8s(r, c, ARRAY_SIZE(c));
-	e->exception_payload = reader_u64(r);
-}
-
-/* DEBUGREGS: u64 db0-db3, dr6, dr7, flags. */
-#define DEBUGREGS_U64S(d)                                                                  \
-	{ &(d)->db[0], &(d)->db[1], &(d)->db[2], &(d)->db[3], &(d)->dr6, &(d)->dr7, &(d)->flags }
-
-static void vcpu_state_put(struct buf *b, struct x86_vcpu_state *s)
-{
-	__u64 *const dbg[] = DEBUGREGS_U64S(&s->dbg);
-
-	cpuid_put(b, &s->cpuid);
-	buf_put_u32(b, s->tsc_khz); /* TSC kHz: u32, not 0 */
-	sregs_put(b, &s->sregs);
-	regs_put(b, &s->regs);
-	xsave_put(b, s);
-	xcrs_put(b, &s->xcrs);
-	msrs_put(b, s->msrs);
-	buf_put_u32(b, s->mp.mp_state); /* MP_STATE: u32 */
-	buf_put(b, s->lapic.regs, sizeof(s->lapic.regs)); /* LAPIC: the 1 KiB register page */
-	events_put(b, &s->events);
-	put_u64s(b, dbg, ARRAY_SIZE(dbg));
-}
-
-/* Parses a whole record into s, noting where each section starts. */
-static int vcpu_state_parse(struct reader *r, struct x86_vcpu_state *s,
-			    struct x86_vcpu_record_layout *lay)
-{
-	__u64 *const dbg[] = DEBUGREGS_U64S(&s->dbg);
-	int ret;
-
-	lay->cpuid = r->off;
-	ret = cpuid_parse(r, &s->cpuid);
-	lay->tsc_khz = r->off;
-	s->tsc_khz = reader_u32(r);
-	lay->sregs = r->off;
-	sregs_get(r, &s->sregs);
-	lay->regs = r->off;
-	regs_get(r, &s->regs);
-	lay->xsave = r->off;
-	ret = ret ?: xsave_parse(r, s);
-	lay->xcrs = r->off;
-	ret = ret ?: xcrs_parse(r, &s->xcrs);
-	lay->msrs = r->off;
-	ret = ret ?: msrs_parse(r, s);
-	if (ret)
-		return ret;
-	lay->nmsrs = s->msrs->nmsrs;
-	lay->mp_state = r->off;
-	s->mp.mp_state = reader_u32(r);
-	lay->lapic = r->off;
-	reader_get(r, s->lapic.regs, sizeof(s->lapic.regs));
-	lay->events = r->off;
-	events_get(r, &s->events);
-	lay->debugregs = r->off;
-	get_u64s(r, dbg, ARRAY_SIZE(dbg));
-	ret = reader_finish(r);
-	return ret ?: (s->tsc_khz == 0 ? -EINVAL : 0);
 }
 
 /* ---- giving the state to KVM ----
@@ -850,7 +477,7 @@ static int xsave_set(int kvm_fd, int vcpu_fd, const struct x86_vcpu_state *s, ch
  * every MSR must be set, or the guest would run with a lost setting. */
 static int msrs_set(int vcpu_fd, const struct kvm_msrs *m, char *err, size_t errlen)
 {
-	struct kvm_msrs *b = msrs_alloc(MSR_BATCH);
+	struct kvm_msrs *b = x86_msrs_alloc(MSR_BATCH);
 	int ret = 0;
 
 	if (!b)
@@ -1037,45 +664,12 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out)
 	ret = vcpu_state_get(kvm_fd, vcpu_fd, s);
 	if (ret)
 		goto out;
-	vcpu_state_put(out, s);
+	x86_vcpu_record_put(out, s);
 	ret = buf_finish(out);
 out:
 	if (ret && !out->oom)
 		out->len = start;
-	vcpu_state_free(s);
-	return ret;
-}
-
-/* Parses a record into a new state; *s is NULL on error. */
-static int vcpu_record_parse(uint32_t version, const uint8_t *data, size_t len,
-			     struct x86_vcpu_state **s, struct x86_vcpu_record_layout *lay)
-{
-	struct x86_vcpu_record_layout tmp;
-	struct reader r;
-	int ret;
-
-	*s = NULL;
-	if (version != X86_VCPU_STATE_VERSION)
-		return -EPROTO;
-	*s = calloc(1, sizeof(**s));
-	if (!*s)
-		return -ENOMEM;
-	reader_init(&r, data, len);
-	ret = vcpu_state_parse(&r, *s, lay ? lay : &tmp);
-	if (ret) {
-		vcpu_state_free(*s);
-		*s = NULL;
-	}
-	return ret;
-}
-
-int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
-			  struct x86_vcpu_record_layout *layout)
-{
-	struct x86_vcpu_state *s;
-	int ret = vcpu_record_parse(version, data, len, &s, layout);
-
-	vcpu_state_free(s);
+	x86_vcpu_state_free(s);
 	return ret;
 }
 
@@ -1109,7 +703,7 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data
 		  bool first, char *err, size_t errlen)
 {
 	struct x86_vcpu_state *s;
-	int ret = vcpu_record_parse(version, data, len, &s, NULL);
+	int ret = x86_vcpu_record_parse(version, data, len, &s, NULL);
 
 	if (ret == -EPROTO)
 		return set_fail(err, errlen, ret, "state version %u: this ferry reads version %u",
@@ -1119,6 +713,6 @@ int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data
 				ret == -EINVAL ? "malformed" : strerror(-ret));
 	ret = cpuid_check(vcpu_fd, s, err, errlen);
 	ret = ret ?: vcpu_state_set(kvm_fd, vcpu_fd, s, first, err, errlen);
-	vcpu_state_free(s);
+	x86_vcpu_state_free(s);
 	return ret;
 }

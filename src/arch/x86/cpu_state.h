@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "arch/x86/cpuid.h"
+#include "arch/x86/vcpu_record.h"
 #include "common/buf.h"
 #include "devices/device.h"
 
@@ -33,12 +34,6 @@ int x86_vcpu_set_pvh_entry(int vcpu_fd, uint64_t entry, uint64_t start_info);
 uint64_t x86_vcpu_rip(int vcpu_fd);
 
 /* ---- vCPU state save and load ---- */
-
-#define X86_VCPU_STATE_VERSION 1
-
-/* Limits a reader enforces before it allocates anything. */
-#define X86_STATE_MSR_MAX 1024          /* MSRs in a vCPU record */
-#define X86_STATE_XSAVE_MAX (64 * 1024) /* bytes of XSAVE area */
 
 /* Appends the complete state of vCPU vcpu_fd to out: CPUID, TSC rate,
  * registers, FPU/vector state, MSRs, MP state, local APIC, pending events,
@@ -68,19 +63,5 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out);
  * from KVM. Logs nothing. */
 int x86_vcpu_load(int kvm_fd, int vcpu_fd, uint32_t version, const uint8_t *data, size_t len,
 		  bool first, char *err, size_t errlen);
-
-/* Where the sections of a vCPU record start (byte offsets into it), for
- * tools that dump or compare records. */
-struct x86_vcpu_record_layout {
-	size_t cpuid, tsc_khz, sregs, regs, xsave, xcrs, msrs, mp_state, lapic, events,
-		debugregs;
-	uint32_t nmsrs; /* MSR entries, each {u32 index, u64 value}, from msrs + 4 */
-};
-
-/* Checks a vCPU record exactly as x86_vcpu_load does, without KVM, and
- * fills in *layout (may be NULL). Logs nothing. Returns 0, -EPROTO or
- * -EINVAL. */
-int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
-			  struct x86_vcpu_record_layout *layout);
 
 #endif
