@@ -857,9 +857,6 @@ static void test_msix(void **state)
 #define VQ_IND    (RAM_BASE + 0x3000)   /* indirect tables, 0x100 apart */
 #define VQ_BUF    (RAM_BASE + 0x10000)  /* buffers, 0x100 apart */
 
-#define F_NEXT     1
-#define F_WRITE    2
-#define F_INDIRECT 4
 
 struct vq_fix {
 	struct fake_ram *ram;
@@ -934,17 +931,17 @@ static void test_virtq_good_chains(void **state)
 
 	/* Chain at 5: readable 16, readable 8, writable 16, writable 16
 	 * (in table order 5 -> 1 -> 6 -> 2). */
-	put_desc(r, VQ_DESC, 5, vbuf(0), 16, F_NEXT, 1);
-	put_desc(r, VQ_DESC, 1, vbuf(1), 8, F_NEXT, 6);
-	put_desc(r, VQ_DESC, 6, vbuf(2), 16, F_NEXT | F_WRITE, 2);
-	put_desc(r, VQ_DESC, 2, vbuf(3), 16, F_WRITE, 0);
+	put_desc(r, VQ_DESC, 5, vbuf(0), 16, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(r, VQ_DESC, 1, vbuf(1), 8, VIRTQ_DESC_F_NEXT, 6);
+	put_desc(r, VQ_DESC, 6, vbuf(2), 16, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	put_desc(r, VQ_DESC, 2, vbuf(3), 16, VIRTQ_DESC_F_WRITE, 0);
 	/* Chain at 3: an indirect table of readable 4, writable 32, writable
 	 * 0 (a zero-length buffer is allowed), writable 1. */
-	put_desc(r, VQ_DESC, 3, VQ_IND, 4 * 16, F_INDIRECT, 0);
-	put_desc(r, VQ_IND, 0, vbuf(4), 4, F_NEXT, 3);
-	put_desc(r, VQ_IND, 3, vbuf(5), 32, F_NEXT | F_WRITE, 1);
-	put_desc(r, VQ_IND, 1, vbuf(6), 0, F_NEXT | F_WRITE, 2);
-	put_desc(r, VQ_IND, 2, vbuf(7), 1, F_WRITE, 0);
+	put_desc(r, VQ_DESC, 3, VQ_IND, 4 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	put_desc(r, VQ_IND, 0, vbuf(4), 4, VIRTQ_DESC_F_NEXT, 3);
+	put_desc(r, VQ_IND, 3, vbuf(5), 32, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	put_desc(r, VQ_IND, 1, vbuf(6), 0, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	put_desc(r, VQ_IND, 2, vbuf(7), 1, VIRTQ_DESC_F_WRITE, 0);
 	avail_push(r, VQ_AVAIL, VQ_SIZE, &v->aidx, 5);
 	avail_push(r, VQ_AVAIL, VQ_SIZE, &v->aidx, 3);
 	assert_true(virtq_has_work(&v->q));
@@ -1009,7 +1006,7 @@ static void test_virtq_good_chains(void **state)
 
 	/* A chain as long as the queue is fine. */
 	for (unsigned i = 0; i < VQ_SIZE; i++)
-		put_desc(r, VQ_DESC, i, vbuf(i), 8, i + 1 < VQ_SIZE ? F_NEXT : 0,
+		put_desc(r, VQ_DESC, i, vbuf(i), 8, i + 1 < VQ_SIZE ? VIRTQ_DESC_F_NEXT : 0,
 			 (uint16_t)(i + 1));
 	avail_push(r, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 	assert_int_equal(virtq_pop(&v->q, &v->e), 1);
@@ -1034,7 +1031,7 @@ static void test_virtq_index_wrap(void **state)
 	v->q.s.last_avail = v->q.s.used_idx = 0xfffe;
 	v->aidx = 0xfffe;
 	for (unsigned i = 0; i < 3; i++) {
-		put_desc(r, VQ_DESC, i, vbuf(i), 8, F_WRITE, 0);
+		put_desc(r, VQ_DESC, i, vbuf(i), 8, VIRTQ_DESC_F_WRITE, 0);
 		avail_push(r, VQ_AVAIL, VQ_SIZE, &v->aidx, (uint16_t)i);
 	}
 	for (unsigned i = 0; i < 3; i++) {
@@ -1068,20 +1065,20 @@ static void bad_head(struct vq_fix *v)
 
 static void bad_next(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, vbuf(0), 8, F_NEXT, VQ_SIZE);
+	put_desc(v->ram, VQ_DESC, 0, vbuf(0), 8, VIRTQ_DESC_F_NEXT, VQ_SIZE);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_loop(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 2, vbuf(0), 8, F_NEXT, 5);
-	put_desc(v->ram, VQ_DESC, 5, vbuf(1), 8, F_NEXT, 2);
+	put_desc(v->ram, VQ_DESC, 2, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 5);
+	put_desc(v->ram, VQ_DESC, 5, vbuf(1), 8, VIRTQ_DESC_F_NEXT, 2);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 2);
 }
 
 static void bad_self_loop(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 4, vbuf(0), 8, F_NEXT, 4);
+	put_desc(v->ram, VQ_DESC, 4, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 4);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 4);
 }
 
@@ -1089,65 +1086,66 @@ static void bad_self_loop(struct vq_fix *v)
 static void bad_too_long(struct vq_fix *v)
 {
 	for (unsigned i = 0; i < VQ_SIZE; i++)
-		put_desc(v->ram, VQ_DESC, i, vbuf(i), 8, F_NEXT, (uint16_t)((i + 1) % VQ_SIZE));
+		put_desc(v->ram, VQ_DESC, i, vbuf(i), 8, VIRTQ_DESC_F_NEXT,
+			 (uint16_t)((i + 1) % VQ_SIZE));
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_in_indirect(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, F_INDIRECT, 0);
-	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, F_NEXT, 1);
-	put_desc(v->ram, VQ_IND, 1, VQ_IND + 0x100, 16, F_INDIRECT, 0);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(v->ram, VQ_IND, 1, VQ_IND + 0x100, 16, VIRTQ_DESC_F_INDIRECT, 0);
 	put_desc(v->ram, VQ_IND + 0x100, 0, vbuf(1), 8, 0, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_with_next(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 16, F_INDIRECT | F_NEXT, 1);
-	put_desc(v->ram, VQ_DESC, 1, vbuf(1), 8, F_WRITE, 0);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 16, VIRTQ_DESC_F_INDIRECT | VIRTQ_DESC_F_NEXT, 1);
+	put_desc(v->ram, VQ_DESC, 1, vbuf(1), 8, VIRTQ_DESC_F_WRITE, 0);
 	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, 0, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void good_indirect(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 16, F_INDIRECT, 0);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 16, VIRTQ_DESC_F_INDIRECT, 0);
 	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, 0, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_len(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 24, F_INDIRECT, 0);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 24, VIRTQ_DESC_F_INDIRECT, 0);
 	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, 0, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_empty(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 0, F_INDIRECT, 0);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 0, VIRTQ_DESC_F_INDIRECT, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_table_outside(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, RAM_BASE + RAM_SIZE - 16, 32, F_INDIRECT, 0);
+	put_desc(v->ram, VQ_DESC, 0, RAM_BASE + RAM_SIZE - 16, 32, VIRTQ_DESC_F_INDIRECT, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_next(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, F_INDIRECT, 0);
-	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, F_NEXT, 2); /* the table has 2 */
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 2); /* the table has 2 */
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_indirect_loop(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, F_INDIRECT, 0);
-	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, F_NEXT, 1);
-	put_desc(v->ram, VQ_IND, 1, vbuf(1), 8, F_NEXT, 0);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(v->ram, VQ_IND, 1, vbuf(1), 8, VIRTQ_DESC_F_NEXT, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
@@ -1159,8 +1157,8 @@ static void bad_buffer_after_ram(struct vq_fix *v)
 
 static void bad_buffer_across_end(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, vbuf(0), 8, F_NEXT, 1);
-	put_desc(v->ram, VQ_DESC, 1, RAM_BASE + RAM_SIZE - 4, 8, F_WRITE, 0);
+	put_desc(v->ram, VQ_DESC, 0, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(v->ram, VQ_DESC, 1, RAM_BASE + RAM_SIZE - 4, 8, VIRTQ_DESC_F_WRITE, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
@@ -1178,16 +1176,16 @@ static void bad_buffer_wraps(struct vq_fix *v)
 
 static void bad_write_then_read(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, vbuf(0), 8, F_NEXT, 1);
-	put_desc(v->ram, VQ_DESC, 1, vbuf(1), 8, F_WRITE | F_NEXT, 2);
+	put_desc(v->ram, VQ_DESC, 0, vbuf(0), 8, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(v->ram, VQ_DESC, 1, vbuf(1), 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
 	put_desc(v->ram, VQ_DESC, 2, vbuf(2), 8, 0, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
 
 static void bad_write_then_read_indirect(struct vq_fix *v)
 {
-	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, F_INDIRECT, 0);
-	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, F_WRITE | F_NEXT, 1);
+	put_desc(v->ram, VQ_DESC, 0, VQ_IND, 2 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	put_desc(v->ram, VQ_IND, 0, vbuf(0), 8, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
 	put_desc(v->ram, VQ_IND, 1, vbuf(1), 8, 0, 0);
 	avail_push(v->ram, VQ_AVAIL, VQ_SIZE, &v->aidx, 0);
 }
@@ -1435,40 +1433,7 @@ static void test_iov_helpers(void **state)
 
 /* --- 5. the transport and virtio-blk, end to end ------------------------- */
 
-/* Common configuration (§4.1.4.3). */
-#define CC_DFSEL     0x00
-#define CC_DF        0x04
-#define CC_GFSEL     0x08
-#define CC_GF        0x0c
-#define CC_MSIX      0x10
-#define CC_NUMQ      0x12
-#define CC_STATUS    0x14
-#define CC_CFGGEN    0x15
-#define CC_QSEL      0x16
-#define CC_QSIZE     0x18
-#define CC_QMSIX     0x1a
-#define CC_QENABLE   0x1c
-#define CC_QNOFF     0x1e
-#define CC_QDESC     0x20
-#define CC_QDRIVER   0x28
-#define CC_QDEVICE   0x30
 
-/* virtio-blk (§5.2). */
-#define BLK_F_SEG_MAX      2
-#define BLK_F_RO           5
-#define BLK_F_BLK_SIZE     6
-#define BLK_F_FLUSH        9
-#define BLK_F_DISCARD      13
-#define BLK_F_WRITE_ZEROES 14
-#define T_IN           0
-#define T_OUT          1
-#define T_FLUSH        4
-#define T_GET_ID       8
-#define T_DISCARD      11
-#define T_WRITE_ZEROES 13
-#define S_OK           0
-#define S_IOERR        1
-#define S_UNSUPP       2
 
 #define IMG_SIZE   MiB(1)
 #define BLK_QMAX   256
@@ -1657,36 +1622,36 @@ static void cc_wr(struct blk_fix *f, unsigned off, unsigned size, uint64_t v)
 
 static uint8_t status(struct blk_fix *f)
 {
-	return (uint8_t)cc_rd(f, CC_STATUS, 1);
+	return (uint8_t)cc_rd(f, VIRTIO_CC_STATUS, 1);
 }
 
 static void set_status(struct blk_fix *f, uint8_t st)
 {
-	cc_wr(f, CC_STATUS, 1, st);
+	cc_wr(f, VIRTIO_CC_STATUS, 1, st);
 }
 
 static uint64_t dev_features(struct blk_fix *f)
 {
-	cc_wr(f, CC_DFSEL, 4, 0);
-	uint64_t lo = cc_rd(f, CC_DF, 4);
-	cc_wr(f, CC_DFSEL, 4, 1);
-	return lo | cc_rd(f, CC_DF, 4) << 32;
+	cc_wr(f, VIRTIO_CC_DFSEL, 4, 0);
+	uint64_t lo = cc_rd(f, VIRTIO_CC_DF, 4);
+	cc_wr(f, VIRTIO_CC_DFSEL, 4, 1);
+	return lo | cc_rd(f, VIRTIO_CC_DF, 4) << 32;
 }
 
 static void write_features(struct blk_fix *f, uint64_t feat)
 {
-	cc_wr(f, CC_GFSEL, 4, 0);
-	cc_wr(f, CC_GF, 4, (uint32_t)feat);
-	cc_wr(f, CC_GFSEL, 4, 1);
-	cc_wr(f, CC_GF, 4, feat >> 32);
+	cc_wr(f, VIRTIO_CC_GFSEL, 4, 0);
+	cc_wr(f, VIRTIO_CC_GF, 4, (uint32_t)feat);
+	cc_wr(f, VIRTIO_CC_GFSEL, 4, 1);
+	cc_wr(f, VIRTIO_CC_GF, 4, feat >> 32);
 }
 
 static uint64_t read_driver_features(struct blk_fix *f)
 {
-	cc_wr(f, CC_GFSEL, 4, 0);
-	uint64_t lo = cc_rd(f, CC_GF, 4);
-	cc_wr(f, CC_GFSEL, 4, 1);
-	return lo | cc_rd(f, CC_GF, 4) << 32;
+	cc_wr(f, VIRTIO_CC_GFSEL, 4, 0);
+	uint64_t lo = cc_rd(f, VIRTIO_CC_GF, 4);
+	cc_wr(f, VIRTIO_CC_GFSEL, 4, 1);
+	return lo | cc_rd(f, VIRTIO_CC_GF, 4) << 32;
 }
 
 /* Reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK. Returns whether the
@@ -1718,28 +1683,28 @@ static void drv_msix(struct blk_fix *f)
 	mm_wr(&f->host, t + 28, 4, 0);
 	ctrl = (uint16_t)cfg_rd(&f->host, f->slot, f->d.msix_cap + 2, 2);
 	cfg_wr(&f->host, f->slot, f->d.msix_cap + 2, 2, ctrl | MSIX_CTRL_ENABLE);
-	cc_wr(f, CC_MSIX, 2, 0);
-	assert_int_equal(cc_rd(f, CC_MSIX, 2), 0);
+	cc_wr(f, VIRTIO_CC_MSIX, 2, 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), 0);
 }
 
 /* Queue 0 as vp_modern_setup_queue() programs it (64-bit addresses as two
  * 32-bit writes). */
 static void drv_queue(struct blk_fix *f, uint16_t qsize)
 {
-	cc_wr(f, CC_QSEL, 2, 0);
-	assert_int_equal(cc_rd(f, CC_QSIZE, 2), BLK_QMAX);
-	assert_int_equal(cc_rd(f, CC_QENABLE, 2), 0);
-	cc_wr(f, CC_QSIZE, 2, qsize);
-	cc_wr(f, CC_QMSIX, 2, 1);
-	assert_int_equal(cc_rd(f, CC_QMSIX, 2), 1);
-	cc_wr(f, CC_QDESC, 4, (uint32_t)G_DESC);
-	cc_wr(f, CC_QDESC + 4, 4, G_DESC >> 32);
-	cc_wr(f, CC_QDRIVER, 4, (uint32_t)G_AVAIL);
-	cc_wr(f, CC_QDRIVER + 4, 4, G_AVAIL >> 32);
-	cc_wr(f, CC_QDEVICE, 4, (uint32_t)G_USED);
-	cc_wr(f, CC_QDEVICE + 4, 4, G_USED >> 32);
-	f->d.notify_off = (uint16_t)cc_rd(f, CC_QNOFF, 2);
-	cc_wr(f, CC_QENABLE, 2, 1);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), BLK_QMAX);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QENABLE, 2), 0);
+	cc_wr(f, VIRTIO_CC_QSIZE, 2, qsize);
+	cc_wr(f, VIRTIO_CC_QMSIX, 2, 1);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), 1);
+	cc_wr(f, VIRTIO_CC_QDESC, 4, (uint32_t)G_DESC);
+	cc_wr(f, VIRTIO_CC_QDESC + 4, 4, G_DESC >> 32);
+	cc_wr(f, VIRTIO_CC_QDRIVER, 4, (uint32_t)G_AVAIL);
+	cc_wr(f, VIRTIO_CC_QDRIVER + 4, 4, G_AVAIL >> 32);
+	cc_wr(f, VIRTIO_CC_QDEVICE, 4, (uint32_t)G_USED);
+	cc_wr(f, VIRTIO_CC_QDEVICE + 4, 4, G_USED >> 32);
+	f->d.notify_off = (uint16_t)cc_rd(f, VIRTIO_CC_QNOFF, 2);
+	cc_wr(f, VIRTIO_CC_QENABLE, 2, 1);
 	f->d.qsize = qsize;
 	f->d.aidx = 0;
 	f->d.next_desc = 0;
@@ -1749,7 +1714,8 @@ static void drv_queue(struct blk_fix *f, uint16_t qsize)
 
 static const uint64_t drv_all_features =
 	VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) |
-	VIRTIO_BIT(BLK_F_SEG_MAX) | VIRTIO_BIT(BLK_F_BLK_SIZE) | VIRTIO_BIT(BLK_F_FLUSH);
+	VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+	VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
 
 static void drv_start_with(struct blk_fix *f, uint64_t feat)
 {
@@ -1805,7 +1771,8 @@ static uint16_t drv_submit(struct blk_fix *f, const struct seg *s, unsigned n, b
 	head = (uint16_t)d->next_desc;
 	for (unsigned i = 0; i < n; i++)
 		put_desc(f->ram, G_DESC, head + i, s[i].gpa, s[i].len,
-			 (uint16_t)((s[i].w ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0)),
+			 (uint16_t)((s[i].w ? VIRTQ_DESC_F_WRITE : 0) |
+				    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
 			 (uint16_t)(head + i + 1));
 	d->next_desc += n;
 	avail_push(f->ram, G_AVAIL, d->qsize, &d->aidx, head);
@@ -1824,12 +1791,13 @@ static uint16_t drv_submit_indirect(struct blk_fix *f, const struct seg *s, unsi
 
 	for (unsigned i = 0; i < n; i++)
 		put_desc(f->ram, t, i, s[i].gpa, s[i].len,
-			 (uint16_t)((s[i].w ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0)),
+			 (uint16_t)((s[i].w ? VIRTQ_DESC_F_WRITE : 0) |
+				    (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
 			 (uint16_t)(i + 1));
 	if (d->next_desc + 1 > d->qsize)
 		d->next_desc = 0;
 	head = (uint16_t)d->next_desc++;
-	put_desc(f->ram, G_DESC, head, t, 16 * n, F_INDIRECT, 0);
+	put_desc(f->ram, G_DESC, head, t, 16 * n, VIRTQ_DESC_F_INDIRECT, 0);
 	avail_push(f->ram, G_AVAIL, d->qsize, &d->aidx, head);
 	drv_notify(f);
 	return head;
@@ -1847,7 +1815,7 @@ static struct req blk_submit(struct blk_fix *f, uint32_t type, uint64_t sector, 
 {
 	unsigned slot = f->d.nreq++ % 16;
 	struct req r = { .hdr = G_HDR + 16 * slot, .status = G_STATUS + slot };
-	bool dev_writes = type == T_IN || type == T_GET_ID;
+	bool dev_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
 	struct seg s[3];
 	unsigned n = 0;
 	uint8_t *h = host(f->ram, r.hdr);
@@ -1986,14 +1954,14 @@ static void test_virtio_features(void **state)
 	df = dev_features(f);
 	assert_true(df & VIRTIO_BIT(VIRTIO_F_VERSION_1));
 	assert_true(df & VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC));
-	assert_true(df & VIRTIO_BIT(BLK_F_FLUSH));
-	assert_true(df & VIRTIO_BIT(BLK_F_BLK_SIZE));
-	assert_true(df & VIRTIO_BIT(BLK_F_SEG_MAX));
-	assert_false(df & VIRTIO_BIT(BLK_F_RO));
+	assert_true(df & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH));
+	assert_true(df & VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE));
+	assert_true(df & VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX));
+	assert_false(df & VIRTIO_BIT(VIRTIO_BLK_F_RO));
 	assert_false(df & VIRTIO_BIT(VIRTIO_F_RING_EVENT_IDX));
-	cc_wr(f, CC_DFSEL, 4, 2);
-	assert_int_equal(cc_rd(f, CC_DF, 4), 0);
-	assert_int_equal(cc_rd(f, CC_DFSEL, 4), 2);
+	cc_wr(f, VIRTIO_CC_DFSEL, 4, 2);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_DF, 4), 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_DFSEL, 4), 2);
 
 	/* Without VERSION_1 (a legacy driver): refused. */
 	assert_false(drv_negotiate(f, drv_all_features & ~VIRTIO_BIT(VIRTIO_F_VERSION_1)));
@@ -2012,8 +1980,8 @@ static void test_virtio_features(void **state)
 	assert_true(virtio_pci_feature(&f->blk.vp, VIRTIO_F_VERSION_1));
 	assert_false(virtio_pci_feature(&f->blk.vp, VIRTIO_F_INDIRECT_DESC));
 	/* Selector 2 and up: zero, writes ignored. */
-	cc_wr(f, CC_GFSEL, 4, 2);
-	assert_int_equal(cc_rd(f, CC_GF, 4), 0);
+	cc_wr(f, VIRTIO_CC_GFSEL, 4, 2);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_GF, 4), 0);
 
 	/* The device configuration: capacity, blk_size, seg_max. */
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.device, 8), IMG_SIZE / 512);
@@ -2032,55 +2000,55 @@ static void test_virtio_queue_setup(void **state)
 
 	(void)state;
 	drv_probe(f);
-	assert_int_equal(cc_rd(f, CC_NUMQ, 2), 1);
-	assert_int_equal(cc_rd(f, CC_MSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_NUMQ, 2), 1);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), MSIX_NO_VECTOR);
 	assert_true(drv_negotiate(f, drv_all_features));
 	/* Queue 1 does not exist: size 0, writes go nowhere. */
-	cc_wr(f, CC_QSEL, 2, 1);
-	assert_int_equal(cc_rd(f, CC_QSEL, 2), 1);
-	assert_int_equal(cc_rd(f, CC_QSIZE, 2), 0);
-	cc_wr(f, CC_QSIZE, 2, 8);
-	cc_wr(f, CC_QENABLE, 2, 1);
-	assert_int_equal(cc_rd(f, CC_QSIZE, 2), 0);
-	assert_int_equal(cc_rd(f, CC_QENABLE, 2), 0);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 1);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSEL, 2), 1);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), 0);
+	cc_wr(f, VIRTIO_CC_QSIZE, 2, 8);
+	cc_wr(f, VIRTIO_CC_QENABLE, 2, 1);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QENABLE, 2), 0);
 	/* A vector the table does not have reads back as NO_VECTOR. */
-	cc_wr(f, CC_QSEL, 2, 0);
-	cc_wr(f, CC_QMSIX, 2, 2);
-	assert_int_equal(cc_rd(f, CC_QMSIX, 2), MSIX_NO_VECTOR);
-	cc_wr(f, CC_MSIX, 2, 7);
-	assert_int_equal(cc_rd(f, CC_MSIX, 2), MSIX_NO_VECTOR);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
+	cc_wr(f, VIRTIO_CC_QMSIX, 2, 2);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), MSIX_NO_VECTOR);
+	cc_wr(f, VIRTIO_CC_MSIX, 2, 7);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), MSIX_NO_VECTOR);
 
 	drv_msix(f);
 	drv_queue(f, DRV_QSIZE);
-	assert_int_equal(cc_rd(f, CC_QSIZE, 2), DRV_QSIZE);
-	assert_int_equal(cc_rd(f, CC_QDESC, 8), G_DESC);
-	assert_int_equal(cc_rd(f, CC_QDRIVER, 4), (uint32_t)G_AVAIL);
-	assert_int_equal(cc_rd(f, CC_QDEVICE, 8), G_USED);
-	assert_int_equal(cc_rd(f, CC_QENABLE, 2), 1);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), DRV_QSIZE);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDESC, 8), G_DESC);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDRIVER, 4), (uint32_t)G_AVAIL);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDEVICE, 8), G_USED);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QENABLE, 2), 1);
 	assert_int_equal(f->d.notify_off, 0);
 	/* Enabled: size and addresses are fixed; enable can't be undone. */
-	cc_wr(f, CC_QSIZE, 2, 4);
-	cc_wr(f, CC_QDESC, 8, G_DESC + 0x100);
-	cc_wr(f, CC_QENABLE, 2, 0);
-	assert_int_equal(cc_rd(f, CC_QSIZE, 2), DRV_QSIZE);
-	assert_int_equal(cc_rd(f, CC_QDESC, 8), G_DESC);
-	assert_int_equal(cc_rd(f, CC_QENABLE, 2), 1);
+	cc_wr(f, VIRTIO_CC_QSIZE, 2, 4);
+	cc_wr(f, VIRTIO_CC_QDESC, 8, G_DESC + 0x100);
+	cc_wr(f, VIRTIO_CC_QENABLE, 2, 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), DRV_QSIZE);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDESC, 8), G_DESC);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QENABLE, 2), 1);
 	/* The vector can still change. */
-	cc_wr(f, CC_QMSIX, 2, 0);
-	assert_int_equal(cc_rd(f, CC_QMSIX, 2), 0);
-	cc_wr(f, CC_QMSIX, 2, 1);
+	cc_wr(f, VIRTIO_CC_QMSIX, 2, 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), 0);
+	cc_wr(f, VIRTIO_CC_QMSIX, 2, 1);
 	/* Reads of the notify area and the rest of the BAR: zero. */
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.notify, 2), 0);
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + 0x3ff0, 4), 0);
 	/* Not started before DRIVER_OK: a request waits. */
 	{
-		struct req r = blk_submit(f, T_IN, 0, G_RDATA, 512, true);
+		struct req r = blk_submit(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 512, true);
 
 		settle(f);
 		assert_int_equal(used_idx(f), 0);
 		set_status(f, 0x0f);
 		assert_true(wait_used(f, r.idx));
-		assert_int_equal(*host(f->ram, r.status), S_OK);
+		assert_int_equal(*host(f->ram, r.status), VIRTIO_BLK_S_OK);
 	}
 	blk_fix_free(f);
 }
@@ -2096,7 +2064,7 @@ static void test_blk_read_write(void **state)
 	(void)state;
 	drv_start(f);
 	/* A read of the image as it was made. */
-	assert_int_equal(blk_do_len(f, T_IN, 3, G_RDATA, 1024, &ulen), S_OK);
+	assert_int_equal(blk_do_len(f, VIRTIO_BLK_T_IN, 3, G_RDATA, 1024, &ulen), VIRTIO_BLK_S_OK);
 	assert_int_equal(ulen, 1024 + 1);
 	for (unsigned i = 0; i < 1024; i++)
 		assert_int_equal(r[i], img_byte(3 * 512 + i));
@@ -2106,7 +2074,8 @@ static void test_blk_read_write(void **state)
 	/* Write 8 sectors at sector 10, read them back. */
 	for (unsigned i = 0; i < 4096; i++)
 		w[i] = (uint8_t)(i * 13 + 1);
-	assert_int_equal(blk_do_len(f, T_OUT, 10, G_WDATA, 4096, &ulen), S_OK);
+	assert_int_equal(blk_do_len(f, VIRTIO_BLK_T_OUT, 10, G_WDATA, 4096, &ulen),
+			 VIRTIO_BLK_S_OK);
 	assert_int_equal(ulen, 1);
 	read_image(f->path, 10 * 512, file, sizeof(file));
 	assert_memory_equal(file, w, 4096);
@@ -2115,7 +2084,7 @@ static void test_blk_read_write(void **state)
 		assert_int_equal(file[i], img_byte(9 * 512 + i));
 	memset(r, 0, 4096);
 	dirty_clear(f->ram);
-	assert_int_equal(blk_do(f, T_IN, 10, G_RDATA, 4096), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 10, G_RDATA, 4096), VIRTIO_BLK_S_OK);
 	assert_memory_equal(r, w, 4096);
 	/* The bytes the device wrote and the used ring were reported. */
 	assert_true(dirty_all(f->ram, G_RDATA, 4096));
@@ -2126,30 +2095,36 @@ static void test_blk_read_write(void **state)
 
 	/* GET_ID: the serial, zero padded to 20 bytes. */
 	memset(r, 0xff, 32);
-	assert_int_equal(blk_do_len(f, T_GET_ID, 0, G_RDATA, 20, &ulen), S_OK);
+	assert_int_equal(blk_do_len(f, VIRTIO_BLK_T_GET_ID, 0, G_RDATA, 20, &ulen),
+			 VIRTIO_BLK_S_OK);
 	assert_memory_equal(r, "ferry-disk-0\0\0\0\0\0\0\0\0", 20);
 	assert_int_equal(ulen, 21);
 	assert_int_equal(r[20], 0xff);
 
 	/* FLUSH. */
-	assert_int_equal(blk_do(f, T_FLUSH, 0, 0, 0), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
 	/* The last sector, exactly. */
-	assert_int_equal(blk_do(f, T_IN, IMG_SIZE / 512 - 1, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, IMG_SIZE / 512 - 1, G_RDATA, 512),
+			 VIRTIO_BLK_S_OK);
 	assert_int_equal(r[511], img_byte(IMG_SIZE - 1));
 	/* Past the end, across the end, absurd sectors: IOERR, no data. */
 	memset(r, 0xee, 1024);
-	assert_int_equal(blk_do(f, T_IN, IMG_SIZE / 512, G_RDATA, 512), S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, IMG_SIZE / 512, G_RDATA, 512),
+			 VIRTIO_BLK_S_IOERR);
 	assert_int_equal(r[0], 0xee);
-	assert_int_equal(blk_do(f, T_IN, IMG_SIZE / 512 - 1, G_RDATA, 1024), S_IOERR);
-	assert_int_equal(blk_do(f, T_OUT, IMG_SIZE / 512, G_WDATA, 512), S_IOERR);
-	assert_int_equal(blk_do(f, T_IN, UINT64_MAX / 512 + 1, G_RDATA, 512), S_IOERR);
-	assert_int_equal(blk_do(f, T_IN, UINT64_MAX, G_RDATA, 512), S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, IMG_SIZE / 512 - 1, G_RDATA, 1024),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_OUT, IMG_SIZE / 512, G_WDATA, 512),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, UINT64_MAX / 512 + 1, G_RDATA, 512),
+			 VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, UINT64_MAX, G_RDATA, 512), VIRTIO_BLK_S_IOERR);
 	/* Not a whole number of sectors. */
-	assert_int_equal(blk_do(f, T_IN, 0, G_RDATA, 100), S_IOERR);
-	assert_int_equal(blk_do(f, T_OUT, 0, G_WDATA, 511), S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 100), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_OUT, 0, G_WDATA, 511), VIRTIO_BLK_S_IOERR);
 	/* Unknown types: UNSUPP. */
-	assert_int_equal(blk_do(f, 2, 0, G_WDATA, 512), S_UNSUPP);
-	assert_int_equal(blk_do(f, 0x12345, 0, 0, 0), S_UNSUPP);
+	assert_int_equal(blk_do(f, 2, 0, G_WDATA, 512), VIRTIO_BLK_S_UNSUPP);
+	assert_int_equal(blk_do(f, 0x12345, 0, 0, 0), VIRTIO_BLK_S_UNSUPP);
 	/* Nothing was written by any of them. */
 	read_image(f->path, 0, file, 512);
 	for (unsigned i = 0; i < 512; i++)
@@ -2176,7 +2151,7 @@ static void test_blk_framing(void **state)
 	(void)state;
 	drv_start(f);
 	/* OUT: header + 1024 bytes in one buffer, status alone. */
-	put_le32(w, T_OUT);
+	put_le32(w, VIRTIO_BLK_T_OUT);
 	put_le32(w + 4, 0);
 	put_le64(w + 8, 20);
 	for (unsigned i = 0; i < 1024; i++)
@@ -2187,12 +2162,12 @@ static void test_blk_framing(void **state)
 	idx = f->d.aidx;
 	drv_submit(f, s, 2, true);
 	assert_true(wait_used(f, idx));
-	assert_int_equal(*host(f->ram, G_STATUS), S_OK);
+	assert_int_equal(*host(f->ram, G_STATUS), VIRTIO_BLK_S_OK);
 	read_image(f->path, 20 * 512, file, 1024);
 	assert_memory_equal(file, w + 16, 1024);
 
 	/* IN: the 1024 bytes and the status in one writable buffer. */
-	put_le32(w + 0x800, T_IN);
+	put_le32(w + 0x800, VIRTIO_BLK_T_IN);
 	put_le32(w + 0x804, 0);
 	put_le64(w + 0x808, 20);
 	memset(r, 0, 1025);
@@ -2202,7 +2177,7 @@ static void test_blk_framing(void **state)
 	drv_submit(f, s, 2, true);
 	assert_true(wait_used(f, idx));
 	assert_memory_equal(r, w + 16, 1024);
-	assert_int_equal(r[1024], S_OK);
+	assert_int_equal(r[1024], VIRTIO_BLK_S_OK);
 	assert_int_equal(used_len(f, idx), 1025);
 
 	/* IN: the header split 4 + 12, the data in 512 + 256 + 256. */
@@ -2217,7 +2192,7 @@ static void test_blk_framing(void **state)
 	idx = f->d.aidx;
 	drv_submit(f, s, 6, true);
 	assert_true(wait_used(f, idx));
-	assert_int_equal(*host(f->ram, G_STATUS + 1), S_OK);
+	assert_int_equal(*host(f->ram, G_STATUS + 1), VIRTIO_BLK_S_OK);
 	assert_memory_equal(r, w + 16, 512);
 	assert_memory_equal(r + 0x400, w + 16 + 512, 256);
 	assert_memory_equal(r + 0x600, w + 16 + 768, 256);
@@ -2228,7 +2203,7 @@ static void test_blk_framing(void **state)
 	idx = f->d.aidx;
 	drv_submit_indirect(f, s, 6, 0);
 	assert_true(wait_used(f, idx));
-	assert_int_equal(*host(f->ram, G_STATUS + 1), S_OK);
+	assert_int_equal(*host(f->ram, G_STATUS + 1), VIRTIO_BLK_S_OK);
 	assert_memory_equal(r + 0x600, w + 16 + 768, 256);
 	assert_int_equal(status(f), 0x0f);
 	blk_fix_free(f);
@@ -2245,10 +2220,10 @@ static void test_blk_batch_and_no_interrupt(void **state)
 	(void)state;
 	drv_start(f);
 	for (unsigned i = 0; i < 4; i++)
-		rq[i] = blk_submit(f, T_IN, i, G_RDATA + 512 * (uint64_t)i, 512, i == 3);
+		rq[i] = blk_submit(f, VIRTIO_BLK_T_IN, i, G_RDATA + 512 * (uint64_t)i, 512, i == 3);
 	assert_true(wait_used(f, rq[3].idx));
 	for (unsigned i = 0; i < 4; i++) {
-		assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+		assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 		assert_int_equal(used_id(f, rq[i].idx), rq[i].head);
 		assert_int_equal(r[512 * i + 5], img_byte(512 * i + 5));
 	}
@@ -2259,11 +2234,11 @@ static void test_blk_batch_and_no_interrupt(void **state)
 	unsigned before = msi_total(&f->msi);
 
 	put_le16(host(f->ram, G_AVAIL), 1); /* VIRTQ_AVAIL_F_NO_INTERRUPT */
-	assert_int_equal(blk_do(f, T_IN, 0, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	settle(f);
 	assert_int_equal(msi_total(&f->msi), before);
 	put_le16(host(f->ram, G_AVAIL), 0);
-	assert_int_equal(blk_do(f, T_IN, 0, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	assert_true(WAIT_UNTIL(msi_total(&f->msi) == before + 1));
 	blk_fix_free(f);
 }
@@ -2281,20 +2256,20 @@ static void test_blk_readonly(void **state)
 	w = host(f->ram, G_WDATA);
 	drv_probe(f);
 	df = dev_features(f);
-	assert_true(df & VIRTIO_BIT(BLK_F_RO));
-	assert_false(df & VIRTIO_BIT(BLK_F_DISCARD));
-	assert_false(df & VIRTIO_BIT(BLK_F_WRITE_ZEROES));
-	drv_start_with(f, drv_all_features | VIRTIO_BIT(BLK_F_RO));
+	assert_true(df & VIRTIO_BIT(VIRTIO_BLK_F_RO));
+	assert_false(df & VIRTIO_BIT(VIRTIO_BLK_F_DISCARD));
+	assert_false(df & VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
+	drv_start_with(f, drv_all_features | VIRTIO_BIT(VIRTIO_BLK_F_RO));
 	memset(w, 0x77, 1024);
-	assert_int_equal(blk_do(f, T_OUT, 0, G_WDATA, 1024), S_IOERR);
-	assert_int_equal(blk_do(f, T_WRITE_ZEROES, 0, G_WDATA, 0), S_UNSUPP);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_OUT, 0, G_WDATA, 1024), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, G_WDATA, 0), VIRTIO_BLK_S_UNSUPP);
 	read_image(f->path, 0, file, sizeof(file));
 	for (unsigned i = 0; i < sizeof(file); i++)
 		assert_int_equal(file[i], img_byte(i));
 	/* Reads, flushes and GET_ID still work. */
-	assert_int_equal(blk_do(f, T_IN, 1, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 1, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	assert_int_equal(*host(f->ram, G_RDATA), img_byte(512));
-	assert_int_equal(blk_do(f, T_FLUSH, 0, 0, 0), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
 	assert_int_equal(status(f), 0x0f);
 	blk_fix_free(f);
 }
@@ -2308,13 +2283,13 @@ static void test_blk_discard_write_zeroes(void **state)
 	(void)state;
 	drv_probe(f);
 	df = dev_features(f);
-	assert_true(df & VIRTIO_BIT(BLK_F_WRITE_ZEROES));
+	assert_true(df & VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES));
 	drv_start_with(f, df);
 	/* WRITE_ZEROES of sectors 8..15. */
 	put_le64(seg, 8);
 	put_le32(seg + 8, 8);
 	put_le32(seg + 12, 0);
-	assert_int_equal(blk_do(f, T_WRITE_ZEROES, 0, G_WDATA, 16), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, G_WDATA, 16), VIRTIO_BLK_S_OK);
 	read_image(f->path, 7 * 512, file, 10 * 512 > sizeof(file) ? sizeof(file) : 10 * 512);
 	assert_int_equal(file[511], img_byte(8 * 512 - 1));
 	for (unsigned i = 512; i < 4096; i++)
@@ -2322,13 +2297,13 @@ static void test_blk_discard_write_zeroes(void **state)
 	/* DISCARD is a hint: OK. With flags (only WRITE_ZEROES has one):
 	 * UNSUPP. Past the end: IOERR. Two segments: UNSUPP. */
 	put_le32(seg + 12, 0);
-	assert_int_equal(blk_do(f, T_DISCARD, 0, G_WDATA, 16), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_DISCARD, 0, G_WDATA, 16), VIRTIO_BLK_S_OK);
 	put_le32(seg + 12, 1);
-	assert_int_equal(blk_do(f, T_DISCARD, 0, G_WDATA, 16), S_UNSUPP);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_DISCARD, 0, G_WDATA, 16), VIRTIO_BLK_S_UNSUPP);
 	put_le32(seg + 12, 0);
 	put_le64(seg, IMG_SIZE / 512 - 4);
-	assert_int_equal(blk_do(f, T_WRITE_ZEROES, 0, G_WDATA, 16), S_IOERR);
-	assert_int_equal(blk_do(f, T_WRITE_ZEROES, 0, G_WDATA, 32), S_UNSUPP);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, G_WDATA, 16), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, G_WDATA, 32), VIRTIO_BLK_S_UNSUPP);
 	assert_int_equal(status(f), 0x0f);
 	blk_fix_free(f);
 }
@@ -2362,19 +2337,19 @@ static void test_blk_direct(void **state)
 	/* Aligned: straight into guest memory. */
 	for (unsigned i = 0; i < 2048; i++)
 		w[i] = (uint8_t)(i ^ 0x3c);
-	assert_int_equal(blk_do(f, T_OUT, 4, G_WDATA, 1024), S_OK);
-	assert_int_equal(blk_do(f, T_IN, 4, G_RDATA, 1024), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_OUT, 4, G_WDATA, 1024), VIRTIO_BLK_S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 4, G_RDATA, 1024), VIRTIO_BLK_S_OK);
 	assert_memory_equal(r, w, 1024);
 	/* Unaligned guest buffers: through the bounce buffer. */
-	assert_int_equal(blk_do(f, T_OUT, 6, G_WDATA + 3, 1024), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_OUT, 6, G_WDATA + 3, 1024), VIRTIO_BLK_S_OK);
 	memset(r, 0, 2048);
-	assert_int_equal(blk_do(f, T_IN, 6, G_RDATA + 5, 1024), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 6, G_RDATA + 5, 1024), VIRTIO_BLK_S_OK);
 	assert_memory_equal(r + 5, w + 3, 1024);
 	assert_int_equal(r[4], 0);
 	assert_int_equal(r[5 + 1024], 0);
 	read_image(f->path, 6 * 512, file, 1024);
 	assert_memory_equal(file, w + 3, 1024);
-	assert_int_equal(blk_do(f, T_FLUSH, 0, 0, 0), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_FLUSH, 0, 0, 0), VIRTIO_BLK_S_OK);
 	blk_fix_free(f);
 }
 
@@ -2389,10 +2364,10 @@ static void test_blk_needs_reset(void **state)
 
 	(void)state;
 	drv_start(f);
-	assert_int_equal(blk_do(f, T_IN, 0, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	/* A chain that loops. */
-	put_desc(f->ram, G_DESC, 0, G_HDR, 16, F_NEXT, 1);
-	put_desc(f->ram, G_DESC, 1, G_STATUS, 1, F_NEXT | F_WRITE, 0);
+	put_desc(f->ram, G_DESC, 0, G_HDR, 16, VIRTQ_DESC_F_NEXT, 1);
+	put_desc(f->ram, G_DESC, 1, G_STATUS, 1, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 0);
 	idx = f->d.aidx;
 	avail_push(f->ram, G_AVAIL, f->d.qsize, &f->d.aidx, 0);
 	drv_notify(f);
@@ -2407,7 +2382,7 @@ static void test_blk_needs_reset(void **state)
 	/* The driver can't clear it by writing status; good requests wait. */
 	set_status(f, 0x0f);
 	assert_true(status(f) & VIRTIO_STATUS_NEEDS_RESET);
-	rq = blk_submit(f, T_IN, 0, G_RDATA, 512, true);
+	rq = blk_submit(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 512, true);
 	settle(f);
 	assert_int_equal(used_idx(f), idx);
 	(void)rq;
@@ -2416,21 +2391,21 @@ static void test_blk_needs_reset(void **state)
 	set_status(f, 0);
 	assert_int_equal(status(f), 0);
 	assert_int_equal(read_driver_features(f), 0);
-	assert_int_equal(cc_rd(f, CC_MSIX, 2), MSIX_NO_VECTOR);
-	cc_wr(f, CC_QSEL, 2, 0);
-	assert_int_equal(cc_rd(f, CC_QENABLE, 2), 0);
-	assert_int_equal(cc_rd(f, CC_QSIZE, 2), BLK_QMAX);
-	assert_int_equal(cc_rd(f, CC_QMSIX, 2), MSIX_NO_VECTOR);
-	assert_int_equal(cc_rd(f, CC_QDESC, 8), 0);
-	assert_int_equal(cc_rd(f, CC_QDRIVER, 8), 0);
-	assert_int_equal(cc_rd(f, CC_QDEVICE, 8), 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), MSIX_NO_VECTOR);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QENABLE, 2), 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), BLK_QMAX);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDESC, 8), 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDRIVER, 8), 0);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QDEVICE, 8), 0);
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.isr, 1), 0);
 	assert_false(f->blk.vp.active);
 	/* MSI-X is PCI state: still on. */
 	assert_true(pci_msix_enabled(&f->blk.vp.pci));
 	/* A fresh start works. */
 	drv_start(f);
-	assert_int_equal(blk_do(f, T_IN, 1, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 1, G_RDATA, 512), VIRTIO_BLK_S_OK);
 
 	/* A request with no room for the header: NEEDS_RESET too. */
 	s[0] = (struct seg){ G_HDR, 8, false };
@@ -2449,19 +2424,19 @@ static void test_blk_needs_reset(void **state)
 	drv_start_with(f, drv_all_features & ~VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC));
 	s[0] = (struct seg){ G_HDR, 16, false };
 	s[1] = (struct seg){ G_STATUS, 1, true };
-	put_le32(host(f->ram, G_HDR), T_IN);
+	put_le32(host(f->ram, G_HDR), VIRTIO_BLK_T_IN);
 	drv_submit_indirect(f, s, 2, 1);
 	assert_true(WAIT_UNTIL(status(f) & VIRTIO_STATUS_NEEDS_RESET));
 
 	/* DRIVER_OK with a ring outside RAM: NEEDS_RESET at once. */
 	drv_probe(f);
 	assert_true(drv_negotiate(f, drv_all_features));
-	cc_wr(f, CC_QSEL, 2, 0);
-	cc_wr(f, CC_QSIZE, 2, DRV_QSIZE);
-	cc_wr(f, CC_QDESC, 8, RAM_BASE + RAM_SIZE);
-	cc_wr(f, CC_QDRIVER, 8, G_AVAIL);
-	cc_wr(f, CC_QDEVICE, 8, G_USED);
-	cc_wr(f, CC_QENABLE, 2, 1);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
+	cc_wr(f, VIRTIO_CC_QSIZE, 2, DRV_QSIZE);
+	cc_wr(f, VIRTIO_CC_QDESC, 8, RAM_BASE + RAM_SIZE);
+	cc_wr(f, VIRTIO_CC_QDRIVER, 8, G_AVAIL);
+	cc_wr(f, VIRTIO_CC_QDEVICE, 8, G_USED);
+	cc_wr(f, VIRTIO_CC_QENABLE, 2, 1);
 	set_status(f, 0x0f);
 	assert_int_equal(status(f), 0x0f | VIRTIO_STATUS_NEEDS_RESET);
 	set_status(f, 0);
@@ -2484,7 +2459,7 @@ static void test_virtio_ioeventfd(void **state)
 	assert_int_equal(f->ioev.reg[0].addr, f->d.bar4 + f->d.notify);
 	assert_int_equal(f->ioev.reg[0].fd, f->blk.vp.notify_fd[0]);
 	/* The MMIO path still works (a write before KVM took the fd). */
-	assert_int_equal(blk_do(f, T_IN, 0, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 0, G_RDATA, 512), VIRTIO_BLK_S_OK);
 
 	/* The guest moves BAR 4. */
 	cfg_wr(&f->host, f->slot, PCI_BAR0 + 16, 4, moved | PCI_BAR_MEM64);
@@ -2492,7 +2467,7 @@ static void test_virtio_ioeventfd(void **state)
 	f->d.bar4 = moved;
 	assert_int_equal(f->ioev.nreg, 1);
 	assert_int_equal(f->ioev.reg[0].addr, moved + f->d.notify);
-	assert_int_equal(blk_do(f, T_IN, 1, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 1, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	/* Memory decoding off: unregistered; on: back. */
 	cfg_wr(&f->host, f->slot, PCI_COMMAND, 2, PCI_CMD_MASTER);
 	assert_int_equal(f->ioev.nreg, 0);
@@ -2518,14 +2493,14 @@ static void test_virtio_pci_cfg_window(void **state)
 	c = f->d.pci_cfg_cap;
 	/* num_queues (2 bytes at 0x12 of the common configuration). */
 	cfg_wr(&f->host, 1, c + 4, 1, 4);
-	cfg_wr(&f->host, 1, c + 8, 4, f->d.common + CC_NUMQ);
+	cfg_wr(&f->host, 1, c + 8, 4, f->d.common + VIRTIO_CC_NUMQ);
 	cfg_wr(&f->host, 1, c + 12, 4, 2);
 	assert_int_equal(cfg_rd(&f->host, 1, c + 4, 1), 4);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 8, 4), f->d.common + CC_NUMQ);
+	assert_int_equal(cfg_rd(&f->host, 1, c + 8, 4), f->d.common + VIRTIO_CC_NUMQ);
 	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), 1);
 	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 2), 1);
 	/* A write through it: status ACKNOWLEDGE. */
-	cfg_wr(&f->host, 1, c + 8, 4, f->d.common + CC_STATUS);
+	cfg_wr(&f->host, 1, c + 8, 4, f->d.common + VIRTIO_CC_STATUS);
 	cfg_wr(&f->host, 1, c + 12, 4, 1);
 	cfg_wr(&f->host, 1, c + 16, 1, VIRTIO_STATUS_ACKNOWLEDGE);
 	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE);
@@ -2565,13 +2540,13 @@ static void test_blk_pause_resume(void **state)
 	(void)state;
 	drv_start(f);
 	virtio_blk_device_ops.pause(&f->blk);
-	r = blk_submit(f, T_IN, 2, G_RDATA, 512, true);
+	r = blk_submit(f, VIRTIO_BLK_T_IN, 2, G_RDATA, 512, true);
 	sleep_ms(20);
 	assert_int_equal(used_idx(f), r.idx);
 	assert_int_equal(virtio_blk_device_ops.flush(&f->blk), 0);
 	assert_int_equal(virtio_blk_device_ops.resume(&f->blk), 0);
 	assert_true(wait_used(f, r.idx));
-	assert_int_equal(*host(f->ram, r.status), S_OK);
+	assert_int_equal(*host(f->ram, r.status), VIRTIO_BLK_S_OK);
 	blk_fix_free(f);
 }
 
@@ -2597,9 +2572,9 @@ static void test_blk_error_writes_are_dirty(void **state)
 	drv_start(f);
 	/* (1) A read past the end: only the status byte is written. */
 	dirty_clear(f->ram);
-	r = blk_submit(f, T_IN, IMG_SIZE / 512, G_RDATA, 512, true);
+	r = blk_submit(f, VIRTIO_BLK_T_IN, IMG_SIZE / 512, G_RDATA, 512, true);
 	assert_true(wait_used(f, r.idx));
-	assert_int_equal(*host(f->ram, r.status), S_IOERR);
+	assert_int_equal(*host(f->ram, r.status), VIRTIO_BLK_S_IOERR);
 	assert_true(dirty_all(f->ram, r.status, 1));
 
 	/* (2) The image loses its second half; a 1 KiB read across the new
@@ -2610,9 +2585,9 @@ static void test_blk_error_writes_are_dirty(void **state)
 	close(fd);
 	memset(host(f->ram, G_RDATA), 0, 1024);
 	dirty_clear(f->ram);
-	r = blk_submit(f, T_IN, IMG_SIZE / 2 / 512 - 1, G_RDATA, 1024, true);
+	r = blk_submit(f, VIRTIO_BLK_T_IN, IMG_SIZE / 2 / 512 - 1, G_RDATA, 1024, true);
 	assert_true(wait_used(f, r.idx));
-	assert_int_equal(*host(f->ram, r.status), S_IOERR);
+	assert_int_equal(*host(f->ram, r.status), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(*host(f->ram, G_RDATA + 5), img_byte(IMG_SIZE / 2 - 512 + 5));
 	assert_true(dirty_all(f->ram, r.status, 1));
 	assert_true(dirty_all(f->ram, G_RDATA, 512));
@@ -2664,7 +2639,7 @@ static struct blk_fix *busy_source(void)
 
 	drv_start(f);
 	for (unsigned i = 0; i < 3; i++)
-		assert_int_equal(blk_do(f, T_IN, i, G_RDATA, 512), S_OK);
+		assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, i, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	assert_true(WAIT_UNTIL(msi_count(&f->msi, MSI_ADDR_Q, MSI_DATA_Q) == 3));
 	mm_wr(&f->host, f->d.bar1 + 12, 4, MSIX_VEC_MASKED);
 	virtio_pci_notify_config(&f->blk.vp);
@@ -2710,12 +2685,12 @@ static void test_blk_save_load_save(void **state)
 	 * vector that was pending at the source is still pending. */
 	b->d = a->d;
 	assert_int_equal(virtio_blk_device_ops.resume(&b->blk), 0);
-	assert_int_equal(blk_do(b, T_IN, 7, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(b, VIRTIO_BLK_T_IN, 7, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	assert_int_equal(*host(b->ram, G_RDATA + 9), img_byte(7 * 512 + 9));
 	assert_int_equal(used_idx(b), 4);
 	assert_true(WAIT_UNTIL(msi_count(&b->msi, MSI_ADDR_Q, MSI_DATA_Q) == 1));
 	assert_int_equal(msi_count(&b->msi, MSI_ADDR_CFG, MSI_DATA_CFG), 0);
-	assert_int_equal(blk_do(b, T_IN, 8, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(b, VIRTIO_BLK_T_IN, 8, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	/* Unmasking vector 0 delivers what was pending at the source. */
 	mm_wr(&b->host, b->d.bar1 + 12, 4, 0);
 	assert_int_equal(msi_count(&b->msi, MSI_ADDR_CFG, MSI_DATA_CFG), 1);
@@ -2746,7 +2721,7 @@ static void test_blk_pending_request_after_migration(void **state)
 		struct req rq;
 
 		/* Available and notified, not taken: the source is paused. */
-		rq = blk_submit(a, T_IN, 7, G_RDATA, 512, true);
+		rq = blk_submit(a, VIRTIO_BLK_T_IN, 7, G_RDATA, 512, true);
 		sleep_ms(10);
 		assert_int_equal(used_idx(a), rq.idx);
 		blk_save_rec(a, &r1);
@@ -2754,7 +2729,7 @@ static void test_blk_pending_request_after_migration(void **state)
 		assert_int_equal(virtio_blk_device_ops.resume(&b->blk), 0);
 		if (!wait_used(b, rq.idx))
 			fail_msg("defer_open=%d: the pending request was not served", defer);
-		assert_int_equal(*host(b->ram, rq.status), S_OK);
+		assert_int_equal(*host(b->ram, rq.status), VIRTIO_BLK_S_OK);
 		buf_free(&r1);
 		blk_fix_free(b);
 		blk_fix_free(a);
@@ -2904,7 +2879,8 @@ static void test_blk_refused_load_changes_nothing(void **state)
 		memset(&bad, 0, sizeof(bad));
 		buf_put(&bad, rec.data, rec.len);
 		corrupt(&bad, &corruptions[i]);
-		assert_int_equal(virtio_blk_device_ops.load(&b->blk, 1, bad.data, bad.len), -EINVAL);
+		assert_int_equal(virtio_blk_device_ops.load(&b->blk, 1, bad.data, bad.len),
+				 -EINVAL);
 		blk_save_rec(b, &after);
 		if (!same(&before, &after))
 			fail_msg("%s: a refused load changed the device", corruptions[i].what);
@@ -2960,14 +2936,14 @@ struct hostile {
 
 static void poke_qsize_big(struct blk_fix *f)
 {
-	cc_wr(f, CC_QSEL, 2, 0);
-	cc_wr(f, CC_QSIZE, 2, 1024);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
+	cc_wr(f, VIRTIO_CC_QSIZE, 2, 1024);
 }
 
 static void poke_qsize_zero(struct blk_fix *f)
 {
-	cc_wr(f, CC_QSEL, 2, 0);
-	cc_wr(f, CC_QSIZE, 2, 0);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
+	cc_wr(f, VIRTIO_CC_QSIZE, 2, 0);
 }
 
 static void poke_status_reserved(struct blk_fix *f)
@@ -2985,9 +2961,9 @@ static void poke_features_unoffered(struct blk_fix *f)
 
 static void poke_selectors(struct blk_fix *f)
 {
-	cc_wr(f, CC_DFSEL, 4, 0xffffffff);
-	cc_wr(f, CC_GFSEL, 4, 0x12345678);
-	cc_wr(f, CC_QSEL, 2, 0xffff);
+	cc_wr(f, VIRTIO_CC_DFSEL, 4, 0xffffffff);
+	cc_wr(f, VIRTIO_CC_GFSEL, 4, 0x12345678);
+	cc_wr(f, VIRTIO_CC_QSEL, 2, 0xffff);
 }
 
 static const struct hostile hostile_ok[] = {
@@ -3112,7 +3088,7 @@ static struct req mreq_submit(struct blk_fix *f, unsigned i, uint32_t type, uint
 {
 	uint64_t t = G_MTAB + 64 * (uint64_t)i;
 	struct req r = { .hdr = G_MHDR + 16 * (uint64_t)i, .status = G_MSTAT + i };
-	bool dev_writes = type == T_IN || type == T_GET_ID;
+	bool dev_writes = type == VIRTIO_BLK_T_IN || type == VIRTIO_BLK_T_GET_ID;
 	uint8_t *h = host(f->ram, r.hdr);
 	uint16_t n = 0;
 
@@ -3121,17 +3097,18 @@ static struct req mreq_submit(struct blk_fix *f, unsigned i, uint32_t type, uint
 	put_le32(h + 4, 0);
 	put_le64(h + 8, sector);
 	*host(f->ram, r.status) = 0xff;
-	put_desc(f->ram, t, n, r.hdr, 16, F_NEXT, (uint16_t)(n + 1));
+	put_desc(f->ram, t, n, r.hdr, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(n + 1));
 	n++;
 	if (len) {
-		put_desc(f->ram, t, n, data, len, (uint16_t)((dev_writes ? F_WRITE : 0) | F_NEXT),
+		put_desc(f->ram, t, n, data, len,
+			 (uint16_t)((dev_writes ? VIRTQ_DESC_F_WRITE : 0) | VIRTQ_DESC_F_NEXT),
 			 (uint16_t)(n + 1));
 		n++;
 	}
-	put_desc(f->ram, t, n, r.status, 1, F_WRITE, 0);
+	put_desc(f->ram, t, n, r.status, 1, VIRTQ_DESC_F_WRITE, 0);
 	n++;
 	r.head = (uint16_t)(i % f->d.qsize);
-	put_desc(f->ram, G_DESC, r.head, t, 16u * n, F_INDIRECT, 0);
+	put_desc(f->ram, G_DESC, r.head, t, 16u * n, VIRTQ_DESC_F_INDIRECT, 0);
 	r.idx = f->d.aidx;
 	avail_push(f->ram, G_AVAIL, f->d.qsize, &f->d.aidx, r.head);
 	if (notify)
@@ -3250,16 +3227,18 @@ static void check_merge(struct blk_fix *f)
 	dirty_clear(f->ram);
 	m0 = merged(f);
 	for (unsigned i = 0; i < 8; i++)
-		rq[i] = mreq_submit(f, i, T_IN, 16 + 8 * i, G_RDATA + 4096 * (uint64_t)i, 4096, i == 7);
+		rq[i] = mreq_submit(f, i, VIRTIO_BLK_T_IN, 16 + 8 * i, G_RDATA + 4096 * (uint64_t)i,
+				    4096, i == 7);
 	assert_true(wait_used(f, rq[7].idx));
 	for (unsigned i = 0; i < 8; i++) {
-		assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+		assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 		assert_int_equal(used_len_of(f, rq[i].head, rq[0].idx, 8), 4096 + 1);
 		assert_true(dirty_all(f->ram, rq[i].status, 1));
 	}
 	for (unsigned i = 0; i < 8 * 4096; i++)
 		if (rd[i] != img_byte(16 * 512 + i))
-			fail_msg("merged read: byte %u is %u, not %u", i, rd[i], img_byte(16 * 512 + i));
+			fail_msg("merged read: byte %u is %u, not %u", i, rd[i],
+				 img_byte(16 * 512 + i));
 	assert_true(dirty_all(f->ram, G_RDATA, 8 * 4096));
 	assert_int_equal(merged(f) - m0, 7);
 
@@ -3269,11 +3248,11 @@ static void check_merge(struct blk_fix *f)
 	for (unsigned i = 0; i < 8 * 4096; i++)
 		w[i] = (uint8_t)(i * 31 + 7);
 	for (unsigned i = 0; i < 8; i++)
-		rq[i] = mreq_submit(f, 8 + i, T_OUT, 200 + 8 * i, G_WDATA + 4096 * (uint64_t)i, 4096,
-				    i == 7);
+		rq[i] = mreq_submit(f, 8 + i, VIRTIO_BLK_T_OUT, 200 + 8 * i,
+				    G_WDATA + 4096 * (uint64_t)i, 4096, i == 7);
 	assert_true(wait_used(f, rq[7].idx));
 	for (unsigned i = 0; i < 8; i++) {
-		assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+		assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 		assert_int_equal(used_len_of(f, rq[i].head, rq[0].idx, 8), 1);
 	}
 	assert_int_equal(merged(f) - m0, 7);
@@ -3318,13 +3297,14 @@ static void test_blk_merge_tail_out_of_bounds(void **state)
 	memset(rd, 0xee, 4 * 1024);
 	dirty_clear(f->ram);
 	m0 = merged(f);
-	rq[0] = mreq_submit(f, 0, T_IN, end - 6, G_RDATA, 1024, false);
-	rq[1] = mreq_submit(f, 1, T_IN, end - 4, G_RDATA + 1024, 1024, false);
-	rq[2] = mreq_submit(f, 2, T_IN, end - 2, G_RDATA + 2048, 2048, true); /* 2 sectors too many */
+	rq[0] = mreq_submit(f, 0, VIRTIO_BLK_T_IN, end - 6, G_RDATA, 1024, false);
+	rq[1] = mreq_submit(f, 1, VIRTIO_BLK_T_IN, end - 4, G_RDATA + 1024, 1024, false);
+	rq[2] = mreq_submit(f, 2, VIRTIO_BLK_T_IN, end - 2, G_RDATA + 2048, 2048,
+			    true); /* 2 sectors too many */
 	assert_true(wait_used(f, rq[2].idx));
-	assert_int_equal(*host(f->ram, rq[0].status), S_OK);
-	assert_int_equal(*host(f->ram, rq[1].status), S_OK);
-	assert_int_equal(*host(f->ram, rq[2].status), S_IOERR);
+	assert_int_equal(*host(f->ram, rq[0].status), VIRTIO_BLK_S_OK);
+	assert_int_equal(*host(f->ram, rq[1].status), VIRTIO_BLK_S_OK);
+	assert_int_equal(*host(f->ram, rq[2].status), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(used_len_of(f, rq[0].head, rq[0].idx, 3), 1025);
 	assert_int_equal(used_len_of(f, rq[1].head, rq[0].idx, 3), 1025);
 	assert_int_equal(used_len_of(f, rq[2].head, rq[0].idx, 3), 1);
@@ -3362,14 +3342,14 @@ static void test_blk_merge_short_transfer(void **state)
 	dirty_clear(f->ram);
 	m0 = merged(f);
 	for (unsigned i = 0; i < 4; i++)
-		rq[i] = mreq_submit(f, i, T_IN, first + 2 * i, G_RDATA + 1024 * (uint64_t)i, 1024,
-				    i == 3);
+		rq[i] = mreq_submit(f, i, VIRTIO_BLK_T_IN, first + 2 * i,
+				    G_RDATA + 1024 * (uint64_t)i, 1024, i == 3);
 	assert_true(wait_used(f, rq[3].idx));
 	assert_int_equal(merged(f) - m0, 3);
-	assert_int_equal(*host(f->ram, rq[0].status), S_OK);
-	assert_int_equal(*host(f->ram, rq[1].status), S_OK);
-	assert_int_equal(*host(f->ram, rq[2].status), S_IOERR);
-	assert_int_equal(*host(f->ram, rq[3].status), S_IOERR);
+	assert_int_equal(*host(f->ram, rq[0].status), VIRTIO_BLK_S_OK);
+	assert_int_equal(*host(f->ram, rq[1].status), VIRTIO_BLK_S_OK);
+	assert_int_equal(*host(f->ram, rq[2].status), VIRTIO_BLK_S_IOERR);
+	assert_int_equal(*host(f->ram, rq[3].status), VIRTIO_BLK_S_IOERR);
 	assert_int_equal(used_len_of(f, rq[1].head, rq[0].idx, 4), 1025);
 	assert_int_equal(used_len_of(f, rq[2].head, rq[0].idx, 4), 1);
 	for (unsigned i = 0; i < 2048 + 100; i++)
@@ -3394,14 +3374,14 @@ static void test_blk_bus_master_off(void **state)
 	drv_start(f);
 	cfg_wr(&f->host, f->slot, PCI_COMMAND, 2, PCI_CMD_MEMORY);
 	msis = f->msi.n;
-	r = blk_submit(f, T_GET_ID, 0, G_RDATA, 20, true);
+	r = blk_submit(f, VIRTIO_BLK_T_GET_ID, 0, G_RDATA, 20, true);
 	settle(f);
 	assert_int_equal(used_idx(f), r.idx);
 	assert_int_equal(f->msi.n, msis);
 	cfg_wr(&f->host, f->slot, PCI_COMMAND, 2, PCI_CMD_MEMORY | PCI_CMD_MASTER);
 	drv_notify(f);
 	assert_true(wait_used(f, r.idx));
-	assert_int_equal(*host(f->ram, r.status), S_OK);
+	assert_int_equal(*host(f->ram, r.status), VIRTIO_BLK_S_OK);
 	assert_true(WAIT_UNTIL(f->msi.n > msis));
 	blk_fix_free(f);
 }
@@ -3419,7 +3399,7 @@ static void test_blk_driver_ok_needs_features_ok(void **state)
 	drv_queue(f, DRV_QSIZE);
 	set_status(f, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
 		      VIRTIO_STATUS_DRIVER_OK);
-	r = blk_submit(f, T_GET_ID, 0, G_RDATA, 20, true);
+	r = blk_submit(f, VIRTIO_BLK_T_GET_ID, 0, G_RDATA, 20, true);
 	settle(f);
 	assert_int_equal(used_idx(f), r.idx);
 	assert_false(f->blk.vp.active);
@@ -3438,17 +3418,17 @@ static void test_blk_mixed_batch(void **state)
 	for (unsigned i = 0; i < 8192; i++)
 		w[i] = (uint8_t)(i * 5 + 3);
 	memset(rd, 0, 16384);
-	rq[0] = mreq_submit(f, 0, T_IN, 0, G_RDATA, 1024, false);
-	rq[1] = mreq_submit(f, 1, T_IN, 2, G_RDATA + 1024, 1024, false);
-	rq[2] = mreq_submit(f, 2, T_OUT, 100, G_WDATA, 4096, false);
-	rq[3] = mreq_submit(f, 3, T_OUT, 108, G_WDATA + 4096, 4096, false);
-	rq[4] = mreq_submit(f, 4, T_FLUSH, 0, 0, 0, false);
-	rq[5] = mreq_submit(f, 5, T_IN, 4, G_RDATA + 2048, 2048, false);
-	rq[6] = mreq_submit(f, 6, T_GET_ID, 0, G_RDATA + 8192, 20, false);
-	rq[7] = mreq_submit(f, 7, T_OUT, 300, G_WDATA, 512, true);
+	rq[0] = mreq_submit(f, 0, VIRTIO_BLK_T_IN, 0, G_RDATA, 1024, false);
+	rq[1] = mreq_submit(f, 1, VIRTIO_BLK_T_IN, 2, G_RDATA + 1024, 1024, false);
+	rq[2] = mreq_submit(f, 2, VIRTIO_BLK_T_OUT, 100, G_WDATA, 4096, false);
+	rq[3] = mreq_submit(f, 3, VIRTIO_BLK_T_OUT, 108, G_WDATA + 4096, 4096, false);
+	rq[4] = mreq_submit(f, 4, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false);
+	rq[5] = mreq_submit(f, 5, VIRTIO_BLK_T_IN, 4, G_RDATA + 2048, 2048, false);
+	rq[6] = mreq_submit(f, 6, VIRTIO_BLK_T_GET_ID, 0, G_RDATA + 8192, 20, false);
+	rq[7] = mreq_submit(f, 7, VIRTIO_BLK_T_OUT, 300, G_WDATA, 512, true);
 	assert_true(wait_used(f, rq[7].idx));
 	for (unsigned i = 0; i < 8; i++)
-		assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+		assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 	for (unsigned i = 0; i < 4096; i++)
 		assert_int_equal(rd[i], img_byte(i));
 	assert_memory_equal(rd + 8192, "ferry-disk-0\0\0\0\0\0\0\0\0", 20);
@@ -3483,8 +3463,8 @@ static void check_many(struct blk_fix *f, unsigned rounds)
 			/* Runs of 4 adjacent sectors, the runs scattered. */
 			uint64_t sector = (i / 4) * 37 % 2000 + i % 4;
 
-			rq[i] = mreq_submit(f, i, T_IN, sector, G_RDATA + 512 * (uint64_t)i, 512,
-					    i == MREQ_MAX - 1);
+			rq[i] = mreq_submit(f, i, VIRTIO_BLK_T_IN, sector,
+					    G_RDATA + 512 * (uint64_t)i, 512, i == MREQ_MAX - 1);
 		}
 		if (!WAIT_UNTIL(used_idx(f) == (uint16_t)(start + MREQ_MAX)))
 			fail_msg("round %u: %u of %u answered", round,
@@ -3502,7 +3482,7 @@ static void check_many(struct blk_fix *f, unsigned rounds)
 		for (unsigned i = 0; i < MREQ_MAX; i++) {
 			uint64_t sector = (i / 4) * 37 % 2000 + i % 4;
 
-			assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+			assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 			for (unsigned b = 0; b < 512; b += 97)
 				assert_int_equal(rd[512 * i + b], img_byte(sector * 512 + b));
 		}
@@ -3537,8 +3517,8 @@ static void test_blk_many_in_flight(void **state)
 static void submit_big_reads(struct blk_fix *f, unsigned first, unsigned n)
 {
 	for (unsigned i = first; i < first + n; i++)
-		mreq_submit(f, i, T_IN, (uint64_t)(i % 256) * (BIG_LEN / 512), G_RDATA, BIG_LEN,
-			    i == first + n - 1);
+		mreq_submit(f, i, VIRTIO_BLK_T_IN, (uint64_t)(i % 256) * (BIG_LEN / 512), G_RDATA,
+			    BIG_LEN, i == first + n - 1);
 }
 
 /* Status bytes of requests [0, n) that were written (not 0xff any more). */
@@ -3577,19 +3557,19 @@ static void test_blk_reset_in_flight(void **state)
 	for (unsigned i = 0; i < 200; i++) {
 		uint8_t s = *host(f->ram, G_MSTAT + i);
 
-		assert_true(s == 0xff || s == S_OK);
+		assert_true(s == 0xff || s == VIRTIO_BLK_S_OK);
 	}
 	/* A fresh start (new rings at the same place): works, and nothing of
 	 * the old requests shows up. */
 	drv_start_q(f, BLK_QMAX);
 	assert_int_equal(used_idx(f), 0);
 	for (unsigned i = 0; i < 8; i++)
-		mreq_submit(f, 200 + i, T_IN, 8 * i, G_RDATA, 4096, i == 7);
+		mreq_submit(f, 200 + i, VIRTIO_BLK_T_IN, 8 * i, G_RDATA, 4096, i == 7);
 	assert_true(WAIT_UNTIL(used_idx(f) == 8));
 	wait_quiet(f);
 	assert_int_equal(used_idx(f), 8);
 	for (unsigned i = 0; i < 8; i++)
-		assert_int_equal(*host(f->ram, G_MSTAT + 200 + i), S_OK);
+		assert_int_equal(*host(f->ram, G_MSTAT + 200 + i), VIRTIO_BLK_S_OK);
 	assert_int_equal(answered(f, 200), k);
 	blk_fix_free(f);
 }
@@ -3661,10 +3641,10 @@ static void test_blk_pause_keeps_notification(void **state)
 
 	(void)state;
 	drv_start(f);
-	assert_int_equal(blk_do(f, T_IN, 1, G_RDATA, 512), S_OK);
+	assert_int_equal(blk_do(f, VIRTIO_BLK_T_IN, 1, G_RDATA, 512), VIRTIO_BLK_S_OK);
 	wait_quiet(f);
 	pthread_mutex_lock(&f->blk.ring_lock);
-	r = blk_submit(f, T_IN, 2, G_RDATA, 512, true);
+	r = blk_submit(f, VIRTIO_BLK_T_IN, 2, G_RDATA, 512, true);
 	/* The thread woke and waits for ring_lock in its work function. */
 	assert_true(WAIT_UNTIL(worker_flag(f, true)));
 	assert_int_equal(pthread_create(&th, NULL, pause_thread, &f->blk), 0);
@@ -3675,7 +3655,7 @@ static void test_blk_pause_keeps_notification(void **state)
 	assert_int_equal(virtio_blk_device_ops.resume(&f->blk), 0);
 	if (!wait_used(f, r.idx))
 		fail_msg("the request notified just before the pause was never served");
-	assert_int_equal(*host(f->ram, r.status), S_OK);
+	assert_int_equal(*host(f->ram, r.status), VIRTIO_BLK_S_OK);
 	blk_fix_free(f);
 }
 
@@ -3723,13 +3703,13 @@ static void test_blk_direct_unaligned_in_batch(void **state)
 		w[i] = (uint8_t)(i * 11 + 5);
 	/* Writes: sectors 40, 48 (unaligned buffer), 56, 64. */
 	m0 = merged(f);
-	rq[0] = mreq_submit(f, 0, T_OUT, 40, G_WDATA, 4096, false);
-	rq[1] = mreq_submit(f, 1, T_OUT, 48, G_WDATA + 4096 + 3, 4096, false);
-	rq[2] = mreq_submit(f, 2, T_OUT, 56, G_WDATA + 2 * 4096, 4096, false);
-	rq[3] = mreq_submit(f, 3, T_OUT, 64, G_WDATA + 3 * 4096, 4096, true);
+	rq[0] = mreq_submit(f, 0, VIRTIO_BLK_T_OUT, 40, G_WDATA, 4096, false);
+	rq[1] = mreq_submit(f, 1, VIRTIO_BLK_T_OUT, 48, G_WDATA + 4096 + 3, 4096, false);
+	rq[2] = mreq_submit(f, 2, VIRTIO_BLK_T_OUT, 56, G_WDATA + 2 * 4096, 4096, false);
+	rq[3] = mreq_submit(f, 3, VIRTIO_BLK_T_OUT, 64, G_WDATA + 3 * 4096, 4096, true);
 	assert_true(wait_used(f, rq[3].idx));
 	for (unsigned i = 0; i < 4; i++)
-		assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+		assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 	assert_int_equal(merged(f) - m0, 1);
 	read_image(f->path, 40 * 512, file, sizeof(file));
 	assert_memory_equal(file, w, 4096);
@@ -3740,13 +3720,13 @@ static void test_blk_direct_unaligned_in_batch(void **state)
 	wait_quiet(f);
 	m0 = merged(f);
 	memset(rd, 0, 5 * 4096);
-	rq[0] = mreq_submit(f, 4, T_IN, 40, G_RDATA, 4096, false);
-	rq[1] = mreq_submit(f, 5, T_IN, 48, G_RDATA + 4096 + 5, 4096, false);
-	rq[2] = mreq_submit(f, 6, T_IN, 56, G_RDATA + 2 * 4096 + 512, 4096, false);
-	rq[3] = mreq_submit(f, 7, T_IN, 64, G_RDATA + 3 * 4096 + 512, 4096, true);
+	rq[0] = mreq_submit(f, 4, VIRTIO_BLK_T_IN, 40, G_RDATA, 4096, false);
+	rq[1] = mreq_submit(f, 5, VIRTIO_BLK_T_IN, 48, G_RDATA + 4096 + 5, 4096, false);
+	rq[2] = mreq_submit(f, 6, VIRTIO_BLK_T_IN, 56, G_RDATA + 2 * 4096 + 512, 4096, false);
+	rq[3] = mreq_submit(f, 7, VIRTIO_BLK_T_IN, 64, G_RDATA + 3 * 4096 + 512, 4096, true);
 	assert_true(wait_used(f, rq[3].idx));
 	for (unsigned i = 0; i < 4; i++) {
-		assert_int_equal(*host(f->ram, rq[i].status), S_OK);
+		assert_int_equal(*host(f->ram, rq[i].status), VIRTIO_BLK_S_OK);
 		assert_int_equal(used_len_of(f, rq[i].head, rq[0].idx, 4), 4097);
 	}
 	assert_int_equal(merged(f) - m0, 1);

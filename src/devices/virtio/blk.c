@@ -14,25 +14,11 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "devices/virtio/virtio.h"
 
 /* Feature bits (§5.2.3). */
-#define BLK_F_SEG_MAX       2
-#define BLK_F_RO            5
-#define BLK_F_BLK_SIZE      6
-#define BLK_F_FLUSH         9
-#define BLK_F_DISCARD       13
-#define BLK_F_WRITE_ZEROES  14
 
 /* Request types and status (§5.2.6). */
-#define BLK_T_IN            0
-#define BLK_T_OUT           1
-#define BLK_T_FLUSH         4
-#define BLK_T_GET_ID        8
-#define BLK_T_DISCARD       11
-#define BLK_T_WRITE_ZEROES  13
-#define BLK_S_OK            0
-#define BLK_S_IOERR         1
-#define BLK_S_UNSUPP        2
 
 #define SECTOR              512ull
 #define QUEUE_SIZE          256
@@ -145,28 +131,28 @@ static uint8_t do_discard(struct virtio_blk *b, struct iovec *iov, unsigned n, u
 	int mode;
 
 	if (len != sizeof(seg) || iov_to_buf(iov, n, 0, seg, sizeof(seg)) != sizeof(seg))
-		return BLK_S_UNSUPP; /* one segment at a time (max_*_seg = 1) */
+		return VIRTIO_BLK_S_UNSUPP; /* one segment at a time (max_*_seg = 1) */
 	sector = get_le64(seg);
 	num = get_le32(seg + 8);
 	flags = get_le32(seg + 12);
 	if (num > DISCARD_MAX_SECTORS || (flags & ~(uint32_t)WZ_UNMAP) ||
 	    (!zeroes && flags))
-		return BLK_S_UNSUPP;
+		return VIRTIO_BLK_S_UNSUPP;
 	off = sector * SECTOR;
 	bytes = (uint64_t)num * SECTOR;
 	if (sector > b->size / SECTOR || !range_within(off, bytes, b->size))
-		return BLK_S_IOERR;
+		return VIRTIO_BLK_S_IOERR;
 	if (!bytes)
-		return BLK_S_OK;
+		return VIRTIO_BLK_S_OK;
 	mode = zeroes ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
 		      : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	if (zeroes && (flags & WZ_UNMAP))
 		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	if (fallocate(b->fd, mode, (off_t)off, (off_t)bytes) == 0)
-		return BLK_S_OK;
+		return VIRTIO_BLK_S_OK;
 	if (!zeroes)
-		return BLK_S_OK; /* discard is a hint: doing nothing is correct */
-	return BLK_S_IOERR;
+		return VIRTIO_BLK_S_OK; /* discard is a hint: doing nothing is correct */
+	return VIRTIO_BLK_S_IOERR;
 }
 
 /* One request between taking it and returning it. */
@@ -195,7 +181,7 @@ static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_r
 	uint64_t sector;
 
 	r->io = r->bad = false;
-	r->status = BLK_S_OK;
+	r->status = VIRTIO_BLK_S_OK;
 	r->dlen = 0;
 	r->dn = 0;
 	/* Header (16 bytes, device-readable), data, status (last writable
@@ -208,47 +194,50 @@ static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_r
 	r->type = get_le32(hdr);
 	sector = get_le64(hdr + 8);
 	r->off = sector * SECTOR;
-	if (r->type == BLK_T_IN || r->type == BLK_T_GET_ID) {
+	if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID) {
 		r->dlen = e->in_len - 1;
 		iov_slice(in, e->n_in, 0, r->dlen, r->data, &r->dn);
 	} else {
 		r->dlen = e->out_len - sizeof(hdr);
 		iov_slice(out, e->n_out, sizeof(hdr), r->dlen, r->data, &r->dn);
 	}
-	if (b->fd < 0 && (r->type == BLK_T_IN || r->type == BLK_T_OUT || r->type == BLK_T_FLUSH ||
-			  r->type == BLK_T_DISCARD || r->type == BLK_T_WRITE_ZEROES)) {
+	if (b->fd < 0 && (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_OUT ||
+			  r->type == VIRTIO_BLK_T_FLUSH || r->type == VIRTIO_BLK_T_DISCARD ||
+			  r->type == VIRTIO_BLK_T_WRITE_ZEROES)) {
 		/* The image could not be opened here (after a migration): the
 		 * guest sees its disk fail rather than hang. */
-		r->status = BLK_S_IOERR;
+		r->status = VIRTIO_BLK_S_IOERR;
 		return;
 	}
 	switch (r->type) {
-	case BLK_T_IN:
-	case BLK_T_OUT:
-		if ((r->type == BLK_T_OUT && b->cfg.readonly) || r->dlen % SECTOR ||
+	case VIRTIO_BLK_T_IN:
+	case VIRTIO_BLK_T_OUT:
+		if ((r->type == VIRTIO_BLK_T_OUT && b->cfg.readonly) || r->dlen % SECTOR ||
 		    sector > b->size / SECTOR ||
 		    !range_within(r->off, r->dlen, b->size / SECTOR * SECTOR))
-			r->status = BLK_S_IOERR;
+			r->status = VIRTIO_BLK_S_IOERR;
 		else
 			r->io = true;
 		break;
-	case BLK_T_FLUSH:
+	case VIRTIO_BLK_T_FLUSH:
 		r->io = true;
 		break;
-	case BLK_T_GET_ID: {
+	case VIRTIO_BLK_T_GET_ID: {
 		char id[VIRTIO_BLK_ID_BYTES] = { 0 };
 
 		memcpy(id, b->cfg.serial, strnlen(b->cfg.serial, sizeof(id)));
 		r->dlen = buf_to_iov(r->data, r->dn, 0, id, MIN(r->dlen, sizeof(id)));
 		break;
 	}
-	case BLK_T_DISCARD:
-	case BLK_T_WRITE_ZEROES:
-		r->status = b->cfg.readonly || !b->discard ? BLK_S_UNSUPP
-			    : do_discard(b, r->data, r->dn, r->dlen, r->type == BLK_T_WRITE_ZEROES);
+	case VIRTIO_BLK_T_DISCARD:
+	case VIRTIO_BLK_T_WRITE_ZEROES:
+		r->status = b->cfg.readonly || !b->discard
+				    ? VIRTIO_BLK_S_UNSUPP
+				    : do_discard(b, r->data, r->dn, r->dlen,
+						 r->type == VIRTIO_BLK_T_WRITE_ZEROES);
 		break;
 	default:
-		r->status = BLK_S_UNSUPP;
+		r->status = VIRTIO_BLK_S_UNSUPP;
 		break;
 	}
 }
@@ -256,9 +245,9 @@ static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_r
 /* The I/O of a request, here and now; from byte `done` on. */
 static void req_do_sync(struct virtio_blk *b, struct blk_req *r, uint64_t done)
 {
-	if (r->type == BLK_T_FLUSH) {
+	if (r->type == VIRTIO_BLK_T_FLUSH) {
 		if (fdatasync(b->fd))
-			r->status = BLK_S_IOERR;
+			r->status = VIRTIO_BLK_S_IOERR;
 		return;
 	}
 	if (done < r->dlen) {
@@ -266,8 +255,8 @@ static void req_do_sync(struct virtio_blk *b, struct blk_req *r, uint64_t done)
 		unsigned rn;
 
 		iov_slice(r->data, r->dn, done, r->dlen - done, rest, &rn);
-		if (do_rw(b, r->type == BLK_T_OUT, rest, rn, r->off + done, r->dlen - done))
-			r->status = BLK_S_IOERR;
+		if (do_rw(b, r->type == VIRTIO_BLK_T_OUT, rest, rn, r->off + done, r->dlen - done))
+			r->status = VIRTIO_BLK_S_IOERR;
 	}
 }
 
@@ -278,7 +267,8 @@ static uint32_t req_finish(struct virtq_elem *e, struct blk_req *r)
 	if (r->bad)
 		return 0;
 	buf_to_iov(e->iov + e->n_out, e->n_in, e->in_len - 1, &r->status, 1);
-	if (r->status == BLK_S_OK && (r->type == BLK_T_IN || r->type == BLK_T_GET_ID))
+	if (r->status == VIRTIO_BLK_S_OK &&
+	    (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID))
 		return (uint32_t)(r->dlen + 1);
 	return 1;
 }
@@ -343,7 +333,8 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 		struct io_uring_cqe *cqe;
 		struct blk_req *r;
 		unsigned slot;
-		int ret = wait ? io_uring_wait_cqe(&b->ring, &cqe) : io_uring_peek_cqe(&b->ring, &cqe);
+		int ret = wait ? io_uring_wait_cqe(&b->ring, &cqe)
+			       : io_uring_peek_cqe(&b->ring, &cqe);
 
 		if (ret == -EINTR)
 			continue;
@@ -355,9 +346,9 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 		}
 		slot = (unsigned)io_uring_cqe_get_data64(cqe);
 		r = &b->reqs[slot];
-		if (r->type == BLK_T_FLUSH) {
+		if (r->type == VIRTIO_BLK_T_FLUSH) {
 			if (cqe->res < 0)
-				r->status = BLK_S_IOERR;
+				r->status = VIRTIO_BLK_S_IOERR;
 			done[n++] = (uint16_t)slot;
 		} else {
 			/* Each request of a merged transfer gets what covered
@@ -370,7 +361,7 @@ static unsigned reap(struct virtio_blk *b, bool wait)
 				uint64_t cov = got > pos ? MIN(got - pos, m->dlen) : 0;
 
 				if (cqe->res < 0)
-					m->status = BLK_S_IOERR;
+					m->status = VIRTIO_BLK_S_IOERR;
 				else if (cov < m->dlen)
 					req_do_sync(b, m, cov);
 				pos += m->dlen;
@@ -388,14 +379,14 @@ static unsigned reap(struct virtio_blk *b, bool wait)
  * an O_DIRECT transfer that needs the bounce buffer). */
 static bool can_async(const struct virtio_blk *b, const struct blk_req *r)
 {
-	return b->uring &&
-	       (r->type == BLK_T_FLUSH || !b->cfg.direct || aligned_iov(r->data, r->dn, r->off));
+	return b->uring && (r->type == VIRTIO_BLK_T_FLUSH || !b->cfg.direct ||
+			    aligned_iov(r->data, r->dn, r->off));
 }
 
 /* Whether request r can join the merged transfer that h leads. */
 static bool can_merge(const struct blk_req *h, const struct blk_req *r)
 {
-	return (h->type == BLK_T_IN || h->type == BLK_T_OUT) && r->type == h->type &&
+	return (h->type == VIRTIO_BLK_T_IN || h->type == VIRTIO_BLK_T_OUT) && r->type == h->type &&
 	       h->off + h->total == r->off && h->dn + r->dn <= VIRTQ_MAX_SEGS &&
 	       h->total + r->dlen <= MERGE_MAX;
 }
@@ -409,11 +400,11 @@ static bool start_async(struct virtio_blk *b, struct blk_req *r, unsigned slot)
 	sqe = io_uring_get_sqe(&b->ring);
 	if (!sqe)
 		return false;
-	if (r->type == BLK_T_FLUSH) {
+	if (r->type == VIRTIO_BLK_T_FLUSH) {
 		/* After everything submitted before it has completed. */
 		io_uring_prep_fsync(sqe, b->fd, IORING_FSYNC_DATASYNC);
 		sqe->flags |= IOSQE_IO_DRAIN;
-	} else if (r->type == BLK_T_IN) {
+	} else if (r->type == VIRTIO_BLK_T_IN) {
 		io_uring_prep_readv(sqe, b->fd, r->data, r->dn, r->off);
 	} else {
 		io_uring_prep_writev(sqe, b->fd, r->data, r->dn, r->off);
@@ -658,8 +649,8 @@ static bool can_punch(int fd)
 int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 		      const struct virtio_host *host, bool start_paused)
 {
-	uint64_t features = VIRTIO_BIT(BLK_F_SEG_MAX) | VIRTIO_BIT(BLK_F_BLK_SIZE) |
-			    VIRTIO_BIT(BLK_F_FLUSH);
+	uint64_t features = VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+			    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
 	int ret;
 
 	memset(b, 0, sizeof(*b));
@@ -692,9 +683,10 @@ int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 	}
 	b->discard = !cfg->readonly && (b->fd < 0 || can_punch(b->fd));
 	if (cfg->readonly)
-		features |= VIRTIO_BIT(BLK_F_RO);
+		features |= VIRTIO_BIT(VIRTIO_BLK_F_RO);
 	if (b->discard)
-		features |= VIRTIO_BIT(BLK_F_DISCARD) | VIRTIO_BIT(BLK_F_WRITE_ZEROES);
+		features |=
+			VIRTIO_BIT(VIRTIO_BLK_F_DISCARD) | VIRTIO_BIT(VIRTIO_BLK_F_WRITE_ZEROES);
 	if (cfg->direct && posix_memalign(&b->bounce, 4096, BOUNCE_MAX)) {
 		ret = -ENOMEM;
 		goto fail;

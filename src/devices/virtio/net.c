@@ -15,20 +15,9 @@
 
 #include "common/log.h"
 #include "common/util.h"
+#include "devices/virtio/virtio.h"
 
 /* Feature bits (§5.1.3). */
-#define NET_F_CSUM          0
-#define NET_F_GUEST_CSUM    1
-#define NET_F_MAC           5
-#define NET_F_GUEST_TSO4    7
-#define NET_F_GUEST_TSO6    8
-#define NET_F_GUEST_ECN     9
-#define NET_F_HOST_TSO4     11
-#define NET_F_HOST_TSO6     12
-#define NET_F_HOST_ECN      13
-#define NET_F_STATUS        16
-
-#define NET_S_LINK_UP       1
 
 #define RXQ                 0
 #define TXQ                 1
@@ -140,13 +129,13 @@ static void tap_set_offloads(struct virtio_net *n)
 
 	if (n->tap_fd < 0 || !n->tap_offloads)
 		return;
-	if (virtio_pci_feature(&n->vp, NET_F_GUEST_CSUM)) {
+	if (virtio_pci_feature(&n->vp, VIRTIO_NET_F_GUEST_CSUM)) {
 		flags |= TUN_F_CSUM;
-		if (virtio_pci_feature(&n->vp, NET_F_GUEST_TSO4))
+		if (virtio_pci_feature(&n->vp, VIRTIO_NET_F_GUEST_TSO4))
 			flags |= TUN_F_TSO4;
-		if (virtio_pci_feature(&n->vp, NET_F_GUEST_TSO6))
+		if (virtio_pci_feature(&n->vp, VIRTIO_NET_F_GUEST_TSO6))
 			flags |= TUN_F_TSO6;
-		if (virtio_pci_feature(&n->vp, NET_F_GUEST_ECN))
+		if (virtio_pci_feature(&n->vp, VIRTIO_NET_F_GUEST_ECN))
 			flags |= TUN_F_TSO_ECN;
 	}
 	if (ioctl(n->tap_fd, TUNSETOFFLOAD, flags) < 0)
@@ -373,15 +362,15 @@ static bool tap_probe_offloads(int fd)
 int virtio_net_create(struct virtio_net *n, const struct virtio_net_config *cfg,
 		      const struct virtio_host *host, bool start_paused)
 {
-	uint64_t features = VIRTIO_BIT(NET_F_MAC) | VIRTIO_BIT(NET_F_STATUS) |
-			    VIRTIO_BIT(NET_F_CSUM) | VIRTIO_BIT(NET_F_HOST_TSO4) |
-			    VIRTIO_BIT(NET_F_HOST_TSO6) | VIRTIO_BIT(NET_F_HOST_ECN);
+	uint64_t features = VIRTIO_BIT(VIRTIO_NET_F_MAC) | VIRTIO_BIT(VIRTIO_NET_F_STATUS) |
+			    VIRTIO_BIT(VIRTIO_NET_F_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO4) |
+			    VIRTIO_BIT(VIRTIO_NET_F_HOST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_HOST_ECN);
 	int fd, ret;
 
 	memset(n, 0, sizeof(*n));
 	n->tap_fd = n->timer_fd = -1;
 	n->cfg = *cfg;
-	n->status = NET_S_LINK_UP;
+	n->status = VIRTIO_NET_S_LINK_UP;
 	n->elem = calloc(1, sizeof(*n->elem));
 	if (!n->elem) {
 		ret = -ENOMEM;
@@ -401,8 +390,9 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_net_config *cfg,
 	else
 		n->tap_fd = fd;
 	if (n->tap_offloads)
-		features |= VIRTIO_BIT(NET_F_GUEST_CSUM) | VIRTIO_BIT(NET_F_GUEST_TSO4) |
-			    VIRTIO_BIT(NET_F_GUEST_TSO6) | VIRTIO_BIT(NET_F_GUEST_ECN);
+		features |=
+			VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO4) |
+			VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6) | VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN);
 	n->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (n->timer_fd < 0) {
 		ret = -errno;
@@ -458,7 +448,7 @@ static int net_resume(void *dev)
 			 * silently eats frames. */
 			ret = fd;
 			pthread_mutex_lock(&n->vp.lock);
-			n->status &= (uint16_t)~NET_S_LINK_UP;
+			n->status &= (uint16_t)~VIRTIO_NET_S_LINK_UP;
 			pthread_mutex_unlock(&n->vp.lock);
 			virtio_pci_notify_config(&n->vp);
 		} else {
@@ -503,13 +493,14 @@ static int net_load(void *dev, uint32_t version, const uint8_t *data, size_t len
 	reader_init(&r, data, len);
 	reader_get(&r, mac, 6);
 	status = reader_u16(&r);
-	if (r.short_read || (status & ~NET_S_LINK_UP) || (mac[0] & 1))
+	if (r.short_read || (status & ~VIRTIO_NET_S_LINK_UP) || (mac[0] & 1))
 		return -EINVAL;
 	if (n->cfg.mac_given && memcmp(mac, n->cfg.mac, 6)) {
 		log_error("--net tap=%s: mac=%02x:%02x:%02x:%02x:%02x:%02x here, the guest has "
-			  "%02x:%02x:%02x:%02x:%02x:%02x", n->cfg.tap, n->cfg.mac[0], n->cfg.mac[1],
-			  n->cfg.mac[2], n->cfg.mac[3], n->cfg.mac[4], n->cfg.mac[5], mac[0], mac[1],
-			  mac[2], mac[3], mac[4], mac[5]);
+			  "%02x:%02x:%02x:%02x:%02x:%02x",
+			  n->cfg.tap, n->cfg.mac[0], n->cfg.mac[1], n->cfg.mac[2], n->cfg.mac[3],
+			  n->cfg.mac[4], n->cfg.mac[5], mac[0], mac[1], mac[2], mac[3], mac[4],
+			  mac[5]);
 		return -EINVAL;
 	}
 	ret = virtio_pci_load(&n->vp, &r);

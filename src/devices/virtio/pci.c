@@ -21,24 +21,6 @@
 #define NOTIFY_MULT       4
 #define COMMON_SIZE       0x38
 
-/* Common configuration layout (§4.1.4.3). */
-#define CC_DFSEL     0x00
-#define CC_DF        0x04
-#define CC_GFSEL     0x08
-#define CC_GF        0x0c
-#define CC_MSIX      0x10
-#define CC_NUMQ      0x12
-#define CC_STATUS    0x14
-#define CC_CFGGEN    0x15
-#define CC_QSEL      0x16
-#define CC_QSIZE     0x18
-#define CC_QMSIX     0x1a
-#define CC_QENABLE   0x1c
-#define CC_QNOFF     0x1e
-#define CC_QDESC     0x20
-#define CC_QDRIVER   0x28
-#define CC_QDEVICE   0x30
-
 static struct virtio_pci *of_function(struct pci_function *f)
 {
 	return f->owner;
@@ -71,7 +53,8 @@ static void update_ioeventfds(struct virtio_pci *vp, bool on)
 		if (want == vp->notify_reg[q] || !vp->host.ioeventfd)
 			continue;
 		if (vp->notify_reg[q])
-			vp->host.ioeventfd(vp->host.ctx, vp->notify_reg[q], vp->notify_fd[q], false);
+			vp->host.ioeventfd(vp->host.ctx, vp->notify_reg[q], vp->notify_fd[q],
+					   false);
 		vp->notify_reg[q] = 0;
 		if (want && vp->host.ioeventfd(vp->host.ctx, want, vp->notify_fd[q], true) == 0)
 			vp->notify_reg[q] = want;
@@ -163,25 +146,25 @@ static void common_fill(struct virtio_pci *vp, uint8_t *c)
 	uint32_t sel = vp->s.dev_feature_sel;
 
 	memset(c, 0, COMMON_SIZE);
-	put_le32(c + CC_DFSEL, sel);
-	put_le32(c + CC_DF, sel < 2 ? (uint32_t)(vp->device_features >> (32 * sel)) : 0);
-	put_le32(c + CC_GFSEL, vp->s.drv_feature_sel);
-	put_le32(c + CC_GF, vp->s.drv_feature_sel < 2 ?
+	put_le32(c + VIRTIO_CC_DFSEL, sel);
+	put_le32(c + VIRTIO_CC_DF, sel < 2 ? (uint32_t)(vp->device_features >> (32 * sel)) : 0);
+	put_le32(c + VIRTIO_CC_GFSEL, vp->s.drv_feature_sel);
+	put_le32(c + VIRTIO_CC_GF, vp->s.drv_feature_sel < 2 ?
 		 (uint32_t)(vp->s.driver_features >> (32 * vp->s.drv_feature_sel)) : 0);
-	put_le16(c + CC_MSIX, vp->s.config_msix_vector);
-	put_le16(c + CC_NUMQ, (uint16_t)vp->nqueues);
-	c[CC_STATUS] = vp->s.status;
-	c[CC_CFGGEN] = vp->s.config_generation;
-	put_le16(c + CC_QSEL, (uint16_t)qs);
+	put_le16(c + VIRTIO_CC_MSIX, vp->s.config_msix_vector);
+	put_le16(c + VIRTIO_CC_NUMQ, (uint16_t)vp->nqueues);
+	c[VIRTIO_CC_STATUS] = vp->s.status;
+	c[VIRTIO_CC_CFGGEN] = vp->s.config_generation;
+	put_le16(c + VIRTIO_CC_QSEL, (uint16_t)qs);
 	if (!q)
 		return;
-	put_le16(c + CC_QSIZE, q->s.size);
-	put_le16(c + CC_QMSIX, q->s.msix_vector);
-	put_le16(c + CC_QENABLE, q->s.enabled);
-	put_le16(c + CC_QNOFF, (uint16_t)qs);
-	put_le64(c + CC_QDESC, q->s.desc);
-	put_le64(c + CC_QDRIVER, q->s.avail);
-	put_le64(c + CC_QDEVICE, q->s.used);
+	put_le16(c + VIRTIO_CC_QSIZE, q->s.size);
+	put_le16(c + VIRTIO_CC_QMSIX, q->s.msix_vector);
+	put_le16(c + VIRTIO_CC_QENABLE, q->s.enabled);
+	put_le16(c + VIRTIO_CC_QNOFF, (uint16_t)qs);
+	put_le64(c + VIRTIO_CC_QDESC, q->s.desc);
+	put_le64(c + VIRTIO_CC_QDRIVER, q->s.avail);
+	put_le64(c + VIRTIO_CC_QDEVICE, q->s.used);
 }
 
 static bool touches(unsigned off, unsigned size, unsigned field, unsigned flen)
@@ -204,21 +187,21 @@ static bool common_write(struct virtio_pci *vp, unsigned off, const uint8_t *dat
 
 	common_fill(vp, c);
 	memcpy(c + off, data, size);
-	if (touches(off, size, CC_DFSEL, 4))
-		vp->s.dev_feature_sel = get_le32(c + CC_DFSEL);
-	if (touches(off, size, CC_GFSEL, 4))
-		vp->s.drv_feature_sel = get_le32(c + CC_GFSEL);
-	if (touches(off, size, CC_GF, 4) && vp->s.drv_feature_sel < 2 &&
+	if (touches(off, size, VIRTIO_CC_DFSEL, 4))
+		vp->s.dev_feature_sel = get_le32(c + VIRTIO_CC_DFSEL);
+	if (touches(off, size, VIRTIO_CC_GFSEL, 4))
+		vp->s.drv_feature_sel = get_le32(c + VIRTIO_CC_GFSEL);
+	if (touches(off, size, VIRTIO_CC_GF, 4) && vp->s.drv_feature_sel < 2 &&
 	    !(vp->s.status & VIRTIO_STATUS_FEATURES_OK)) {
 		unsigned sh = 32 * vp->s.drv_feature_sel;
 
 		vp->s.driver_features &= ~(0xffffffffull << sh);
-		vp->s.driver_features |= (uint64_t)get_le32(c + CC_GF) << sh;
+		vp->s.driver_features |= (uint64_t)get_le32(c + VIRTIO_CC_GF) << sh;
 	}
-	if (touches(off, size, CC_MSIX, 2))
-		vp->s.config_msix_vector = checked_vector(vp, get_le16(c + CC_MSIX));
-	if (touches(off, size, CC_STATUS, 1)) {
-		uint8_t st = c[CC_STATUS], old = vp->s.status;
+	if (touches(off, size, VIRTIO_CC_MSIX, 2))
+		vp->s.config_msix_vector = checked_vector(vp, get_le16(c + VIRTIO_CC_MSIX));
+	if (touches(off, size, VIRTIO_CC_STATUS, 1)) {
+		uint8_t st = c[VIRTIO_CC_STATUS], old = vp->s.status;
 
 		if (st == 0)
 			return true;
@@ -234,30 +217,31 @@ static bool common_write(struct virtio_pci *vp, unsigned off, const uint8_t *dat
 		    !(st & VIRTIO_STATUS_NEEDS_RESET))
 			activate(vp);
 	}
-	if (touches(off, size, CC_QSEL, 2))
-		vp->s.queue_sel = get_le16(c + CC_QSEL);
+	if (touches(off, size, VIRTIO_CC_QSEL, 2))
+		vp->s.queue_sel = get_le16(c + VIRTIO_CC_QSEL);
 	/* The queue fields below belong to the queue selected before this
 	 * write (a driver writes queue_select on its own). */
 	if (!q)
 		return false;
-	if (touches(off, size, CC_QMSIX, 2))
-		q->s.msix_vector = checked_vector(vp, get_le16(c + CC_QMSIX));
+	if (touches(off, size, VIRTIO_CC_QMSIX, 2))
+		q->s.msix_vector = checked_vector(vp, get_le16(c + VIRTIO_CC_QMSIX));
 	/* Size and addresses are fixed once the queue is enabled (§4.1.4.3.2). */
 	if (!q->s.enabled) {
-		if (touches(off, size, CC_QSIZE, 2)) {
-			uint16_t n = get_le16(c + CC_QSIZE);
+		if (touches(off, size, VIRTIO_CC_QSIZE, 2)) {
+			uint16_t n = get_le16(c + VIRTIO_CC_QSIZE);
 
 			/* A split ring: a power of two up to the maximum. */
 			if (n && n <= q->max_size && !(n & (n - 1)))
 				q->s.size = n;
 		}
-		if (touches(off, size, CC_QDESC, 8))
-			q->s.desc = get_le64(c + CC_QDESC);
-		if (touches(off, size, CC_QDRIVER, 8))
-			q->s.avail = get_le64(c + CC_QDRIVER);
-		if (touches(off, size, CC_QDEVICE, 8))
-			q->s.used = get_le64(c + CC_QDEVICE);
-		if (touches(off, size, CC_QENABLE, 2) && get_le16(c + CC_QENABLE) == 1) {
+		if (touches(off, size, VIRTIO_CC_QDESC, 8))
+			q->s.desc = get_le64(c + VIRTIO_CC_QDESC);
+		if (touches(off, size, VIRTIO_CC_QDRIVER, 8))
+			q->s.avail = get_le64(c + VIRTIO_CC_QDRIVER);
+		if (touches(off, size, VIRTIO_CC_QDEVICE, 8))
+			q->s.used = get_le64(c + VIRTIO_CC_QDEVICE);
+		if (touches(off, size, VIRTIO_CC_QENABLE, 2) &&
+		    get_le16(c + VIRTIO_CC_QENABLE) == 1) {
 			q->s.enabled = true;
 			if (vp->active) {
 				/* Enabled after DRIVER_OK: serve it from now. */
@@ -492,7 +476,8 @@ int virtio_pci_load(struct virtio_pci *vp, struct reader *in)
 	nq = reader_u32(in);
 	if (in->short_read || nq != vp->nqueues)
 		return -EINVAL;
-	if (((s.status & VIRTIO_STATUS_FEATURES_OK) && (s.driver_features & ~vp->device_features)) ||
+	if (((s.status & VIRTIO_STATUS_FEATURES_OK) &&
+	     (s.driver_features & ~vp->device_features)) ||
 	    (s.config_msix_vector != MSIX_NO_VECTOR && s.config_msix_vector >= vp->pci.msix.nvec) ||
 	    (s.status & 0x30) || (s.isr & ~3))
 		return -EINVAL;

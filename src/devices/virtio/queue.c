@@ -5,11 +5,7 @@
 #include <string.h>
 
 #include "common/util.h"
-
-#define VIRTQ_DESC_F_NEXT     1
-#define VIRTQ_DESC_F_WRITE    2
-#define VIRTQ_DESC_F_INDIRECT 4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#include "devices/virtio/virtio.h"
 
 #define DESC_SIZE 16
 

@@ -1,4 +1,5 @@
-/* Constants of the virtio 1.2 specification that ferry's devices share. */
+/* Constants of the virtio 1.2 specification: ferry's devices and their
+ * unit tests (tests/unit/test_virtio.c) read them from here. */
 #ifndef FERRY_DEVICES_VIRTIO_VIRTIO_H
 #define FERRY_DEVICES_VIRTIO_VIRTIO_H
 
@@ -31,6 +32,60 @@
 /* ISR status bits. */
 #define VIRTIO_ISR_QUEUE           0x1
 #define VIRTIO_ISR_CONFIG          0x2
+
+/* Common configuration layout (§4.1.4.3): byte offsets. */
+#define VIRTIO_CC_DFSEL            0x00
+#define VIRTIO_CC_DF               0x04
+#define VIRTIO_CC_GFSEL            0x08
+#define VIRTIO_CC_GF               0x0c
+#define VIRTIO_CC_MSIX             0x10
+#define VIRTIO_CC_NUMQ             0x12
+#define VIRTIO_CC_STATUS           0x14
+#define VIRTIO_CC_CFGGEN           0x15
+#define VIRTIO_CC_QSEL             0x16
+#define VIRTIO_CC_QSIZE            0x18
+#define VIRTIO_CC_QMSIX            0x1a
+#define VIRTIO_CC_QENABLE          0x1c
+#define VIRTIO_CC_QNOFF            0x1e
+#define VIRTIO_CC_QDESC            0x20
+#define VIRTIO_CC_QDRIVER          0x28
+#define VIRTIO_CC_QDEVICE          0x30
+
+/* Split virtqueues (§2.7). */
+#define VIRTQ_DESC_F_NEXT          1
+#define VIRTQ_DESC_F_WRITE         2
+#define VIRTQ_DESC_F_INDIRECT      4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+
+/* virtio-blk (§5.2): feature bits, request types, status. */
+#define VIRTIO_BLK_F_SEG_MAX       2
+#define VIRTIO_BLK_F_RO            5
+#define VIRTIO_BLK_F_BLK_SIZE      6
+#define VIRTIO_BLK_F_FLUSH         9
+#define VIRTIO_BLK_F_DISCARD       13
+#define VIRTIO_BLK_F_WRITE_ZEROES  14
+#define VIRTIO_BLK_T_IN            0
+#define VIRTIO_BLK_T_OUT           1
+#define VIRTIO_BLK_T_FLUSH         4
+#define VIRTIO_BLK_T_GET_ID        8
+#define VIRTIO_BLK_T_DISCARD       11
+#define VIRTIO_BLK_T_WRITE_ZEROES  13
+#define VIRTIO_BLK_S_OK            0
+#define VIRTIO_BLK_S_IOERR         1
+#define VIRTIO_BLK_S_UNSUPP        2
+
+/* virtio-net (§5.1): feature bits, status. */
+#define VIRTIO_NET_F_CSUM          0
+#define VIRTIO_NET_F_GUEST_CSUM    1
+#define VIRTIO_NET_F_MAC           5
+#define VIRTIO_NET_F_GUEST_TSO4    7
+#define VIRTIO_NET_F_GUEST_TSO6    8
+#define VIRTIO_NET_F_GUEST_ECN     9
+#define VIRTIO_NET_F_HOST_TSO4     11
+#define VIRTIO_NET_F_HOST_TSO6     12
+#define VIRTIO_NET_F_HOST_ECN      13
+#define VIRTIO_NET_F_STATUS        16
+#define VIRTIO_NET_S_LINK_UP       1
 
 #define VIRTIO_BIT(b)              (1ull << (b))
 
