@@ -196,7 +196,10 @@ def test_save_restore_ten_times():
             vm.console.wait_for(rf"ferry-agent beat={first['beat'] + 5} ", 10)
             b = last_beat(vm)
             check(b["corrupt"] == 0, f"round {n}: corrupt={b['corrupt']}")
-            check(all(x > y for x, y in zip(b["ticks"], first["ticks"])), f"round {n}: ticks")
+            check(all(x > y for x, y in zip(b["ticks"], first["ticks"])),
+                  f"round {n}: a vCPU did not tick over 5 beats after the restore: "
+                  f"ticks {first['ticks']} at beat {first['beat']} -> {b['ticks']} at "
+                  f"beat {b['beat']} (uptime {first['uptime_ms']} -> {b['uptime_ms']} ms)")
         # The console of all eleven processes, end to end: a line the guest
         # was writing when it was saved is finished by the restored one,
         # never lost, cut or printed twice.
