@@ -174,88 +174,65 @@ static int parse_net(const char *arg, struct vm_config *vm)
 	return 0;
 }
 
-static int parse_options(int argc, char **argv, struct options *o)
+/* One option (getopt's c, with optarg; opt: the option as written, for
+ * the error); 0 or -EINVAL with an error logged. */
+static int take_option(struct options *o, int c, const char *opt)
 {
-	static const struct option longopts[] = {
-		{ "kernel", required_argument, NULL, 'k' },
-		{ "initrd", required_argument, NULL, 'i' },
-		{ "cmdline", required_argument, NULL, 'c' },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "cpus", required_argument, NULL, 'n' },
-		{ "serial", required_argument, NULL, 's' },
-		{ "control", required_argument, NULL, 'C' },
-		{ "name", required_argument, NULL, 'N' },
-		{ "paused", no_argument, NULL, 'p' },
-		{ "restore", required_argument, NULL, 'R' },
-		{ "debug-ram-hash", no_argument, NULL, 'H' },
-		{ "incoming", required_argument, NULL, 'I' },
-		{ "incoming-token", required_argument, NULL, 'T' },
-		{ "incoming-timeout", required_argument, NULL, 'O' },
-		{ "disk", required_argument, NULL, 'D' },
-		{ "net", required_argument, NULL, 'E' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
 	uint64_t v;
-	int c;
 
-	*o = (struct options){ .vm = { .memory_mib = DEFAULT_MEMORY_MIB, .cpus = 1,
-				       .serial = "stdio", .name = "ferry" } };
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'k': o->vm.kernel = optarg; o->shape_given = true; break;
-		case 'i': o->vm.initrd = optarg; o->shape_given = true; break;
-		case 'c': o->vm.cmdline = optarg; o->shape_given = true; break;
-		case 's': o->vm.serial = optarg; o->serial_given = true; break;
-		case 'C': o->control = optarg; break;
-		case 'N': o->vm.name = optarg; o->name_given = true; break;
-		case 'p': o->vm.start_paused = true; break;
-		case 'R': o->restore = optarg; break;
-		case 'H': o->debug_ram_hash = true; break;
-		case 'I': o->incoming = optarg; break;
-		case 'T': o->incoming_token = optarg; break;
-		case 'O':
-			if (parse_u64(optarg, &o->incoming_timeout) || !o->incoming_timeout ||
-			    o->incoming_timeout > 86400) {
-				log_error("--incoming-timeout: '%s' is not a number of seconds from 1 "
-					  "to 86400", optarg);
-				return -EINVAL;
-			}
-			break;
-		case 'v': log_set_verbose(true); break;
-		case 'D':
-			if (parse_disk(optarg, &o->vm))
-				return -EINVAL;
-			break;
-		case 'E':
-			if (parse_net(optarg, &o->vm))
-				return -EINVAL;
-			break;
-		case 'm':
-			if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
-				return -EINVAL;
-			o->shape_given = true;
-			break;
-		case 'n':
-			if (parse_number("--cpus", optarg, UINT32_MAX, &v))
-				return -EINVAL;
-			o->vm.cpus = (unsigned)v;
-			o->shape_given = true;
-			break;
-		case 'h':
-			usage(stdout);
-			exit(0);
-		default:
-			log_error("unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+	switch (c) {
+	case 'k': o->vm.kernel = optarg; o->shape_given = true; break;
+	case 'i': o->vm.initrd = optarg; o->shape_given = true; break;
+	case 'c': o->vm.cmdline = optarg; o->shape_given = true; break;
+	case 's': o->vm.serial = optarg; o->serial_given = true; break;
+	case 'C': o->control = optarg; break;
+	case 'N': o->vm.name = optarg; o->name_given = true; break;
+	case 'p': o->vm.start_paused = true; break;
+	case 'R': o->restore = optarg; break;
+	case 'H': o->debug_ram_hash = true; break;
+	case 'I': o->incoming = optarg; break;
+	case 'T': o->incoming_token = optarg; break;
+	case 'O':
+		if (parse_u64(optarg, &o->incoming_timeout) || !o->incoming_timeout ||
+		    o->incoming_timeout > 86400) {
+			log_error("--incoming-timeout: '%s' is not a number of seconds from 1 "
+				  "to 86400", optarg);
 			return -EINVAL;
 		}
-	}
-	if (optind < argc) {
-		log_error("unexpected argument '%s' (see --help)", argv[optind]);
+		break;
+	case 'v': log_set_verbose(true); break;
+	case 'D':
+		if (parse_disk(optarg, &o->vm))
+			return -EINVAL;
+		break;
+	case 'E':
+		if (parse_net(optarg, &o->vm))
+			return -EINVAL;
+		break;
+	case 'm':
+		if (parse_number("--memory", optarg, UINT32_MAX, &o->vm.memory_mib))
+			return -EINVAL;
+		o->shape_given = true;
+		break;
+	case 'n':
+		if (parse_number("--cpus", optarg, UINT32_MAX, &v))
+			return -EINVAL;
+		o->vm.cpus = (unsigned)v;
+		o->shape_given = true;
+		break;
+	case 'h':
+		usage(stdout);
+		exit(0);
+	default:
+		log_error("unknown or incomplete option '%s' (see --help)", opt);
 		return -EINVAL;
 	}
+	return 0;
+}
+
+/* The options that do not go together; 0 or -EINVAL with an error logged. */
+static int check_options(const struct options *o)
+{
 	if (o->incoming && o->restore) {
 		log_error("--incoming and --restore: choose one");
 		return -EINVAL;
@@ -294,6 +271,44 @@ static int parse_options(int argc, char **argv, struct options *o)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "cpus", required_argument, NULL, 'n' },
+		{ "serial", required_argument, NULL, 's' },
+		{ "control", required_argument, NULL, 'C' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "paused", no_argument, NULL, 'p' },
+		{ "restore", required_argument, NULL, 'R' },
+		{ "debug-ram-hash", no_argument, NULL, 'H' },
+		{ "incoming", required_argument, NULL, 'I' },
+		{ "incoming-token", required_argument, NULL, 'T' },
+		{ "incoming-timeout", required_argument, NULL, 'O' },
+		{ "disk", required_argument, NULL, 'D' },
+		{ "net", required_argument, NULL, 'E' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct options){ .vm = { .memory_mib = DEFAULT_MEMORY_MIB, .cpus = 1,
+				       .serial = "stdio", .name = "ferry" } };
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1)
+		if (take_option(o, c, argv[optind - 1]))
+			return -EINVAL;
+	if (optind < argc) {
+		log_error("unexpected argument '%s' (see --help)", argv[optind]);
+		return -EINVAL;
+	}
+	return check_options(o);
 }
 
 static int signals_open(void)
