@@ -75,6 +75,14 @@ static void dump_vcpu(const uint8_t *rec, const struct x86_vcpu_record_layout *l
 	       (unsigned long long)get_le64(rec + l->regs + 16 * 8),
 	       (unsigned long long)get_le64(rec + l->regs + 17 * 8), get_le32(rec + l->mp_state),
 	       rec[l->events + 8], rec[l->events + 9]);
+	/* VCPU_EVENTS (docs/stream-format.md): nmi at 12, sipi_vector at 15,
+	 * flags at 19, smi {smm, pending, smm_inside_nmi, latched_init} at 23,
+	 * triple_fault.pending at 27. */
+	printf("           events: exception.pending=%u nr=%u nmi.pending=%u sipi=0x%x flags=0x%x "
+	       "smm=%u smi.pending=%u latched_init=%u triple_fault=%u\n",
+	       rec[l->events + 3], rec[l->events + 1], rec[l->events + 13],
+	       get_le32(rec + l->events + 15), get_le32(rec + l->events + 19), rec[l->events + 23],
+	       rec[l->events + 24], rec[l->events + 26], rec[l->events + 27]);
 	printf("           lapic: svr=0x%x tpr=0x%x ppr=0x%x lvt_timer=0x%x tmict=%u tmcct=%u "
 	       "tdcr=0x%x tsc_deadline=%llu\n           lapic:",
 	       get_le32(lapic + 0xf0), get_le32(lapic + 0x80), get_le32(lapic + 0xa0),

@@ -313,6 +313,21 @@ def run_tests(tests):
     sys.exit(1 if failed else 77 if skipped else 0)
 
 
+def remove_tmp(tmp):
+    """Removes a test's scratch directory; while a failure propagates and
+    $FERRY_KEEP_TMP names a directory, moves it there instead (the saved
+    files of a failed run, for ferry-stream dump)."""
+    import shutil
+    keep = os.environ.get("FERRY_KEEP_TMP")
+    if keep and sys.exc_info()[0] is not None:
+        os.makedirs(keep, exist_ok=True)
+        dst = os.path.join(keep, os.path.basename(tmp))
+        shutil.move(tmp, dst)
+        print(f"  kept {dst}", flush=True)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---- ferry's stream format (docs/stream-format.md) --------------------------
 
 def _crc_table():
