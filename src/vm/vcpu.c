@@ -112,9 +112,15 @@ static enum vcpu_next vcpu_exit_internal_error(struct vcpu *v)
 
 static enum vcpu_next vcpu_exit_shutdown(struct vcpu *v)
 {
-	/* A triple fault resets a PC. */
-	log_warn("vCPU %u: guest triple fault at rip 0x%llx: the machine resets", v->id,
-		 (unsigned long long)x86_vcpu_rip(v->fd));
+	/* A triple fault resets a PC. KVM on SVM has reset the vCPU already
+	 * (the VMCB is undefined after a shutdown intercept), so the fault's
+	 * rip is gone there. */
+	if (x86_kvm_is_svm())
+		log_warn("vCPU %u: guest triple fault (where is unknown: KVM on AMD resets the "
+			 "vCPU at once): the machine resets", v->id);
+	else
+		log_warn("vCPU %u: guest triple fault at rip 0x%llx: the machine resets", v->id,
+			 (unsigned long long)x86_vcpu_rip(v->fd));
 	vm_request_stop(v->vm, VM_STOP_RESET);
 	return VCPU_STOP;
 }

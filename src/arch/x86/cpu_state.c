@@ -587,7 +587,7 @@ static int events_set(int vcpu_fd, const struct kvm_vcpu_events *saved, char *er
 
 /* kvm_amd provides /dev/kvm (and kvm_pvm, which ferry's kvm.c takes for
  * /dev/kvm when it is loaded, does not). */
-static bool host_kvm_is_svm(void)
+bool x86_kvm_is_svm(void)
 {
 	return access("/sys/module/kvm_amd", F_OK) == 0 &&
 	       access("/sys/module/kvm_pvm", F_OK) != 0;
@@ -610,7 +610,7 @@ static bool host_kvm_is_svm(void)
  * test guests were seen to run on as they are. */
 static void tr_type_for_host(struct kvm_segment *tr)
 {
-	if ((tr->type == 11 || tr->type == 3) && host_kvm_is_svm())
+	if ((tr->type == 11 || tr->type == 3) && x86_kvm_is_svm())
 		tr->type &= ~2;
 }
 

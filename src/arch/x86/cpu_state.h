@@ -30,6 +30,10 @@ int x86_vcpu_init_lapic(int vcpu_fd);
  * for INIT/SIPI from the guest. Returns 0 or -errno. */
 int x86_vcpu_set_pvh_entry(int vcpu_fd, uint64_t entry, uint64_t start_info);
 
+/* True when /dev/kvm is kvm_amd's (SVM), whose vCPUs differ in ways the
+ * state and the error messages must know (kvm_pvm is not, whatever the CPU). */
+bool x86_kvm_is_svm(void);
+
 /* The guest's instruction pointer (for error messages); 0 if unknown. */
 uint64_t x86_vcpu_rip(int vcpu_fd);
 
