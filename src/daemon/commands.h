@@ -25,17 +25,6 @@ struct client {
 	int raw_fd;            /* after `console`: bytes are copied to and from it */
 };
 
-typedef json_object *(*cmd_fn)(struct client *cl, json_object *args, struct cmd_error *e);
-
-struct cmd {
-	const char *name;
-	cmd_fn fn;
-};
-
-/* Sets e (class, printf-style description); returns NULL for `return cmd_fail(...)`. */
-json_object *cmd_fail(struct cmd_error *e, const char *cls, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* What a command takes: each argument's name and JSON type. The getters
  * below follow src/common/jsonarg.h's rules (absent or null: not given). */
 enum arg_type { ARG_STRING = 1, ARG_BOOL, ARG_UINT, ARG_ARRAY, ARG_OBJECT };
@@ -45,8 +34,32 @@ struct arg_spec {
 	enum arg_type type;
 };
 
+typedef json_object *(*cmd_fn)(struct client *cl, json_object *args, struct cmd_error *e);
+
+/* A command on the domain its "domain" argument names: the dispatcher
+ * looks it up, and calls this with d->lock held and dom referenced (and
+ * puts both back after). It may drop the lock for a while (to wait for the
+ * VM, say) as long as it takes it again before it returns. */
+typedef json_object *(*cmd_dom_fn)(struct client *cl, struct dom *dom, json_object *args,
+				   struct cmd_error *e);
+
+struct cmd {
+	const char *name;
+	cmd_fn fn;                   /* either this */
+	cmd_dom_fn dom_fn;           /* or this */
+	const struct arg_spec *args; /* what it takes, checked before it runs */
+};
+
+/* Sets e (class, printf-style description); returns NULL for `return cmd_fail(...)`. */
+json_object *cmd_fail(struct cmd_error *e, const char *cls, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* The spec of commands that take only "domain". */
+extern const struct arg_spec args_domain_only[];
+
 /* False (and e set) when args has a member not in spec, or one of another
- * type: after it, a handler's arg_bool cannot meet a string "false". */
+ * type: after it, a handler's arg_bool cannot meet a string "false". The
+ * dispatcher checks every command's spec so. */
 bool args_check(json_object *args, const struct arg_spec spec[], struct cmd_error *e);
 /* A string argument; NULL when absent (required: e set). */
 const char *arg_str(json_object *args, const char *key, bool required, struct cmd_error *e);

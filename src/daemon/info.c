@@ -7,14 +7,13 @@
 
 #include "daemon/commands.h"
 
+static const struct arg_spec hello_args[] = { { NULL, 0 } };
+
 static json_object *cmd_hello(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { NULL, 0 } };
-	json_object *ret;
+	json_object *ret = json_object_new_object();
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	ret = json_object_new_object();
+	(void)args, (void)e;
 	json_object_object_add(ret, "hostname", json_object_new_string(cl->d->hostname));
 	json_object_object_add(ret, "version", json_object_new_string("0.1.0"));
 	json_object_object_add(ret, "state-dir", json_object_new_string(cl->d->store.dir));
@@ -49,17 +48,17 @@ static int cmp_entries(const void *a, const void *b)
 	}
 }
 
+static const struct arg_spec list_args[] = { { "all", ARG_BOOL }, { NULL, 0 } };
+
 static json_object *cmd_list(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { "all", ARG_BOOL }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	bool all = arg_bool(args, "all");
 	json_object *entries[1024];
 	json_object *ret;
 	size_t n = 0;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
+	(void)e;
 	pthread_mutex_lock(&d->lock);
 	for (struct dom *dom = d->doms; dom && n < 1024; dom = dom->next) {
 		json_object *o;
@@ -92,21 +91,14 @@ static const struct domain_def *shown_def(const struct dom *dom, bool inactive)
 	return dom->live ? dom->live : dom->def;
 }
 
-static json_object *cmd_dominfo(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_dominfo(struct client *cl, struct dom *dom, json_object *args,
+				struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
-	struct daemon *d = cl->d;
 	const struct domain_def *def;
-	json_object *ret = NULL;
-	struct dom *dom;
+	json_object *ret;
 	char u[37];
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (!dom)
-		goto out;
+	(void)cl, (void)args, (void)e;
 	def = shown_def(dom, false);
 	domain_uuid_format(dom->uuid, u);
 	ret = json_object_new_object();
@@ -124,57 +116,37 @@ static json_object *cmd_dominfo(struct client *cl, json_object *args, struct cmd
 	json_object_object_add(ret, "autostart", json_object_new_boolean(false));
 	json_object_object_add(ret, "cpu-time-ns",
 			       json_object_new_uint64(is_active(dom) ? vmproc_cpu_ns(dom->proc.pid) : 0));
-	dom_put_locked(d, dom);
-out:
-	pthread_mutex_unlock(&d->lock);
 	return ret;
 }
 
-static json_object *cmd_domstate(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_domstate(struct client *cl, struct dom *dom, json_object *args,
+				 struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
-	struct daemon *d = cl->d;
-	json_object *ret = NULL;
-	struct dom *dom;
+	json_object *ret = json_object_new_object();
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (dom) {
-		ret = json_object_new_object();
-		json_object_object_add(ret, "state", json_object_new_string(dom_state_name(dom->state)));
-		json_object_object_add(ret, "reason", json_object_new_string(dom->reason));
-		json_object_object_add(ret, "id", json_object_new_int(is_active(dom) ? dom->id : -1));
-		dom_put_locked(d, dom);
-	}
-	pthread_mutex_unlock(&d->lock);
+	(void)cl, (void)args, (void)e;
+	json_object_object_add(ret, "state", json_object_new_string(dom_state_name(dom->state)));
+	json_object_object_add(ret, "reason", json_object_new_string(dom->reason));
+	json_object_object_add(ret, "id", json_object_new_int(is_active(dom) ? dom->id : -1));
 	return ret;
 }
 
-static json_object *cmd_dumpxml(struct client *cl, json_object *args, struct cmd_error *e)
+static const struct arg_spec dumpxml_args[] = {
+	{ "domain", ARG_STRING }, { "migratable", ARG_BOOL }, { "inactive", ARG_BOOL },
+	{ NULL, 0 },
+};
+
+static json_object *cmd_dumpxml(struct client *cl, struct dom *dom, json_object *args,
+				struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "migratable", ARG_BOOL }, { "inactive", ARG_BOOL },
-		{ NULL, 0 },
-	};
-	struct daemon *d = cl->d;
 	json_object *ret = NULL;
 	struct buf out = { 0 };
-	struct dom *dom;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (dom) {
-		if (domain_format(shown_def(dom, arg_bool(args, "inactive")),
-				  arg_bool(args, "migratable"), &out))
-			cmd_fail(e, "GenericError", "cannot format the definition");
-		dom_put_locked(d, dom);
-	}
-	pthread_mutex_unlock(&d->lock);
-	if (!e->cls) {
+	(void)cl;
+	if (domain_format(shown_def(dom, arg_bool(args, "inactive")), arg_bool(args, "migratable"),
+			  &out)) {
+		cmd_fail(e, "GenericError", "cannot format the definition");
+	} else {
 		ret = json_object_new_object();
 		json_object_object_add(ret, "xml", json_object_new_string((char *)out.data));
 	}
@@ -199,11 +171,12 @@ static struct dom *active_dom(struct daemon *d, json_object *args, struct cmd_er
 	return dom;
 }
 
+static const struct arg_spec dirtyrate_calc_args[] = {
+	{ "domain", ARG_STRING }, { "seconds", ARG_UINT }, { NULL, 0 },
+};
+
 static json_object *cmd_dirtyrate_calc(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "seconds", ARG_UINT }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	json_object *a;
 	struct dom *dom;
@@ -211,7 +184,7 @@ static json_object *cmd_dirtyrate_calc(struct client *cl, json_object *args, str
 	char err[512];
 	int r;
 
-	if (!args_check(args, args_spec, e) || !arg_u64(args, "seconds", 1, 60, 1, &secs, e))
+	if (!arg_u64(args, "seconds", 1, 60, 1, &secs, e))
 		return NULL;
 	dom = active_dom(d, args, e);
 	if (!dom)
@@ -320,18 +293,17 @@ static bool groups_valid(json_object *groups, struct cmd_error *e)
 	return true;
 }
 
+static const struct arg_spec domstats_args[] = {
+	{ "domains", ARG_ARRAY }, { "groups", ARG_ARRAY }, { NULL, 0 },
+};
+
 static json_object *cmd_domstats(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domains", ARG_ARRAY }, { "groups", ARG_ARRAY }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	json_object *groups = NULL, *doms = NULL, *ret;
 	struct dom *list[256];
 	size_t n = 0;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
 	json_object_object_get_ex(args, "groups", &groups);
 	json_object_object_get_ex(args, "domains", &doms);
 	if (!groups_valid(groups, e))
@@ -372,8 +344,6 @@ static json_object *cmd_domstats(struct client *cl, json_object *args, struct cm
 static json_object *mig_setting(struct client *cl, json_object *args, struct cmd_error *e,
 				const char *key, bool set)
 {
-	const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { key, ARG_UINT },
-					      { NULL, 0 } };
 	struct daemon *d = cl->d;
 	json_object *ret = NULL, *a = NULL;
 	bool downtime = !strcmp(key, "downtime-ms");
@@ -382,8 +352,6 @@ static json_object *mig_setting(struct client *cl, json_object *args, struct cmd
 	uint64_t v = 0;
 	char err[256];
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
 	if (set && !arg_u64(args, key, downtime ? 1 : 0, downtime ? 2000000 : 8796093022207ull,
 			    UINT64_MAX, &v, e))
 		return NULL;
@@ -425,6 +393,13 @@ out:
 	return ret;
 }
 
+static const struct arg_spec downtime_args[] = {
+	{ "domain", ARG_STRING }, { "downtime-ms", ARG_UINT }, { NULL, 0 },
+};
+static const struct arg_spec speed_args[] = {
+	{ "domain", ARG_STRING }, { "bandwidth-mib", ARG_UINT }, { NULL, 0 },
+};
+
 static json_object *cmd_setmaxdowntime(struct client *cl, json_object *args, struct cmd_error *e)
 {
 	return mig_setting(cl, args, e, "downtime-ms", true);
@@ -446,16 +421,16 @@ static json_object *cmd_getspeed(struct client *cl, json_object *args, struct cm
 }
 
 const struct cmd info_cmds[] = {
-	{ "hello", cmd_hello },
-	{ "list", cmd_list },
-	{ "dominfo", cmd_dominfo },
-	{ "domstate", cmd_domstate },
-	{ "dumpxml", cmd_dumpxml },
-	{ "domstats", cmd_domstats },
-	{ "domdirtyrate-calc", cmd_dirtyrate_calc },
-	{ "migrate-setmaxdowntime", cmd_setmaxdowntime },
-	{ "migrate-getmaxdowntime", cmd_getmaxdowntime },
-	{ "migrate-setspeed", cmd_setspeed },
-	{ "migrate-getspeed", cmd_getspeed },
-	{ NULL, NULL },
+	{ "hello", cmd_hello, NULL, hello_args },
+	{ "list", cmd_list, NULL, list_args },
+	{ "dominfo", NULL, cmd_dominfo, args_domain_only },
+	{ "domstate", NULL, cmd_domstate, args_domain_only },
+	{ "dumpxml", NULL, cmd_dumpxml, dumpxml_args },
+	{ "domstats", cmd_domstats, NULL, domstats_args },
+	{ "domdirtyrate-calc", cmd_dirtyrate_calc, NULL, dirtyrate_calc_args },
+	{ "migrate-setmaxdowntime", cmd_setmaxdowntime, NULL, downtime_args },
+	{ "migrate-getmaxdowntime", cmd_getmaxdowntime, NULL, downtime_args },
+	{ "migrate-setspeed", cmd_setspeed, NULL, speed_args },
+	{ "migrate-getspeed", cmd_getspeed, NULL, speed_args },
+	{ NULL, NULL, NULL, NULL },
 };

@@ -91,9 +91,10 @@ static bool def_conflicts_locked(struct daemon *d, struct domain_def *def,
 	return false;
 }
 
+static const struct arg_spec define_args[] = { { "xml", ARG_STRING }, { NULL, 0 } };
+
 static json_object *cmd_define(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { "xml", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
 	struct domain_def *def, *old;
 	json_object *ret = NULL;
@@ -101,7 +102,7 @@ static json_object *cmd_define(struct client *cl, json_object *args, struct cmd_
 	bool replaced;
 	char u[37];
 
-	if (!args_check(args, args_spec, e) || !(def = parse_xml_arg(args, e)))
+	if (!(def = parse_xml_arg(args, e)))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	if (def_conflicts_locked(d, def, e)) {
@@ -140,18 +141,12 @@ out:
 	return ret;
 }
 
-static json_object *cmd_undefine(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_undefine(struct client *cl, struct dom *dom, json_object *args,
+				 struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
-	struct dom *dom;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (!dom)
-		goto out;
+	(void)args;
 	if (!dom->def) {
 		cmd_fail(e, "OperationInvalid", "cannot undefine transient domain");
 	} else if (dom_remove_def_locked(d, dom)) {
@@ -165,9 +160,6 @@ static json_object *cmd_undefine(struct client *cl, json_object *args, struct cm
 			dom_forget_locked(d, dom);
 		}
 	}
-	dom_put_locked(d, dom);
-out:
-	pthread_mutex_unlock(&d->lock);
 	return e->cls ? NULL : json_object_new_object();
 }
 
@@ -205,44 +197,38 @@ static json_object *start_locked(struct daemon *d, struct dom *dom, bool paused,
 	return ret;
 }
 
-static json_object *cmd_start(struct client *cl, json_object *args, struct cmd_error *e)
-{
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "paused", ARG_BOOL }, { NULL, 0 },
-	};
-	struct daemon *d = cl->d;
-	json_object *ret = NULL;
-	struct dom *dom;
+static const struct arg_spec start_args[] = {
+	{ "domain", ARG_STRING }, { "paused", ARG_BOOL }, { NULL, 0 },
+};
 
-	if (!args_check(args, args_spec, e))
+static json_object *cmd_start(struct client *cl, struct dom *dom, json_object *args,
+			      struct cmd_error *e)
+{
+	json_object *ret = NULL;
+
+	if (!dom_claim_locked(dom, e))
 		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (dom && dom_claim_locked(dom, e)) {
-		if (!dom->def && !dom_active(dom))
-			cmd_fail(e, "OperationInvalid", "domain '%s' is transient and not running",
-				 dom->name);
-		else
-			ret = start_locked(d, dom, arg_bool(args, "paused"), e);
-		dom_release_locked(dom);
-	}
-	if (dom)
-		dom_put_locked(d, dom);
-	pthread_mutex_unlock(&d->lock);
+	if (!dom->def && !dom_active(dom))
+		cmd_fail(e, "OperationInvalid", "domain '%s' is transient and not running",
+			 dom->name);
+	else
+		ret = start_locked(cl->d, dom, arg_bool(args, "paused"), e);
+	dom_release_locked(dom);
 	return ret;
 }
 
+static const struct arg_spec create_args[] = {
+	{ "xml", ARG_STRING }, { "paused", ARG_BOOL }, { NULL, 0 },
+};
+
 static json_object *cmd_create(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "xml", ARG_STRING }, { "paused", ARG_BOOL }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	struct domain_def *def;
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_check(args, args_spec, e) || !(def = parse_xml_arg(args, e)))
+	if (!(def = parse_xml_arg(args, e)))
 		return NULL;
 	pthread_mutex_lock(&d->lock);
 	if (def_conflicts_locked(d, def, e)) {
@@ -284,35 +270,25 @@ out:
 }
 
 /* Runs one of the simple active-domain operations. */
-static json_object *active_op(struct client *cl, json_object *args, struct cmd_error *e,
+static json_object *active_op(struct client *cl, struct dom *dom, struct cmd_error *e,
 			      const char *vmm_cmd)
 {
-	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 	struct daemon *d = cl->d;
-	struct dom *dom;
 	char err[512];
 	int r;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (dom && (!dom_active(dom) || dom->incoming))
-		cmd_fail(e, "OperationInvalid", "domain is not running");
-	else if (dom && !strcmp(vmm_cmd, "stop") && dom->state == DOM_PAUSED)
-		cmd_fail(e, "OperationInvalid", "domain is already paused");
-	else if (dom && !strcmp(vmm_cmd, "cont") && dom->job_active)
-		cmd_fail(e, "OperationInvalid", "domain has a migration job in progress");
+	if (!dom_active(dom) || dom->incoming)
+		return cmd_fail(e, "OperationInvalid", "domain is not running");
+	if (!strcmp(vmm_cmd, "stop") && dom->state == DOM_PAUSED)
+		return cmd_fail(e, "OperationInvalid", "domain is already paused");
+	if (!strcmp(vmm_cmd, "cont") && dom->job_active)
+		return cmd_fail(e, "OperationInvalid", "domain has a migration job in progress");
 	pthread_mutex_unlock(&d->lock);
-	if (!dom)
-		return NULL;
-	if (!e->cls) {
-		r = dom_vmm_call(d, dom, vmm_cmd, NULL, NULL, err, sizeof(err));
-		if (r == 1 && !strcmp(vmm_cmd, "system_powerdown") && strstr(err, "not been found"))
-			cmd_fail(e, "GenericError", "this VM has no power button (ferry-vmm too old)");
-		else if (r)
-			cmd_fail(e, "GenericError", "%s", r < 0 ? strerror(-r) : err);
-	}
+	r = dom_vmm_call(d, dom, vmm_cmd, NULL, NULL, err, sizeof(err));
+	if (r == 1 && !strcmp(vmm_cmd, "system_powerdown") && strstr(err, "not been found"))
+		cmd_fail(e, "GenericError", "this VM has no power button (ferry-vmm too old)");
+	else if (r)
+		cmd_fail(e, "GenericError", "%s", r < 0 ? strerror(-r) : err);
 	pthread_mutex_lock(&d->lock);
 	if (!e->cls && !strcmp(vmm_cmd, "system_powerdown") && dom->proc.pid) {
 		dom->state = DOM_SHUTDOWN;
@@ -326,40 +302,39 @@ static json_object *active_op(struct client *cl, json_object *args, struct cmd_e
 	for (int i = 0; i < 20 && !e->cls && !strcmp(vmm_cmd, "cont") &&
 			dom->state == DOM_PAUSED; i++)
 		dom_wait_locked(d, dom, 50);
-	dom_put_locked(d, dom);
-	pthread_mutex_unlock(&d->lock);
 	return e->cls ? NULL : json_object_new_object();
 }
 
-static json_object *cmd_suspend(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_suspend(struct client *cl, struct dom *dom, json_object *args,
+				 struct cmd_error *e)
 {
-	return active_op(cl, args, e, "stop");
+	(void)args;
+	return active_op(cl, dom, e, "stop");
 }
 
-static json_object *cmd_resume(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_resume(struct client *cl, struct dom *dom, json_object *args,
+			        struct cmd_error *e)
 {
-	return active_op(cl, args, e, "cont");
+	(void)args;
+	return active_op(cl, dom, e, "cont");
 }
 
-static json_object *cmd_shutdown(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_shutdown(struct client *cl, struct dom *dom, json_object *args,
+				  struct cmd_error *e)
 {
-	return active_op(cl, args, e, "system_powerdown");
+	(void)args;
+	return active_op(cl, dom, e, "system_powerdown");
 }
 
-static json_object *cmd_destroy(struct client *cl, json_object *args, struct cmd_error *e)
+static const struct arg_spec destroy_args[] = {
+	{ "domain", ARG_STRING }, { "graceful", ARG_BOOL }, { NULL, 0 },
+};
+
+static json_object *cmd_destroy(struct client *cl, struct dom *dom, json_object *args,
+				struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "graceful", ARG_BOOL }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
-	struct dom *dom;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (!dom)
-		goto out;
 	if (dom->state == DOM_CRASHED && !dom_active(dom)) {
 		/* Clears the crashed state: shut off, or gone if transient. */
 		dom->state = DOM_SHUTOFF;
@@ -380,9 +355,6 @@ static json_object *cmd_destroy(struct client *cl, json_object *args, struct cmd
 		pthread_mutex_lock(&d->lock);
 		log_info("%s: destroyed", dom->name);
 	}
-	dom_put_locked(d, dom);
-out:
-	pthread_mutex_unlock(&d->lock);
 	return e->cls ? NULL : json_object_new_object();
 }
 
@@ -407,18 +379,17 @@ static int connect_console(const char *path)
 	return fd;
 }
 
+static const struct arg_spec console_args[] = {
+	{ "domain", ARG_STRING }, { "force", ARG_BOOL }, { NULL, 0 },
+};
+
 static json_object *cmd_console(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "force", ARG_BOOL }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	char path[STORE_PATH_MAX];
 	struct dom *dom;
 	int fd = -1;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
 	if (!dom)
@@ -443,14 +414,14 @@ out:
 }
 
 const struct cmd lifecycle_cmds[] = {
-	{ "define", cmd_define },
-	{ "undefine", cmd_undefine },
-	{ "create", cmd_create },
-	{ "start", cmd_start },
-	{ "shutdown", cmd_shutdown },
-	{ "destroy", cmd_destroy },
-	{ "suspend", cmd_suspend },
-	{ "resume", cmd_resume },
-	{ "console", cmd_console },
-	{ NULL, NULL },
+	{ "define", cmd_define, NULL, define_args },
+	{ "undefine", NULL, cmd_undefine, args_domain_only },
+	{ "create", cmd_create, NULL, create_args },
+	{ "start", NULL, cmd_start, start_args },
+	{ "shutdown", NULL, cmd_shutdown, args_domain_only },
+	{ "destroy", NULL, cmd_destroy, destroy_args },
+	{ "suspend", NULL, cmd_suspend, args_domain_only },
+	{ "resume", NULL, cmd_resume, args_domain_only },
+	{ "console", cmd_console, NULL, console_args },
+	{ NULL, NULL, NULL, NULL },
 };

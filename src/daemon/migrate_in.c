@@ -236,12 +236,13 @@ static bool name_uuid_free(struct daemon *d, const struct domain_def *def, char 
 	return true;
 }
 
+static const struct arg_spec prepare_args[] = {
+	{ "xml", ARG_STRING }, { "offline", ARG_BOOL }, { "persistent", ARG_BOOL },
+	{ "suspend", ARG_BOOL }, { "listen-host", ARG_STRING }, { NULL, 0 },
+};
+
 static json_object *cmd_prepare(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "xml", ARG_STRING }, { "offline", ARG_BOOL }, { "persistent", ARG_BOOL },
-		{ "suspend", ARG_BOOL }, { "listen-host", ARG_STRING }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	const char *xml;
 	struct domain_def *def;
@@ -249,7 +250,7 @@ static json_object *cmd_prepare(struct client *cl, json_object *args, struct cmd
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_check(args, args_spec, e) || !(xml = arg_str(args, "xml", true, e)))
+	if (!(xml = arg_str(args, "xml", true, e)))
 		return NULL;
 	def = calloc(1, sizeof(*def));
 	if (!def)
@@ -309,11 +310,12 @@ refuse:
 	return NULL;
 }
 
+static const struct arg_spec finish_args[] = {
+	{ "domain", ARG_STRING }, { "ok", ARG_BOOL }, { "job", ARG_OBJECT }, { NULL, 0 },
+};
+
 static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "ok", ARG_BOOL }, { "job", ARG_OBJECT }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	bool ok = arg_bool(args, "ok");
 	json_object *job = NULL;
@@ -321,8 +323,6 @@ static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_
 	json_object *ret = NULL;
 	struct dom *dom;
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
 	pthread_mutex_lock(&d->lock);
 	dom = arg_domain_locked(d, args, e);
 	if (!dom) {
@@ -361,7 +361,7 @@ static json_object *cmd_finish(struct client *cl, json_object *args, struct cmd_
 }
 
 const struct cmd mig_in_cmds[] = {
-	{ "migrate-prepare", cmd_prepare },
-	{ "migrate-finish", cmd_finish },
-	{ NULL, NULL },
+	{ "migrate-prepare", cmd_prepare, NULL, prepare_args },
+	{ "migrate-finish", cmd_finish, NULL, finish_args },
+	{ NULL, NULL, NULL, NULL },
 };

@@ -125,16 +125,17 @@ static bool can_migrate_locked(struct dom *dom, struct mig_req *m, struct cmd_er
 	return !e->cls;
 }
 
+static const struct arg_spec migrate_args[] = {
+	{ "domain", ARG_STRING }, { "desturi", ARG_STRING }, { "migrateuri", ARG_STRING },
+	{ "live", ARG_BOOL }, { "offline", ARG_BOOL }, { "suspend", ARG_BOOL },
+	{ "persistent", ARG_BOOL }, { "undefinesource", ARG_BOOL }, { "xml", ARG_STRING },
+	{ "bandwidth-mib", ARG_UINT }, { "timeout", ARG_UINT },
+	{ "timeout-suspend", ARG_BOOL }, { "auto-converge", ARG_BOOL },
+	{ "progress", ARG_BOOL }, { NULL, 0 },
+};
+
 static json_object *cmd_migrate(struct client *cl, json_object *args, struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "desturi", ARG_STRING }, { "migrateuri", ARG_STRING },
-		{ "live", ARG_BOOL }, { "offline", ARG_BOOL }, { "suspend", ARG_BOOL },
-		{ "persistent", ARG_BOOL }, { "undefinesource", ARG_BOOL }, { "xml", ARG_STRING },
-		{ "bandwidth-mib", ARG_UINT }, { "timeout", ARG_UINT },
-		{ "timeout-suspend", ARG_BOOL }, { "auto-converge", ARG_BOOL },
-		{ "progress", ARG_BOOL }, { NULL, 0 },
-	};
 	struct daemon *d = cl->d;
 	bool progress = arg_bool(args, "progress"), client_gone = false;
 	int last_percent = -1;
@@ -142,7 +143,7 @@ static json_object *cmd_migrate(struct client *cl, json_object *args, struct cmd
 	struct mig_req m;
 	struct dom *dom;
 
-	if (!args_check(args, args_spec, e) || !read_request(args, &m, e)) {
+	if (!read_request(args, &m, e)) {
 		free(m.xml);
 		return NULL;
 	}
@@ -237,58 +238,35 @@ static json_object *job_json(const struct job *jb, bool completed)
 	return o;
 }
 
-static json_object *cmd_domjobinfo(struct client *cl, json_object *args, struct cmd_error *e)
-{
-	static const struct arg_spec args_spec[] = {
-		{ "domain", ARG_STRING }, { "completed", ARG_BOOL }, { NULL, 0 },
-	};
-	struct daemon *d = cl->d;
-	bool completed = arg_bool(args, "completed");
-	json_object *ret = NULL;
-	struct dom *dom;
+static const struct arg_spec domjobinfo_args[] = {
+	{ "domain", ARG_STRING }, { "completed", ARG_BOOL }, { NULL, 0 },
+};
 
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (dom) {
-		if (completed)
-			ret = job_json(&dom->last_job, true);
-		else if (dom->incoming)
-			ret = job_json(&(struct job){ .type = JOB_UNBOUNDED, .op = JOB_OP_IN,
-						      .start_ns = dom->job.start_ns }, false);
-		else
-			ret = job_json(&dom->job, false);
-		dom_put_locked(d, dom);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return ret;
+static json_object *cmd_domjobinfo(struct client *cl, struct dom *dom, json_object *args,
+				   struct cmd_error *e)
+{
+	(void)cl, (void)e;
+	if (arg_bool(args, "completed"))
+		return job_json(&dom->last_job, true);
+	if (dom->incoming)
+		return job_json(&(struct job){ .type = JOB_UNBOUNDED, .op = JOB_OP_IN,
+					       .start_ns = dom->job.start_ns }, false);
+	return job_json(&dom->job, false);
 }
 
-static json_object *cmd_domjobabort(struct client *cl, json_object *args, struct cmd_error *e)
+static json_object *cmd_domjobabort(struct client *cl, struct dom *dom, json_object *args,
+				    struct cmd_error *e)
 {
-	static const struct arg_spec args_spec[] = { { "domain", ARG_STRING }, { NULL, 0 } };
-	struct daemon *d = cl->d;
-	struct dom *dom;
-
-	if (!args_check(args, args_spec, e))
-		return NULL;
-	pthread_mutex_lock(&d->lock);
-	dom = arg_domain_locked(d, args, e);
-	if (dom) {
-		if (!dom->job_active)
-			cmd_fail(e, "OperationInvalid", "no job is active on the domain");
-		else
-			dom->job.abort = true;
-		dom_put_locked(d, dom);
-	}
-	pthread_mutex_unlock(&d->lock);
-	return e->cls ? NULL : json_object_new_object();
+	(void)cl, (void)args;
+	if (!dom->job_active)
+		return cmd_fail(e, "OperationInvalid", "no job is active on the domain");
+	dom->job.abort = true;
+	return json_object_new_object();
 }
 
 const struct cmd mig_out_cmds[] = {
-	{ "migrate", cmd_migrate },
-	{ "domjobinfo", cmd_domjobinfo },
-	{ "domjobabort", cmd_domjobabort },
-	{ NULL, NULL },
+	{ "migrate", cmd_migrate, NULL, migrate_args },
+	{ "domjobinfo", NULL, cmd_domjobinfo, domjobinfo_args },
+	{ "domjobabort", NULL, cmd_domjobabort, args_domain_only },
+	{ NULL, NULL, NULL, NULL },
 };

@@ -71,6 +71,8 @@ static int arg_type_check(json_object *args, const struct arg_spec *a, char *err
 	return 0;
 }
 
+const struct arg_spec args_domain_only[] = { { "domain", ARG_STRING }, { NULL, 0 } };
+
 bool args_check(json_object *args, const struct arg_spec spec[], struct cmd_error *e)
 {
 	const char *names[32];
@@ -152,6 +154,29 @@ static const struct cmd *find_cmd(const char *name)
 	return NULL;
 }
 
+/* Checks the arguments, then runs the command (on its domain, looked up
+ * and locked here, for a dom_fn). */
+static json_object *run_cmd(struct client *cl, const struct cmd *cmd, json_object *args,
+			    struct cmd_error *e)
+{
+	struct daemon *d = cl->d;
+	json_object *ret = NULL;
+	struct dom *dom;
+
+	if (!args_check(args, cmd->args, e))
+		return NULL;
+	if (cmd->fn)
+		return cmd->fn(cl, args, e);
+	pthread_mutex_lock(&d->lock);
+	dom = arg_domain_locked(d, args, e);
+	if (dom) {
+		ret = cmd->dom_fn(cl, dom, args, e);
+		dom_put_locked(d, dom);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ret;
+}
+
 /* Handles one request line; returns the reply. */
 static json_object *dispatch(struct client *cl, json_object *req)
 {
@@ -187,7 +212,7 @@ static json_object *dispatch(struct client *cl, json_object *req)
 	{
 		json_object *empty = args ? NULL : json_object_new_object();
 
-		ret = cmd->fn(cl, args ? args : empty, &e);
+		ret = run_cmd(cl, cmd, args ? args : empty, &e);
 		json_object_put(empty);
 	}
 	if (!ret && !e.cls)
