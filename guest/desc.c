@@ -40,6 +40,15 @@ struct idt_gate {
 
 static struct idt_gate idt[256] __attribute__((aligned(16)));
 
+/* A double fault runs on a stack of its own (IST 1): one that comes of a
+ * broken stack then still prints its PANIC line instead of becoming a
+ * triple fault, which the VMM can only report as a reset (on SVM, KVM
+ * resets the vCPU before anyone can read where it was). */
+#define VEC_DF 8
+#define DF_STACK_SIZE 4096
+#define DF_IST 1
+static u8 df_stacks[MAX_CPUS][DF_STACK_SIZE] __attribute__((aligned(16)));
+
 extern u64 gdt[GDT_ENTRIES];
 extern char kstacks[];
 extern const u64 isr_table[34 + MSI_VECTORS];
@@ -47,13 +56,13 @@ extern const u64 isr_table[34 + MSI_VECTORS];
 _Static_assert(VEC_MSI_BASE == 0x50 && MSI_VECTORS == 16,
 	       "isr.S spells out the MSI vectors 0x50-0x5f");
 
-static void set_gate(u8 vec, u64 handler)
+static void set_gate(u8 vec, u64 handler, u8 ist)
 {
 	struct idt_gate *g = &idt[vec];
 
 	g->off0 = (u16)handler;
 	g->sel = SEL_KCODE;
-	g->ist = 0;
+	g->ist = ist;
 	g->type = 0x8e;         /* present, DPL 0, interrupt gate (IF off) */
 	g->off1 = (u16)(handler >> 16);
 	g->off2 = (u32)(handler >> 32);
@@ -62,11 +71,11 @@ static void set_gate(u8 vec, u64 handler)
 void idt_init(void)
 {
 	for (u8 v = 0; v < 32; v++)
-		set_gate(v, isr_table[v]);
-	set_gate(VEC_TIMER, isr_table[32]);
-	set_gate(VEC_SPURIOUS, isr_table[33]);
+		set_gate(v, isr_table[v], v == VEC_DF ? DF_IST : 0);
+	set_gate(VEC_TIMER, isr_table[32], 0);
+	set_gate(VEC_SPURIOUS, isr_table[33], 0);
 	for (u8 i = 0; i < MSI_VECTORS; i++)
-		set_gate(VEC_MSI_BASE + i, isr_table[34 + i]);
+		set_gate(VEC_MSI_BASE + i, isr_table[34 + i], 0);
 }
 
 static void set_tss_desc(u32 cpu)
@@ -90,6 +99,7 @@ void desc_load_cpu(u32 cpu)
 	u16 sel = (u16)(SEL_TSS0 + 16 * cpu);
 
 	tss[cpu].rsp[0] = (u64)(uintptr_t)(kstacks + (u64)(cpu + 1) * KSTACK_SIZE);
+	tss[cpu].ist[DF_IST - 1] = (u64)(uintptr_t)(df_stacks[cpu] + DF_STACK_SIZE);
 	set_tss_desc(cpu);
 	asm volatile("lidt %0" : : "m"(idtr));
 	asm volatile("ltr %0" : : "r"(sel));

@@ -125,6 +125,31 @@ void cpu_init_common(u32 cpu)
 	apic_init_cpu();
 }
 
+/* True when the command line holds the word token. */
+static bool cmdline_has(const char *token)
+{
+	size_t n = strlen(token);
+
+	for (const char *c = boot.cmdline; *c; c++)
+		if ((c == boot.cmdline || c[-1] == ' ') && memcmp(c, token, n) == 0 &&
+		    (c[n] == ' ' || c[n] == '\0'))
+			return true;
+	return false;
+}
+
+/* ferry.crash=df (tests/e2e/test_devices.py): a double fault on a broken
+ * stack, as the one seen inside the test host that became a triple fault.
+ * A push to a non-canonical %rsp faults (#SS), delivering that faults
+ * again: #DF, which runs on its own stack (desc.c) and prints the PANIC
+ * line. (Not int3: kvm_pvm's emulator cannot run it in ring 0.) */
+static void crash_if_asked(void)
+{
+	if (!cmdline_has("ferry.crash=df"))
+		return;
+	console_printf("ferry-agent crash: a double fault on purpose\n");
+	asm volatile("movq %0, %%rsp\n\tpushq $0" : : "r"(0x8000000000000000ull) : "memory");
+}
+
 /* Ring 3's RFLAGS: IF, and IOPL 3 with ferry.iopl=3 on the command line.
  * Ring 3's port I/O goes through the TSS I/O bitmap (desc.c), which works
  * everywhere but under QEMU with KVM inside QEMU's emulated SVM (the test
@@ -135,15 +160,7 @@ void cpu_init_common(u32 cpu)
  * test host ask for it. */
 static u64 user_rflags(void)
 {
-	static const char key[] = "ferry.iopl=3";
-	const char *c = boot.cmdline;
-
-	for (; *c; c++)
-		if ((c == boot.cmdline || c[-1] == ' ') &&
-		    memcmp(c, key, sizeof(key) - 1) == 0 &&
-		    (c[sizeof(key) - 1] == ' ' || c[sizeof(key) - 1] == '\0'))
-			return 0x202 | (3u << 12);
-	return 0x202;
+	return cmdline_has("ferry.iopl=3") ? 0x202 | (3u << 12) : 0x202;
 }
 
 NORETURN void enter_ring3(u32 cpu)
@@ -172,6 +189,7 @@ NORETURN void kmain(void)
 	pm_enable_power_button();
 	apic_setup(madt.lapic_base);
 	cpu_init_common(0);
+	crash_if_asked();
 	if (!boot.apic_khz)
 		boot.apic_khz = apic_timer_calibrate(boot.tsc_khz);
 	smp_start_aps(&madt);

@@ -57,10 +57,12 @@ static NORETURN void fault(const struct trap_frame *f)
 
 	if (f->vector == VEC_PF)
 		asm volatile("movq %%cr2, %0" : "=r"(cr2));
+	/* CPU by APIC ID (= index here): a #DF runs on its own stack, which
+	 * this_cpu cannot place. */
 	console_printf_force("ferry-agent PANIC vector=%lu rip=0x%lx cpu=%u\n"
 			     "ferry-agent panic detail: err=0x%lx cs=0x%lx "
 			     "rsp=0x%lx cr2=0x%lx\n",
-			     f->vector, f->rip, this_cpu(), f->error, f->cs,
+			     f->vector, f->rip, apic_id(), f->error, f->cs,
 			     f->rsp, cr2);
 	halt_forever();
 	__builtin_unreachable();

@@ -67,6 +67,28 @@ def test_unrunnable_instruction():
         vm.kill()
 
 
+def test_double_fault_panics():
+    """A double fault of the test guest on a broken stack prints its PANIC
+    line from the #DF handler's own stack (IST 1) and halts: it does not
+    become a triple fault, which the VMM could only report as a reset (on
+    SVM without even the rip)."""
+    vm = Vmm(cmdline="ferry.crash=df", cpus=1, memory=64)
+    try:
+        i = vm.console.wait_for(r"ferry-agent PANIC vector=", 20)
+        line = vm.console.lines[i][1]
+        detail = vm.console.wait_for(r"ferry-agent panic detail:", 5, i)
+        print(f"  {line}\n  {vm.console.lines[detail][1]}")
+        check("vector=8 " in line, f"not a double fault: {line!r}")
+        vm.console.collect(1.0)
+        ended = vm.p.poll()
+    finally:
+        vm.kill()
+    err = vm.stderr()
+    check(ended is None, f"ferry-vmm ended ({ended}) after the PANIC: {err!r}")
+    check("triple fault" not in err, f"a triple fault: {err!r}")
+
+
 if __name__ == "__main__":
     require_kvm()
-    run_tests([test_serial_input, test_i8042_reset, test_cf9_reset, test_unrunnable_instruction])
+    run_tests([test_serial_input, test_i8042_reset, test_cf9_reset, test_unrunnable_instruction,
+               test_double_fault_panics])
