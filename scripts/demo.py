@@ -278,6 +278,16 @@ def main():
         return 1 if corrupt or r.returncode else 0
     except Exception as e:
         say(f"failed: {e}")
+        for h in hosts:  # what each host's ferry-vmm said of the guest
+            log = os.path.join(h.dir, "log", f"{NAME}.log")
+            if os.path.exists(log):
+                tail = open(log, errors="replace").read().splitlines()[-6:]
+                say(f"{h.name}'s {NAME}.log ends: " + " | ".join(tail))
+        tail = open(console.path, errors="replace").read().splitlines()[-4:] \
+            if "console" in locals() else []
+        for line in tail:
+            if "PANIC" in line or "panic" in line or "poweroff" in line:
+                say(f"the guest said: {line}")
         return 1
     finally:
         for h in hosts:
