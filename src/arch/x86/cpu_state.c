@@ -664,6 +664,8 @@ int x86_vcpu_save(int kvm_fd, int vcpu_fd, struct buf *out)
 	ret = vcpu_state_get(kvm_fd, vcpu_fd, s);
 	if (ret)
 		goto out;
+	if (x86_lapic_raise_expired_timer((uint8_t *)s->lapic.regs))
+		log_debug("vCPU state: the expired one-shot APIC timer's interrupt goes in IRR");
 	x86_vcpu_record_put(out, s);
 	ret = buf_finish(out);
 out:

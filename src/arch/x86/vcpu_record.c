@@ -380,3 +380,35 @@ int x86_vcpu_record_check(uint32_t version, const uint8_t *data, size_t len,
 	x86_vcpu_state_free(s);
 	return ret;
 }
+
+#define APIC_SVR 0x0f0
+#define APIC_SVR_ENABLE 0x100
+#define APIC_ISR 0x100
+#define APIC_IRR 0x200
+#define APIC_LVTT 0x320
+#define APIC_LVT_MASKED (1u << 16)
+#define APIC_LVTT_MODE (3u << 17) /* 0: one-shot, 1: periodic, 2: TSC deadline */
+#define APIC_TMICT 0x380
+#define APIC_TMCCT 0x390
+
+/* Bit v of the 256-bit register at base (8 words, 16 bytes apart). */
+static uint8_t *vector_word(uint8_t *regs, unsigned base, unsigned v)
+{
+	return regs + base + 0x10 * (v / 32);
+}
+
+bool x86_lapic_raise_expired_timer(uint8_t *regs)
+{
+	uint32_t lvtt = get_le32(regs + APIC_LVTT);
+	unsigned v = lvtt & 0xff, bit = 1u << (v % 32);
+
+	if (!(get_le32(regs + APIC_SVR) & APIC_SVR_ENABLE) || (lvtt & APIC_LVT_MASKED) ||
+	    (lvtt & APIC_LVTT_MODE) || v < 16 || !get_le32(regs + APIC_TMICT) ||
+	    get_le32(regs + APIC_TMCCT))
+		return false;
+	if ((get_le32(vector_word(regs, APIC_IRR, v)) | get_le32(vector_word(regs, APIC_ISR, v))) &
+	    bit)
+		return false;
+	put_le32(vector_word(regs, APIC_IRR, v), get_le32(vector_word(regs, APIC_IRR, v)) | bit);
+	return true;
+}

@@ -13,6 +13,7 @@
 #define FERRY_ARCH_X86_VCPU_RECORD_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +55,22 @@ struct kvm_msrs *x86_msrs_alloc(uint32_t n);
 
 /* Appends s as a record of X86_VCPU_STATE_VERSION to b. */
 void x86_vcpu_record_put(struct buf *b, struct x86_vcpu_state *s);
+
+/* The one-shot APIC timer interrupt KVM may hold back from a saved LAPIC
+ * (regs: KVM_GET_LAPIC's 1 KiB page). A timer that fires while its vCPU
+ * is out of KVM_RUN — paused for a save or a migration's hand-over — is
+ * counted in KVM (lapic_timer.pending) and reaches IRR only at the next
+ * entry; KVM_GET_LAPIC shows it nowhere, and a LAPIC loaded with the
+ * count at 0 does not re-arm: the interrupt would be lost, and a guest
+ * waiting for it (a halted vCPU) hang. So a software-enabled LAPIC whose
+ * unmasked one-shot timer was armed (initial count not 0) and has run
+ * out (current count 0), with its vector in neither IRR nor ISR, gets the
+ * vector set in IRR: at worst the guest sees one spurious tick (it took
+ * the interrupt and did not re-arm), never a lost one. TSC-deadline timers
+ * need nothing (KVM keeps a passed deadline until it injects, and loading
+ * it fires at once); a periodic timer re-arms itself. Returns true when it
+ * set the bit. */
+bool x86_lapic_raise_expired_timer(uint8_t *regs);
 
 /* Where the sections of a vCPU record start (byte offsets into it), for
  * tools that dump or compare records. */
