@@ -646,6 +646,8 @@ static int vcpu_state_set(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s, boo
 		ret = ret ?: tsc_unsync(vcpu_fd, s->msrs, err, errlen);
 	ret = ret ?: msrs_set(vcpu_fd, s->msrs, err, errlen);
 	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_MP_STATE, &s->mp);
+	/* Streams of a ferry that did not raise it at save (x86_vcpu_save). */
+	x86_lapic_raise_expired_timer((uint8_t *)s->lapic.regs);
 	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_LAPIC, &s->lapic);
 	ret = ret ?: tsc_deadline_set(vcpu_fd, s->msrs, err, errlen);
 	ret = ret ?: events_set(vcpu_fd, &s->events, err, errlen);
