@@ -60,9 +60,10 @@ void x86_vcpu_record_put(struct buf *b, struct x86_vcpu_state *s);
  * (regs: KVM_GET_LAPIC's 1 KiB page). A timer that fires while its vCPU
  * is out of KVM_RUN — paused for a save or a migration's hand-over — is
  * counted in KVM (lapic_timer.pending) and reaches IRR only at the next
- * entry; KVM_GET_LAPIC shows it nowhere, and a LAPIC loaded with the
- * count at 0 does not re-arm: the interrupt would be lost, and a guest
- * waiting for it (a halted vCPU) hang. So a software-enabled LAPIC whose
+ * entry; KVM_GET_LAPIC shows it nowhere. Whether a LAPIC loaded with the
+ * count at 0 fires again depends on the KVM (newer ones fire it at once);
+ * a restore seen inside the test host (KVM 6.1 on emulated SVM) never did,
+ * and its guest hung waiting for it. So a software-enabled LAPIC whose
  * unmasked one-shot timer was armed (initial count not 0) and has run
  * out (current count 0), with its vector in neither IRR nor ISR, gets the
  * vector set in IRR: at worst the guest sees one spurious tick (it took
