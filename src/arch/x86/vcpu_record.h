@@ -62,8 +62,8 @@ void x86_vcpu_record_put(struct buf *b, struct x86_vcpu_state *s);
  * counted in KVM (lapic_timer.pending) and reaches IRR only at the next
  * entry; KVM_GET_LAPIC shows it nowhere. Whether a LAPIC loaded with the
  * count at 0 fires again depends on the KVM (newer ones fire it at once);
- * a restore seen inside the test host (KVM 6.1 on emulated SVM) never did,
- * and its guest hung waiting for it. So a software-enabled LAPIC whose
+ * inside the test host (KVM 6.1 on emulated SVM) a guest restored with both
+ * timers so never beat again. So a software-enabled LAPIC whose
  * unmasked one-shot timer was armed (initial count not 0) and has run
  * out (current count 0), with its vector in neither IRR nor ISR, gets the
  * vector set in IRR: at worst the guest sees one spurious tick (it took
