@@ -8,11 +8,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fdio.h"
+
 int file_read_all(const char *path, size_t max_size, uint8_t **data, size_t *size)
 {
 	struct stat st;
 	uint8_t *buf = NULL;
-	size_t done = 0;
+	ssize_t n;
 	int fd, ret = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -35,18 +37,13 @@ int file_read_all(const char *path, size_t max_size, uint8_t **data, size_t *siz
 		ret = -ENOMEM;
 		goto out;
 	}
-	while (done < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : -EIO;
-			goto out;
-		}
-		done += (size_t)n;
+	n = fd_read_full(fd, buf, (size_t)st.st_size);
+	if (n < 0 || (size_t)n < (size_t)st.st_size) {
+		ret = n < 0 ? (int)n : -EIO; /* shorter than fstat said */
+		goto out;
 	}
 	*data = buf;
-	*size = done;
+	*size = (size_t)n;
 	buf = NULL;
 out:
 	free(buf);
