@@ -15,22 +15,32 @@ static json_object *arg_get(json_object *args, const char *key)
 	return v;
 }
 
-int jarg_only(json_object *args, const char *const names[], char *err, size_t errlen)
+int jarg_only_if(json_object *args, bool (*known)(const char *key, const void *table),
+		 const void *table, char *err, size_t errlen)
 {
 	if (!args || !json_object_is_type(args, json_type_object))
 		return 0;
 	json_object_object_foreach(args, key, val) {
-		bool known = false;
-
 		(void)val;
-		for (unsigned i = 0; names[i] && !known; i++)
-			known = !strcmp(key, names[i]);
-		if (!known) {
+		if (!known(key, table)) {
 			snprintf(err, errlen, "unexpected argument '%s'", key);
 			return -1;
 		}
 	}
 	return 0;
+}
+
+static bool in_names(const char *key, const void *table)
+{
+	for (const char *const *n = table; *n; n++)
+		if (!strcmp(key, *n))
+			return true;
+	return false;
+}
+
+int jarg_only(json_object *args, const char *const names[], char *err, size_t errlen)
+{
+	return jarg_only_if(args, in_names, names, err, errlen);
 }
 
 int jarg_str(json_object *args, const char *key, bool required, const char **out, char *err,

@@ -20,6 +20,11 @@
 /* -1 when args has a member not in names (NULL-terminated). */
 int jarg_only(json_object *args, const char *const names[], char *err, size_t errlen);
 
+/* The same, for any table of names: -1 when known(key, table) is false
+ * for a member of args. */
+int jarg_only_if(json_object *args, bool (*known)(const char *key, const void *table),
+		 const void *table, char *err, size_t errlen);
+
 /* A string; required: absent is an error too. */
 int jarg_str(json_object *args, const char *key, bool required, const char **out, char *err,
 	     size_t errlen);

@@ -73,18 +73,20 @@ static int arg_type_check(json_object *args, const struct arg_spec *a, char *err
 
 const struct arg_spec args_domain_only[] = { { "domain", ARG_STRING }, { NULL, 0 } };
 
+static bool in_spec(const char *key, const void *table)
+{
+	for (const struct arg_spec *a = table; a->name; a++)
+		if (!strcmp(key, a->name))
+			return true;
+	return false;
+}
+
 bool args_check(json_object *args, const struct arg_spec spec[], struct cmd_error *e)
 {
-	const char *names[32];
-	size_t n = 0;
-
-	for (; spec[n].name && n < ARRAY_SIZE(names) - 1; n++)
-		names[n] = spec[n].name;
-	names[n] = NULL;
-	if (!arg_fail(jarg_only(args, names, e->desc, sizeof(e->desc)), e))
+	if (!arg_fail(jarg_only_if(args, in_spec, spec, e->desc, sizeof(e->desc)), e))
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!arg_fail(arg_type_check(args, &spec[i], e->desc, sizeof(e->desc)), e))
+	for (const struct arg_spec *a = spec; a->name; a++)
+		if (!arg_fail(arg_type_check(args, a, e->desc, sizeof(e->desc)), e))
 			return false;
 	return true;
 }
