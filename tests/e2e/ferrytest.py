@@ -6,6 +6,7 @@ import json
 import os
 import re
 import select
+import shutil
 import socket
 import struct
 import subprocess
@@ -317,7 +318,6 @@ def remove_tmp(tmp):
     """Removes a test's scratch directory; while a failure propagates and
     $FERRY_KEEP_TMP names a directory, moves it there instead (the saved
     files of a failed run, for ferry-stream dump)."""
-    import shutil
     keep = os.environ.get("FERRY_KEEP_TMP")
     if keep and sys.exc_info()[0] is not None:
         os.makedirs(keep, exist_ok=True)
@@ -358,10 +358,12 @@ def record(typ, payload):
 
 
 def stream_records(data):
-    """(type, payload) of every record of a saved stream's bytes."""
+    """(offset, type, payload) of every record in a stream's bytes, after
+    the 16-byte header; a record cut short at the end comes with what
+    there is of its payload."""
     off, out = 16, []
     while off + 8 <= len(data):
         typ, ln = struct.unpack_from("<II", data, off)
-        out.append((typ, data[off + 8:off + 8 + ln]))
+        out.append((off, typ, data[off + 8:off + 8 + ln]))
         off += 8 + ln + (-ln % 8) + 8
     return out

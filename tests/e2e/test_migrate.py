@@ -805,17 +805,14 @@ def read_records(s, timeout=10):
             data += d
     except OSError:
         pass
-    types, errors, off = [], [], 16
+    types, errors = [], []
     if data[:16] != HEADER:
         return types, errors
-    while off + 8 <= len(data):
-        typ, ln = struct.unpack_from("<II", data, off)
-        payload = data[off + 8:off + 8 + ln]
+    for _, typ, payload in stream_records(data):
         types.append(typ)
         if typ == REC_ERROR and len(payload) >= 4:
             n = struct.unpack_from("<I", payload)[0]
             errors.append(payload[4:4 + n].decode(errors="replace"))
-        off += 8 + ln + (-ln % 8) + 8
     return types, errors
 
 

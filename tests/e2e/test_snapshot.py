@@ -83,13 +83,7 @@ def records(path):
     """(type, payload) of every record of a saved stream."""
     data = open(path, "rb").read()
     check(data[:8] == b"FERRYVM\n", "bad magic")
-    off, out = 16, []
-    while off < len(data):
-        typ, ln = struct.unpack_from("<II", data, off)
-        pad = (ln + 7) & ~7
-        out.append((typ, data[off + 8:off + 8 + ln]))
-        off += 8 + pad + 8
-    return out
+    return [(typ, payload) for _, typ, payload in stream_records(data)]
 
 
 def vcpu_without_tsc(payload):
@@ -430,16 +424,12 @@ def test_tsc_rate_refused_with_reason():
     try:
         save_small_guest(good)
         data = bytearray(open(good, "rb").read())
-        off = 16
-        while off + 8 <= len(data):
-            typ, ln = struct.unpack_from("<II", data, off)
-            if typ == 4:  # VCPU: u32 index, u32 version, CPUID (u32 n, n * 28), TSC kHz
-                p = bytearray(data[off + 8:off + 8 + ln])
-                nent = struct.unpack_from("<I", p, 8)[0]
-                struct.pack_into("<I", p, 12 + 28 * nent, 0xFFFFFFFF)
-                data[off:off + 8 + ln + (-ln % 8) + 8] = record(typ, bytes(p))
-                break
-            off += 8 + ln + (-ln % 8) + 8
+        # the first VCPU: u32 index, u32 version, CPUID (u32 n, n * 28), TSC kHz
+        off, typ, payload = next(r for r in stream_records(data) if r[1] == 4)
+        p = bytearray(payload)
+        nent = struct.unpack_from("<I", p, 8)[0]
+        struct.pack_into("<I", p, 12 + 28 * nent, 0xFFFFFFFF)
+        data[off:off + len(record(typ, payload))] = record(typ, bytes(p))
         open(bad, "wb").write(data)
         p = subprocess.run([VMM, "--restore", bad, "--serial", "stdio"], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=30)
