@@ -9,9 +9,16 @@
  * half the limit) and the round after one (a pause over the limit then
  * switches over all the same: it fitted a round ago), and property tests
  * that drive the policy with thousands of random rounds and simulated
- * guests and check that a migration always ends. */
+ * guests and check that a migration always ends.
+ *
+ * The round sequences are tables, as the KVM selftests write theirs: each
+ * row one round's figures and the decision expected after it (and, where
+ * given, the state), run in order by run_steps(), which also checks after
+ * every round what any decision must satisfy (check_always). */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,9 +32,24 @@
 #define SEC 1000000000ull
 #define MIB (1024ull * 1024)
 #define GIB (1024ull * MIB)
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The figures most tests use: 1 GiB/s, no fixed cost, a second per pass. */
 #define BW GIB
+/* The extra-round tests run at 1 GB/s (a byte a nanosecond) against a
+ * 400 ms limit: half of it 200 ms, a quarter 100 ms. */
+#define GBPS 1000000000ull
+/* Nothing fits: 2^62 bytes is 250 ms even at 2^64 - 1 bytes/s. */
+#define HUGE_REMAINING (1ull << 62)
+
+/* The tables spell the ladder out for these figures (the throttle rows
+ * read 20, 30, ..., 90, 99; two stalled rounds wait; twelve end it). */
+_Static_assert(POLICY_STALL_ROUNDS == 2, "tables: two stalled rounds before a climb");
+_Static_assert(POLICY_MAX_STALLED == 12, "tables: test_max_stalled ends at the 12th");
+_Static_assert(POLICY_THROTTLE_INITIAL == 20 && POLICY_THROTTLE_STEP == 10 &&
+		       POLICY_THROTTLE_MAX == 99,
+	       "tables: throttle steps 20, 30, ..., 90, 99");
+_Static_assert(POLICY_EXTRA_ROUNDS == 2, "tables: two extra rounds at most");
 
 static const struct policy_params default_params = {
 	.downtime_limit_ns = 300 * MS,
@@ -36,60 +58,16 @@ static const struct policy_params default_params = {
 	.final_action = POLICY_FINAL_SUSPEND,
 };
 
-static struct policy_round round_of(unsigned pass, uint64_t remaining, uint64_t dirty_rate)
-{
-	return (struct policy_round){
-		.pass = pass,
-		.elapsed_ns = pass * SEC,
-		.remaining_bytes = remaining,
-		.bandwidth_Bps = BW,
-		.dirty_rate_Bps = dirty_rate,
-		.fixed_cost_ns = 0,
-	};
-}
+static const struct policy_params ac_params = {
+	.downtime_limit_ns = 300 * MS,
+	.auto_converge = true,
+	.final_action = POLICY_FINAL_SUSPEND,
+};
 
-/* The round r decided, checking what every decision must satisfy,
- * whatever the round. */
-static struct policy_decision decide_round(const struct policy_params *p, struct policy_state *st,
-					   const struct policy_round *r)
-{
-	const struct policy_state before = *st;
-	struct policy_decision d = policy_decide(p, st, r);
-
-	assert_int_equal(d.expected_downtime_ns, policy_expected_downtime(r));
-	assert_int_equal(d.throttle_pct, st->throttle_pct);
-	assert_int_equal(st->prev_remaining, r->remaining_bytes);
-	assert_true(st->extra_rounds <= POLICY_EXTRA_ROUNDS);
-	/* After an extra round, a pause over the limit switches over, before
-	 * anything else is looked at or counted. */
-	if (before.extra_rounds && d.expected_downtime_ns > p->downtime_limit_ns) {
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.rung, before.throttle_pct ? POLICY_RUNG_THROTTLED
-							     : POLICY_RUNG_CONVERGED);
-		assert_int_equal(st->stalled, before.stalled);
-		assert_int_equal(st->stalled_total, before.stalled_total);
-		assert_int_equal(st->extra_rounds, before.extra_rounds);
-		assert_int_equal(st->throttle_pct, before.throttle_pct);
-	}
-	return d;
-}
-
-/* A round at bandwidth bw instead of BW. */
-static struct policy_decision decide_at(const struct policy_params *p, struct policy_state *st,
-					unsigned pass, uint64_t remaining, uint64_t dirty_rate,
-					uint64_t bw)
-{
-	struct policy_round r = round_of(pass, remaining, dirty_rate);
-
-	r.bandwidth_Bps = bw;
-	return decide_round(p, st, &r);
-}
-
-static struct policy_decision decide(const struct policy_params *p, struct policy_state *st,
-				     unsigned pass, uint64_t remaining, uint64_t dirty_rate)
-{
-	return decide_at(p, st, pass, remaining, dirty_rate, BW);
-}
+static const struct policy_params extra_params = {
+	.downtime_limit_ns = 400 * MS,
+	.final_action = POLICY_FINAL_ABORT,
+};
 
 static bool is_final(enum policy_action a)
 {
@@ -104,11 +82,210 @@ static bool is_fast(uint64_t rate, uint64_t bw)
 }
 
 /* The least dirty rate that is fast at bandwidth bw (90 % of it, rounded
- * up); one byte a second less waits. */
-static uint64_t fast_rate(uint64_t bw)
+ * up); one byte a second less waits. A constant, for the tables. */
+#define FAST_RATE(bw) \
+	((uint64_t)(((unsigned __int128)(bw) * POLICY_FAST_DIRTY_PCT + 99) / 100))
+
+/* ---- the tables and their runner ------------------------------------ */
+
+/* An expected figure, checked only when given: EQ(x). */
+struct want {
+	bool on;
+	uint64_t v;
+};
+#define EQ(x) { true, (uint64_t)(x) }
+
+/* The rows' short names for actions and rungs. FINAL is the final action
+ * the parameters ask for (suspend, or abort), so one table serves both. */
+#define CONTINUE POLICY_CONTINUE
+#define SWITCHOVER POLICY_SWITCHOVER
+#define THROTTLE POLICY_THROTTLE
+#define SUSPEND POLICY_SUSPEND
+#define ABORT POLICY_ABORT
+#define FINAL ((enum policy_action)(POLICY_ABORT + 1))
+#define CONVERGED POLICY_RUNG_CONVERGED
+#define THROTTLED POLICY_RUNG_THROTTLED
+#define STALLED POLICY_RUNG_STALLED
+#define TIMEOUT POLICY_RUNG_TIMEOUT
+
+/* One round and what is expected after it. A row reads
+ *   { pass, remaining, dirty_rate, .action = ..., [round], [expected] }
+ * the action always checked, every other expectation only when given. */
+struct step {
+	unsigned pass;
+	uint64_t remaining;
+	uint64_t dirty_rate;
+	enum policy_action action;
+	/* The rest of the round. */
+	uint64_t bw;            /* bandwidth; 0: BW */
+	bool unmeasured;        /* bandwidth 0 instead: nothing measured */
+	uint64_t elapsed;       /* 0: pass seconds */
+	uint64_t fixed;         /* fixed_cost_ns */
+	/* The decision... */
+	struct want rung;
+	struct want throttle;   /* throttle_pct (the state's is the same) */
+	struct want downtime;   /* expected_downtime_ns */
+	/* ...and the state after it. */
+	struct want stalled;
+	struct want total;      /* stalled_total */
+	struct want extra;      /* extra_rounds */
+	struct want rate_before; /* rate_before_throttle */
+	struct want useless;    /* throttle_useless */
+};
+
+/* One round from a state of its own (a case of a table of such). */
+struct round_case {
+	struct policy_state start;
+	struct step step;
+};
+
+/* The step being checked: cmocka's asserts would name only the runner's
+ * line, so every check here names the table, the row and its pass. */
+static struct {
+	const char *table;
+	size_t row;
+	unsigned pass;
+} at;
+
+static void check_eq(const char *what, uint64_t got, uint64_t want)
 {
-	return (uint64_t)(((unsigned __int128)bw * POLICY_FAST_DIRTY_PCT + 99) / 100);
+	if (got != want)
+		fail_msg("%s step %zu (pass %u): %s is %" PRIu64 ", expected %" PRIu64, at.table,
+			 at.row, at.pass, what, got, want);
 }
+
+static void check_want(const char *what, struct want w, uint64_t got)
+{
+	if (w.on)
+		check_eq(what, got, w.v);
+}
+
+/* What every decision must satisfy, whatever the round. */
+static void check_always(const struct policy_params *p, const struct policy_state *before,
+			 const struct policy_state *st, const struct policy_round *r,
+			 const struct policy_decision *d)
+{
+	check_eq("expected_downtime_ns - policy_expected_downtime()", d->expected_downtime_ns,
+		 policy_expected_downtime(r));
+	check_eq("throttle_pct, decision - state", d->throttle_pct, st->throttle_pct);
+	check_eq("prev_remaining", st->prev_remaining, r->remaining_bytes);
+	check_eq("extra_rounds <= POLICY_EXTRA_ROUNDS", st->extra_rounds <= POLICY_EXTRA_ROUNDS, 1);
+	/* After an extra round, a pause over the limit switches over, before
+	 * anything else is looked at or counted. */
+	if (before->extra_rounds && d->expected_downtime_ns > p->downtime_limit_ns) {
+		check_eq("action after an extra round", d->action, POLICY_SWITCHOVER);
+		check_eq("rung after an extra round", d->rung,
+			 before->throttle_pct ? THROTTLED : CONVERGED);
+		check_eq("stalled, kept", st->stalled, before->stalled);
+		check_eq("stalled_total, kept", st->stalled_total, before->stalled_total);
+		check_eq("extra_rounds, kept", st->extra_rounds, before->extra_rounds);
+		check_eq("throttle_pct, kept", st->throttle_pct, before->throttle_pct);
+	}
+}
+
+/* Decides the rounds of steps[0..n) in order from *st, checking each
+ * decision against its row. Returns the last decision; *st is left as
+ * the last round left it. */
+static struct policy_decision run_steps(const char *table, const struct policy_params *p,
+					struct policy_state *st, const struct step *steps, size_t n)
+{
+	struct policy_decision d = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		const struct step *s = &steps[i];
+		const struct policy_round r = {
+			.pass = s->pass,
+			.elapsed_ns = s->elapsed ? s->elapsed : s->pass * SEC,
+			.remaining_bytes = s->remaining,
+			.bandwidth_Bps = s->unmeasured ? 0 : s->bw ? s->bw : BW,
+			.dirty_rate_Bps = s->dirty_rate,
+			.fixed_cost_ns = s->fixed,
+		};
+		const struct policy_state before = *st;
+		enum policy_action want = s->action;
+
+		if (want == FINAL)
+			want = p->final_action == POLICY_FINAL_ABORT ? ABORT : SUSPEND;
+		at.table = table;
+		at.row = i;
+		at.pass = s->pass;
+		d = policy_decide(p, st, &r);
+		if (d.action != want)
+			fail_msg("%s step %zu (pass %u): %s, expected %s", table, i, s->pass,
+				 policy_action_name(d.action), policy_action_name(want));
+		check_always(p, &before, st, &r, &d);
+		check_want("rung", s->rung, d.rung);
+		check_want("throttle_pct", s->throttle, d.throttle_pct);
+		check_want("expected_downtime_ns", s->downtime, d.expected_downtime_ns);
+		check_want("stalled", s->stalled, st->stalled);
+		check_want("stalled_total", s->total, st->stalled_total);
+		check_want("extra_rounds", s->extra, st->extra_rounds);
+		check_want("rate_before_throttle", s->rate_before, st->rate_before_throttle);
+		check_want("throttle_useless", s->useless, st->throttle_useless);
+	}
+	return d;
+}
+
+static struct policy_decision run_fresh(const char *table, const struct policy_params *p,
+					const struct step *steps, size_t n)
+{
+	struct policy_state st = { 0 };
+
+	return run_steps(table, p, &st, steps, n);
+}
+
+/* A table from the start of a migration, or from the state *st (left as its
+ * last round left it); RUN_AS names a table built in a loop by what varies. */
+#define RUN(p, table) run_fresh(#table, (p), (table), ARRAY_SIZE(table))
+#define RUN_FROM(p, st, table) run_steps(#table, (p), (st), (table), ARRAY_SIZE(table))
+#define RUN_AS(name, p, table) run_fresh((name), (p), (table), ARRAY_SIZE(table))
+
+/* A name for messages: "table[i]", "bw 3", ... (one at a time). */
+static const char *named(const char *fmt, ...)
+{
+	static char buf[128];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	return buf;
+}
+
+/* Each case's round from its own start state; returns the last decision. */
+static struct policy_decision run_cases(const char *table, const struct policy_params *p,
+					const struct round_case *c, size_t n)
+{
+	struct policy_decision d = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		struct policy_state st = c[i].start;
+		char name[160];
+
+		snprintf(name, sizeof(name), "%s[%zu]", table, i);
+		d = run_steps(name, p, &st, &c[i].step, 1);
+	}
+	return d;
+}
+
+#define RUN_CASES(p, table) run_cases(#table, (p), (table), ARRAY_SIZE(table))
+
+/* The way to the first throttle of a guest whose 2 GiB never shrink,
+ * dirtying at `rate` with auto-converge on: below 90 % of the link it
+ * waits POLICY_STALL_ROUNDS stalled rounds and steps at pass 3; at or
+ * above it, it steps at pass 2. The throttle then is
+ * POLICY_THROTTLE_INITIAL %, measured against `rate`. */
+#define FIRST_THROTTLE(pass, rate, n_stalled)                                                   \
+	{ pass, 2 * GIB, rate, .action = THROTTLE, .rung = EQ(THROTTLED),                        \
+	  .throttle = EQ(POLICY_THROTTLE_INITIAL), .rate_before = EQ(rate), .useless = EQ(false), \
+	  .stalled = EQ(POLICY_STALL_ROUNDS - 1), .total = EQ(n_stalled) }
+#define SLOW_TO_THROTTLE(rate)                                       \
+	{ 1, 2 * GIB, rate, .action = CONTINUE },                    \
+	{ 2, 2 * GIB, rate, .action = CONTINUE, .throttle = EQ(0) }, \
+	FIRST_THROTTLE(3, rate, 2)
+#define FAST_TO_THROTTLE(rate)                   \
+	{ 1, 2 * GIB, rate, .action = CONTINUE }, \
+	FIRST_THROTTLE(2, rate, 1)
 
 /* ---- names ---------------------------------------------------------- */
 
@@ -137,302 +314,257 @@ static void test_names(void **state)
 
 /* ---- expected downtime ---------------------------------------------- */
 
-static uint64_t expected(uint64_t remaining, uint64_t bw, uint64_t fixed)
-{
-	struct policy_round r = {
-		.pass = 2,
-		.remaining_bytes = remaining,
-		.bandwidth_Bps = bw,
-		.fixed_cost_ns = fixed,
-	};
-
-	return policy_expected_downtime(&r);
-}
-
-static void test_expected_downtime_arithmetic(void **state)
-{
-	(void)state;
+static const struct downtime_case {
+	uint64_t remaining, bw, fixed, want;
+} downtime_cases[] = {
 	/* remaining / bandwidth, in ns, plus the fixed cost. */
-	assert_int_equal(expected(GIB, GIB, 0), SEC);
-	assert_int_equal(expected(GIB, GIB, 25 * MS), SEC + 25 * MS);
-	assert_int_equal(expected(100 * MIB, GIB, 0), 100 * SEC / 1024);
-	assert_int_equal(expected(3 * MIB, 10 * MIB, 7 * MS), 300 * MS + 7 * MS);
-	assert_int_equal(expected(1, 1, 0), SEC);
-	assert_int_equal(expected(1, 1000000000u, 0), 1);
+	{ GIB, GIB, 0, SEC },
+	{ GIB, GIB, 25 * MS, SEC + 25 * MS },
+	{ 100 * MIB, GIB, 0, 100 * SEC / 1024 },
+	{ 3 * MIB, 10 * MIB, 7 * MS, 300 * MS + 7 * MS },
+	{ 1, 1, 0, SEC },
+	{ 1, 1000000000u, 0, 1 },
 	/* Truncated, not rounded: 1000 B at 3 B/s is 333.33... s. */
-	assert_int_equal(expected(1000, 3, 0), 333333333333ull);
-	assert_int_equal(expected(1, 3, 1), 333333333ull + 1);
+	{ 1000, 3, 0, 333333333333ull },
+	{ 1, 3, 1, 333333333ull + 1 },
 	/* Below a nanosecond's worth of data: only the fixed cost. */
-	assert_int_equal(expected(1, 2000000000u, 5), 5);
+	{ 1, 2000000000u, 5, 5 },
 	/* The fixed cost only when nothing remains — whatever the bandwidth,
 	 * zero (not measured) included. */
-	assert_int_equal(expected(0, GIB, 0), 0);
-	assert_int_equal(expected(0, GIB, 40 * MS), 40 * MS);
-	assert_int_equal(expected(0, 0, 40 * MS), 40 * MS);
-	assert_int_equal(expected(0, 0, 0), 0);
-	assert_int_equal(expected(0, 0, UINT64_MAX), UINT64_MAX);
-}
-
-static void test_expected_downtime_zero_bandwidth(void **state)
-{
-	(void)state;
+	{ 0, GIB, 0, 0 },
+	{ 0, GIB, 40 * MS, 40 * MS },
+	{ 0, 0, 40 * MS, 40 * MS },
+	{ 0, 0, 0, 0 },
+	{ 0, 0, UINT64_MAX, UINT64_MAX },
 	/* Nothing measured: it cannot fit any limit, fixed cost or not. */
-	assert_int_equal(expected(1, 0, 0), UINT64_MAX);
-	assert_int_equal(expected(GIB, 0, 10 * MS), UINT64_MAX);
-	assert_int_equal(expected(UINT64_MAX, 0, UINT64_MAX), UINT64_MAX);
-}
-
-static void test_expected_downtime_saturates(void **state)
-{
-	(void)state;
+	{ 1, 0, 0, UINT64_MAX },
+	{ GIB, 0, 10 * MS, UINT64_MAX },
+	{ UINT64_MAX, 0, UINT64_MAX, UINT64_MAX },
 	/* The transfer time overflows 64 bits. */
-	assert_int_equal(expected(UINT64_MAX, 1, 0), UINT64_MAX);
-	assert_int_equal(expected(UINT64_MAX / 1000000000u + 1, 1, 0), UINT64_MAX);
-	assert_int_equal(expected(UINT64_MAX, 2, 0), UINT64_MAX);
+	{ UINT64_MAX, 1, 0, UINT64_MAX },
+	{ UINT64_MAX / 1000000000u + 1, 1, 0, UINT64_MAX },
+	{ UINT64_MAX, 2, 0, UINT64_MAX },
 	/* 2^64 - 1 ns is the most there is: exactly that is not saturation,
 	 * one more nanosecond of transfer saturates instead of wrapping. */
-	assert_int_equal(expected(UINT64_MAX / 1000000000u, 1, 0),
-			 UINT64_MAX / 1000000000u * 1000000000u);
+	{ UINT64_MAX / 1000000000u, 1, 0, UINT64_MAX / 1000000000u * 1000000000u },
 	/* The fixed cost added overflows. */
-	assert_int_equal(expected(0, GIB, UINT64_MAX), UINT64_MAX);
-	assert_int_equal(expected(GIB, GIB, UINT64_MAX), UINT64_MAX);
-	assert_int_equal(expected(GIB, GIB, UINT64_MAX - SEC + 1), UINT64_MAX);
-	assert_int_equal(expected(GIB, GIB, UINT64_MAX - SEC), UINT64_MAX);
-	assert_int_equal(expected(GIB, GIB, UINT64_MAX - SEC - 1), UINT64_MAX - 1);
-	assert_int_equal(expected(1, 1, UINT64_MAX - SEC - 1), UINT64_MAX - 1);
-}
-
-static void test_expected_downtime_large_guest(void **state)
-{
-	(void)state;
+	{ 0, GIB, UINT64_MAX, UINT64_MAX },
+	{ GIB, GIB, UINT64_MAX, UINT64_MAX },
+	{ GIB, GIB, UINT64_MAX - SEC + 1, UINT64_MAX },
+	{ GIB, GIB, UINT64_MAX - SEC, UINT64_MAX },
+	{ GIB, GIB, UINT64_MAX - SEC - 1, UINT64_MAX - 1 },
+	{ 1, 1, UINT64_MAX - SEC - 1, UINT64_MAX - 1 },
 	/* More than 2^64 / 10^9 bytes (~18.4 GB) remaining is not, by
 	 * itself, an overflow: only a result beyond 2^64 ns is. */
-	assert_int_equal(expected(32 * GIB, 64 * GIB, 0), 500 * MS);
-	assert_int_equal(expected(20 * GIB, GIB, 3 * MS), 20 * SEC + 3 * MS);
-	assert_int_equal(expected(1ull << 40, 1ull << 40, 0), SEC);
-	assert_int_equal(expected(UINT64_MAX, UINT64_MAX, 0), SEC);
-	assert_int_equal(expected(UINT64_MAX, UINT64_MAX / 2, 0), 2 * SEC);
-	assert_int_equal(expected(UINT64_MAX, 1000000000u, 0), UINT64_MAX);
-	assert_int_equal(expected(UINT64_MAX, 1000000000u, 1), UINT64_MAX);
-	assert_int_equal(expected(UINT64_MAX - 1, 1000000000u, 1), UINT64_MAX);
-	assert_int_equal(expected(UINT64_MAX - 1, 1000000000u, 0), UINT64_MAX - 1);
+	{ 32 * GIB, 64 * GIB, 0, 500 * MS },
+	{ 20 * GIB, GIB, 3 * MS, 20 * SEC + 3 * MS },
+	{ 1ull << 40, 1ull << 40, 0, SEC },
+	{ UINT64_MAX, UINT64_MAX, 0, SEC },
+	{ UINT64_MAX, UINT64_MAX / 2, 0, 2 * SEC },
+	{ UINT64_MAX, 1000000000u, 0, UINT64_MAX },
+	{ UINT64_MAX, 1000000000u, 1, UINT64_MAX },
+	{ UINT64_MAX - 1, 1000000000u, 1, UINT64_MAX },
+	{ UINT64_MAX - 1, 1000000000u, 0, UINT64_MAX - 1 },
+};
 
-	/* And the decision follows: 20 GiB at 1 GiB/s with a generous limit
-	 * (the 2000 s most hypervisors accept) switches over. */
+/* And the decision follows: 20 GiB at 1 GiB/s with a generous limit
+ * (the 2000 s most hypervisors accept) switches over. */
+static const struct round_case large_guest[] = {
+	{ { .prev_remaining = 20 * GIB },
+	  { 2, 20 * GIB, 0, .action = SWITCHOVER, .rung = EQ(CONVERGED),
+	    .downtime = EQ(20 * SEC) } },
+};
+
+static void test_expected_downtime(void **state)
+{
 	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_round r = round_of(2, 20 * GIB, 0);
 
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(downtime_cases); i++) {
+		const struct downtime_case *c = &downtime_cases[i];
+		const struct policy_round r = {
+			.pass = 2,
+			.remaining_bytes = c->remaining,
+			.bandwidth_Bps = c->bw,
+			.fixed_cost_ns = c->fixed,
+		};
+		const uint64_t got = policy_expected_downtime(&r);
+
+		if (got != c->want)
+			fail_msg("downtime_cases[%zu]: %" PRIu64 " B at %" PRIu64 " B/s + %" PRIu64
+				 " ns: %" PRIu64 " ns, expected %" PRIu64,
+				 i, c->remaining, c->bw, c->fixed, got, c->want);
+	}
 	p.downtime_limit_ns = 2000 * SEC;
 	p.final_action = POLICY_FINAL_ABORT;
-	st.prev_remaining = 20 * GIB;
-	struct policy_decision d = policy_decide(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.expected_downtime_ns, 20 * SEC);
+	RUN_CASES(&p, large_guest);
 }
 
 /* ---- switchover ----------------------------------------------------- */
+
+/* The bulk copy left little enough behind. */
+static const struct step bulk_fits[] = {
+	{ 1, 100 * MIB, 0, .action = SWITCHOVER, .rung = EQ(CONVERGED), .throttle = EQ(0),
+	  .downtime = EQ(100 * SEC / 1024) },
+};
+/* The bulk copy against limits around its pause. */
+static const struct {
+	uint64_t limit;
+	struct step step;
+} bulk_limits[] = {
+	/* Exactly the limit fits; one nanosecond more does not. */
+	{ SEC, { 1, GIB, 0, .action = SWITCHOVER } },
+	{ SEC - 1, { 1, GIB, 0, .action = CONTINUE } },
+	/* The fixed cost counts against the limit. */
+	{ SEC, { 1, GIB, 0, .action = CONTINUE, .fixed = 1 } },
+	/* A limit of 0 is met only by nothing at all. (1 byte at 1 GiB/s
+	 * truncates to 0 ns; 2 bytes take 1 ns.) */
+	{ 0, { 1, 0, 0, .action = SWITCHOVER, .downtime = EQ(0) } },
+	{ 0, { 1, 1, 0, .action = SWITCHOVER } },
+	{ 0, { 1, 2, 0, .action = CONTINUE, .downtime = EQ(1) } },
+};
 
 static void test_switchover_converged(void **state)
 {
 	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
-	struct policy_decision d;
 
 	(void)state;
-	/* The bulk copy left little enough behind. */
-	d = decide(&p, &st, 1, 100 * MIB, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.throttle_pct, 0);
-	assert_int_equal(d.expected_downtime_ns, 100 * SEC / 1024);
-	assert_string_equal(policy_rung_name(d.rung), "converged");
-
-	/* Exactly the limit fits; one nanosecond more does not. */
-	struct policy_round r = round_of(1, GIB, 0);
-	p.downtime_limit_ns = SEC;
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_SWITCHOVER);
-	p.downtime_limit_ns = SEC - 1;
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
-
-	/* The fixed cost counts against the limit. */
-	p.downtime_limit_ns = SEC;
-	r.fixed_cost_ns = 1;
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
-
-	/* A limit of 0 is met only by nothing at all. */
-	p.downtime_limit_ns = 0;
-	memset(&st, 0, sizeof(st));
-	d = decide(&p, &st, 1, 0, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.expected_downtime_ns, 0);
-	/* (1 byte at 1 GiB/s truncates to 0 ns; 2 bytes take 1 ns.) */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide(&p, &st, 1, 1, 0).action, POLICY_SWITCHOVER);
-	memset(&st, 0, sizeof(st));
-	d = decide(&p, &st, 1, 2, 0);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.expected_downtime_ns, 1);
+	assert_string_equal(policy_rung_name(RUN(&p, bulk_fits).rung), "converged");
+	for (size_t i = 0; i < ARRAY_SIZE(bulk_limits); i++) {
+		p.downtime_limit_ns = bulk_limits[i].limit;
+		st = (struct policy_state){ 0 };
+		run_steps(named("bulk_limits[%zu]", i), &p, &st, &bulk_limits[i].step, 1);
+	}
 }
+
+static const struct step switchover_halving[] = {
+	{ 1, 2 * GIB, 0, .action = CONTINUE },
+	{ 2, GIB, 0, .action = CONTINUE },
+	{ 3, 512 * MIB, 0, .action = CONTINUE },
+	/* A round that halved what remains (a shrink of far more than
+	 * POLICY_EXTRA_SHRINK_PCT %), to a pause of at most half the
+	 * limit: no extra round (test_extra_round_*), switch over. */
+	{ 4, 150 * MIB, 0, .action = SWITCHOVER, .rung = EQ(CONVERGED),
+	  .downtime = EQ(150 * SEC / 1024), .extra = EQ(0) },
+};
+/* Or a round that shrank it by less than a quarter (320 MiB to
+ * 256 MiB: by a fifth), to more than half the limit. */
+static const struct step by_a_fifth[] = {
+	{ 1, 2 * GIB, 0, .action = CONTINUE },
+	{ 2, 320 * MIB, 0, .action = CONTINUE },
+	{ 3, 256 * MIB, 0, .action = SWITCHOVER, .downtime = EQ(250 * MS), .extra = EQ(0),
+	  .stalled = EQ(0), .total = EQ(0) },
+};
+/* A stalled round that nevertheless fits switches over. */
+static const struct round_case stalled_fits[] = {
+	{ { 0 }, { 1, 200 * MIB, 0, .action = SWITCHOVER } },
+	{ { .prev_remaining = 100 * MIB, .stalled = 5, .stalled_total = POLICY_MAX_STALLED + 5 },
+	  { POLICY_MAX_PASSES + 10, 200 * MIB, 0, .action = SWITCHOVER, .rung = EQ(CONVERGED) } },
+};
 
 static void test_switchover_after_rounds(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-
 	(void)state;
-	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, GIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 3, 512 * MIB, 0).action, POLICY_CONTINUE);
-	/* A round that halved what remains (a shrink of far more than
-	 * POLICY_EXTRA_SHRINK_PCT %), to a pause of at most half the limit:
-	 * no extra round (test_extra_round_*), switch over. */
-	d = decide(&p, &st, 4, 150 * MIB, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.expected_downtime_ns, 150 * SEC / 1024);
-	assert_int_equal(st.extra_rounds, 0);
-	/* Or a round that shrank it by less than a quarter (320 MiB to
-	 * 256 MiB: by a fifth), to more than half the limit. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 320 * MIB, 0).action, POLICY_CONTINUE);
-	d = decide(&p, &st, 3, 256 * MIB, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.expected_downtime_ns, 250 * MS);
-	assert_int_equal(st.extra_rounds, 0);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 0);
-
-	/* A stalled round that nevertheless fits switches over. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide(&p, &st, 1, 200 * MIB, 0).action, POLICY_SWITCHOVER);
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = 100 * MIB;
-	st.stalled = 5;
-	st.stalled_total = POLICY_MAX_STALLED + 5;
-	d = decide(&p, &st, POLICY_MAX_PASSES + 10, 200 * MIB, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
+	RUN(&default_params, switchover_halving);
+	RUN(&default_params, by_a_fifth);
+	RUN_CASES(&default_params, stalled_fits);
 }
 
 /* ---- continue while rounds shrink ----------------------------------- */
 
 static void test_continue_while_shrinking(void **state)
 {
-	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
 	uint64_t remaining = 1ull << 50; /* never fits at 1 GiB/s */
-	struct policy_decision d;
 
 	(void)state;
-	p.auto_converge = true;
+	/* 15 % less each round. */
 	for (unsigned pass = 1; pass < POLICY_MAX_PASSES; pass++) {
-		d = decide(&p, &st, pass, remaining, 10 * GIB);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-		assert_int_equal(d.throttle_pct, 0);
-		assert_int_equal(st.stalled, 0);
-		assert_int_equal(st.stalled_total, 0);
-		remaining = remaining * 85 / 100; /* 15 % less each round */
+		const struct step s = { pass, remaining, 10 * GIB, .action = CONTINUE,
+					.rung = EQ(CONVERGED), .throttle = EQ(0),
+					.stalled = EQ(0), .total = EQ(0) };
+
+		run_steps("shrinking", &ac_params, &st, &s, 1);
+		remaining = remaining * 85 / 100;
 	}
 }
 
+/* Progress is a shrink by more than 10 %: exactly 10 % is a stall.
+ * Growing is a stall. */
+static const struct step threshold[] = {
+	{ 1, 1000 * GIB, 0, .action = CONTINUE, .stalled = EQ(0) },
+	{ 2, 900 * GIB, 0, .action = CONTINUE, .stalled = EQ(1), .total = EQ(1) },
+	{ 3, 810 * GIB - 1, 0, .action = CONTINUE, .stalled = EQ(0), .total = EQ(1) },
+	{ 4, 2000 * GIB, 0, .action = CONTINUE, .stalled = EQ(1), .total = EQ(2) },
+};
+/* The bulk copy is always progress, whatever came before. */
+static const struct step bulk_again[] = {
+	{ 1, 2000 * GIB, 0, .action = CONTINUE, .stalled = EQ(0), .total = EQ(2) },
+};
+/* No overflow in the comparison at the top of the range. */
+static const struct step threshold_top[] = {
+	{ 1, UINT64_MAX, 0, .action = CONTINUE },
+	{ 2, UINT64_MAX - UINT64_MAX / 10, 0, .action = CONTINUE, .stalled = EQ(1) }, /* >= 90 % */
+	{ 3, UINT64_MAX / 10 * 8, 0, .action = CONTINUE, .stalled = EQ(0) },
+};
+
 static void test_progress_threshold(void **state)
 {
-	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
 
 	(void)state;
-	/* Progress is a shrink by more than 10 %: exactly 10 % is a stall. */
-	decide(&p, &st, 1, 1000 * GIB, 0);
-	assert_int_equal(st.stalled, 0);
-	decide(&p, &st, 2, 900 * GIB, 0);
-	assert_int_equal(st.stalled, 1);
-	assert_int_equal(st.stalled_total, 1);
-	decide(&p, &st, 3, 810 * GIB - 1, 0);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 1);
-	/* Growing is a stall. */
-	decide(&p, &st, 4, 2000 * GIB, 0);
-	assert_int_equal(st.stalled, 1);
-	assert_int_equal(st.stalled_total, 2);
-	/* The bulk copy is always progress, whatever came before. */
+	RUN_FROM(&default_params, &st, threshold);
 	st.prev_remaining = 1;
 	st.stalled = 0;
-	decide(&p, &st, 1, 2000 * GIB, 0);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 2);
-	/* No overflow in the comparison at the top of the range. */
-	memset(&st, 0, sizeof(st));
-	decide(&p, &st, 1, UINT64_MAX, 0);
-	decide(&p, &st, 2, UINT64_MAX - UINT64_MAX / 10, 0); /* >= 90 % */
-	assert_int_equal(st.stalled, 1);
-	decide(&p, &st, 3, UINT64_MAX / 10 * 8, 0);
-	assert_int_equal(st.stalled, 0);
+	RUN_FROM(&default_params, &st, bulk_again);
+	RUN(&default_params, threshold_top);
 }
+
+/* Stall, progress, stall, progress...: never two in a row, so no
+ * rung is climbed until the total bound. */
+static const struct step stall_alternating[] = {
+	{ 1, 2 * GIB, 0, .action = CONTINUE },
+	{ 2, 4 * GIB, 0, .action = CONTINUE, .stalled = EQ(1) },
+	{ 3, 2 * GIB, 0, .action = CONTINUE, .stalled = EQ(0) },
+	{ 4, 2 * GIB, 0, .action = CONTINUE, .stalled = EQ(1) },
+	{ 5, GIB, 0, .action = CONTINUE, .stalled = EQ(0), .total = EQ(2) },
+};
 
 static void test_stall_resets_on_progress(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	uint64_t hi = 4 * GIB, lo = 2 * GIB;
-
 	(void)state;
-	/* Stall, progress, stall, progress...: never two in a row, so no
-	 * rung is climbed until the total bound. */
-	assert_int_equal(decide(&p, &st, 1, lo, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, hi, 0).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 1);
-	assert_int_equal(decide(&p, &st, 3, lo, 0).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(decide(&p, &st, 4, lo, 0).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 1);
-	assert_int_equal(decide(&p, &st, 5, lo / 2, 0).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 2);
+	RUN(&default_params, stall_alternating);
 }
 
 /* ---- stalled, no auto-converge -------------------------------------- */
 
 /* Without auto-converge, a guest whose 2 GiB of dirty memory never
- * shrinks, dirtying at `rate` against the 1 GiB/s link: the bulk copy, then
- * `wait` rounds without progress, the last of them the final action.
- * Returns that last pass. */
-static unsigned run_stalled(enum policy_final_action fa, enum policy_action want, uint64_t rate,
-			    unsigned wait)
+ * shrinks, dirtying at `rate` against the 1 GiB/s link: the bulk copy,
+ * then POLICY_STALL_ROUNDS rounds without progress — one when the guest is
+ * fast — the last of them the final action fa. */
+static void run_stalled(enum policy_final_action fa, uint64_t rate, bool fast)
 {
+	const struct step waits[] = {
+		{ 1, 2 * GIB, rate, .action = CONTINUE, .stalled = EQ(0) },
+		{ 2, 2 * GIB, rate, .action = CONTINUE, .rung = EQ(CONVERGED), .stalled = EQ(1),
+		  .total = EQ(1) },
+		{ 3, 2 * GIB, rate, .action = FINAL, .rung = EQ(STALLED), .throttle = EQ(0),
+		  .downtime = EQ(2 * SEC), .stalled = EQ(POLICY_STALL_ROUNDS), .total = EQ(2) },
+	};
+	const struct step at_once[] = {
+		{ 1, 2 * GIB, rate, .action = CONTINUE, .stalled = EQ(0) },
+		{ 2, 2 * GIB, rate, .action = FINAL, .rung = EQ(STALLED), .throttle = EQ(0),
+		  .downtime = EQ(2 * SEC), .stalled = EQ(POLICY_STALL_ROUNDS), .total = EQ(1) },
+	};
+	const char *name = named("%s at %" PRIu64 " B/s, %s", fast ? "at_once" : "waits", rate,
+				 fa == POLICY_FINAL_ABORT ? "abort" : "suspend");
 	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
 	struct policy_decision d;
-	unsigned pass = 1;
 
 	p.final_action = fa;
-	d = decide(&p, &st, pass++, 2 * GIB, rate);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 0);
-	for (unsigned i = 1; i < wait; i++) {
-		d = decide(&p, &st, pass++, 2 * GIB, rate);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-		assert_int_equal(st.stalled, i);
-		assert_int_equal(st.stalled_total, i);
-	}
-	d = decide(&p, &st, pass, 2 * GIB, rate);
-	assert_int_equal(d.action, want);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	d = fast ? RUN_AS(name, &p, at_once) : RUN_AS(name, &p, waits);
 	assert_string_equal(policy_rung_name(d.rung), "stalled");
-	assert_int_equal(d.throttle_pct, 0);
-	assert_int_equal(d.expected_downtime_ns, 2 * SEC);
-	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
-	assert_int_equal(st.stalled_total, wait);
-	assert_int_equal(st.throttle_pct, 0);
-	return pass;
 }
 
 static void test_stalled_suspend_by_default(void **state)
@@ -442,250 +574,190 @@ static void test_stalled_suspend_by_default(void **state)
 	/* A guest dirtying slower than the link sends, yet not enough slower
 	 * for the rounds to shrink: POLICY_STALL_ROUNDS stalled rounds, then
 	 * the final action. */
-	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, BW / 2,
-				     POLICY_STALL_ROUNDS),
-			 1 + POLICY_STALL_ROUNDS);
-	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, 0, POLICY_STALL_ROUNDS),
-			 3);
+	run_stalled(POLICY_FINAL_SUSPEND, BW / 2, false);
+	run_stalled(POLICY_FINAL_SUSPEND, 0, false);
 }
 
 static void test_stalled_abort_when_configured(void **state)
 {
 	(void)state;
-	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW / 2, POLICY_STALL_ROUNDS),
-			 1 + POLICY_STALL_ROUNDS);
+	run_stalled(POLICY_FINAL_ABORT, BW / 2, false);
 	/* The fastest guest that still waits: a byte a second below 90 %. */
-	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, fast_rate(BW) - 1,
-				     POLICY_STALL_ROUNDS),
-			 3);
+	run_stalled(POLICY_FINAL_ABORT, FAST_RATE(BW) - 1, false);
 }
+
+/* Nothing left to send, but the pause alone exceeds the limit: the
+ * rounds cannot shrink below zero, so the ladder ends it. */
+static const struct step fixed_only[] = {
+	{ 1, 0, 0, .action = CONTINUE, .elapsed = SEC, .fixed = SEC, .downtime = EQ(SEC) },
+	{ 2, 0, 0, .action = CONTINUE, .elapsed = SEC, .fixed = SEC, .downtime = EQ(SEC) },
+	{ 3, 0, 0, .action = SUSPEND, .elapsed = SEC, .fixed = SEC, .rung = EQ(STALLED),
+	  .downtime = EQ(SEC) },
+};
 
 static void test_fixed_cost_above_limit(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_round r = round_of(1, 0, 0);
-	struct policy_decision d;
-
 	(void)state;
-	/* Nothing left to send, but the pause alone exceeds the limit: the
-	 * rounds cannot shrink below zero, so the ladder ends it. */
-	r.fixed_cost_ns = SEC;
-	for (;; r.pass++) {
-		d = policy_decide(&p, &st, &r);
-		assert_int_equal(d.expected_downtime_ns, SEC);
-		if (d.action != POLICY_CONTINUE)
-			break;
-	}
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(r.pass, 1 + POLICY_STALL_ROUNDS);
+	RUN(&default_params, fixed_only);
 }
 
 /* ---- auto-converge -------------------------------------------------- */
 
-/* Stall a throttling-enabled migration until the first throttle; the
- * guest dirties at `rate` unthrottled: POLICY_STALL_ROUNDS stalled rounds
- * below 90 % of the 1 GiB/s link, a single one at or above it. Returns the
- * next pass. */
-static unsigned stall_to_first_throttle(const struct policy_params *p, struct policy_state *st,
-					uint64_t rate)
-{
-	const unsigned wait = is_fast(rate, BW) ? 1 : POLICY_STALL_ROUNDS;
-	struct policy_decision d;
-	unsigned pass = 1;
+/* A stalled round that steps the throttle to pct %. */
+#define STEP_TO(pass, rate, pct) \
+	{ pass, 2 * GIB, rate, .action = THROTTLE, .rung = EQ(THROTTLED), .throttle = EQ(pct), \
+	  .useless = EQ(false) }
 
-	d = decide(p, st, pass++, 2 * GIB, rate);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	for (unsigned i = 1; i < wait; i++) {
-		d = decide(p, st, pass++, 2 * GIB, rate);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.throttle_pct, 0);
-	}
-	d = decide(p, st, pass++, 2 * GIB, rate);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, POLICY_THROTTLE_INITIAL);
-	assert_int_equal(d.throttle_pct, 20);
-	assert_int_equal(st->rate_before_throttle, rate);
-	assert_false(st->throttle_useless);
-	assert_int_equal(st->stalled_total, wait);
-	assert_int_equal(pass, 2 + wait);
-	return pass;
-}
+/* Below 90 % of the link (800 MiB/s): the first throttle after the
+ * wait. Each stalled round steps once; the rate falls just the 20 %
+ * that counts as helping (exactly 80 % of the unthrottled rate). At
+ * the cap, the next stalled round is the final action. */
+static const struct step to_cap[] = {
+	SLOW_TO_THROTTLE(800 * MIB),
+	STEP_TO(4, 640 * MIB, 30),
+	STEP_TO(5, 640 * MIB, 40),
+	STEP_TO(6, 640 * MIB, 50),
+	STEP_TO(7, 640 * MIB, 60),
+	STEP_TO(8, 640 * MIB, 70),
+	STEP_TO(9, 640 * MIB, 80),
+	STEP_TO(10, 640 * MIB, 90),
+	STEP_TO(11, 640 * MIB, POLICY_THROTTLE_MAX),
+	{ 12, 2 * GIB, 400 * MIB, .action = SUSPEND, .rung = EQ(STALLED), .throttle = EQ(99) },
+};
+/* The same with abort, the guest then dirtying nothing at all. */
+static const struct step to_cap_abort[] = {
+	SLOW_TO_THROTTLE(800 * MIB),
+	STEP_TO(4, 0, 30),
+	STEP_TO(5, 0, 40),
+	STEP_TO(6, 0, 50),
+	STEP_TO(7, 0, 60),
+	STEP_TO(8, 0, 70),
+	STEP_TO(9, 0, 80),
+	STEP_TO(10, 0, 90),
+	STEP_TO(11, 0, 99),
+	{ 12, 2 * GIB, 0, .action = ABORT, .rung = EQ(STALLED) },
+};
 
 static void test_auto_converge_ladder_to_cap(void **state)
 {
-	static const unsigned steps[] = { 30, 40, 50, 60, 70, 80, 90, 99 };
 	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
-	struct policy_decision d;
-	/* Below 90 % of the link: the first throttle after the wait. */
-	const uint64_t rate = 800 * MIB;
-	unsigned pass;
 
 	(void)state;
-	assert_false(is_fast(rate, BW));
+	assert_false(is_fast(800 * MIB, BW));
 	p.auto_converge = true;
-	pass = stall_to_first_throttle(&p, &st, rate);
-	/* Each stalled round steps once; the rate falls just the 20 % that
-	 * counts as helping (exactly 80 % of the unthrottled rate). */
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
-		d = decide(&p, &st, pass++, 2 * GIB, rate * 80 / 100);
-		assert_int_equal(d.action, POLICY_THROTTLE);
-		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-		assert_int_equal(d.throttle_pct, steps[i]);
-		assert_false(st.throttle_useless);
-	}
-	assert_int_equal(st.throttle_pct, POLICY_THROTTLE_MAX);
-	/* At the cap, the next stalled round is the final action. */
-	d = decide(&p, &st, pass, 2 * GIB, rate / 2);
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(d.throttle_pct, 99);
+	RUN_FROM(&p, &st, to_cap);
 	/* Within the bound on stalled rounds: the cap decided, not the bound. */
 	assert_true(st.stalled_total < POLICY_MAX_STALLED);
-	assert_int_equal(pass, 1 + POLICY_STALL_ROUNDS + 9);
 
-	/* The same with abort. */
-	memset(&st, 0, sizeof(st));
 	p.final_action = POLICY_FINAL_ABORT;
-	pass = stall_to_first_throttle(&p, &st, rate);
-	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
-		assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 0).throttle_pct, steps[i]);
-	d = decide(&p, &st, pass, 2 * GIB, 0);
-	assert_int_equal(d.action, POLICY_ABORT);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
+	RUN(&p, to_cap_abort);
 }
 
-static void run_useless_throttle(enum policy_final_action fa, uint64_t rate, uint64_t later,
-				 enum policy_action want)
-{
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass;
-
-	p.auto_converge = true;
-	p.final_action = fa;
-	pass = stall_to_first_throttle(&p, &st, rate);
-	/* Throttled at 20 %, then 30 %: too early to judge. */
-	d = decide(&p, &st, pass++, 2 * GIB, later);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 30);
-	d = decide(&p, &st, pass++, 2 * GIB, later);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 40);
-	/* Three steps taken and the rate did not fall by 20 %: give up. */
-	d = decide(&p, &st, pass++, 2 * GIB, later);
-	assert_int_equal(d.action, want);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(d.throttle_pct, 40);
-	assert_true(st.throttle_useless);
-	assert_int_equal(st.throttle_pct, 40);
-}
+static const struct {
+	enum policy_final_action fa;
+	uint64_t rate, later;
+} useless_guests[] = {
+	/* A guest throttling does nothing for. */
+	{ POLICY_FINAL_SUSPEND, GIB, GIB },
+	{ POLICY_FINAL_ABORT, GIB, GIB },
+	/* Faster than before. */
+	{ POLICY_FINAL_SUSPEND, GIB, 2 * GIB },
+	/* Lowered, but by less than 20 %: 1 byte/s above 80 %. */
+	{ POLICY_FINAL_SUSPEND, 1000 * MIB, 800 * MIB + 1 },
+	/* Near the top of the range: no overflow in the comparison. */
+	{ POLICY_FINAL_ABORT, UINT64_MAX, UINT64_MAX },
+};
 
 static void test_auto_converge_gives_up_when_useless(void **state)
 {
 	(void)state;
-	/* A guest throttling does nothing for. */
-	run_useless_throttle(POLICY_FINAL_SUSPEND, GIB, GIB, POLICY_SUSPEND);
-	run_useless_throttle(POLICY_FINAL_ABORT, GIB, GIB, POLICY_ABORT);
-	/* Faster than before. */
-	run_useless_throttle(POLICY_FINAL_SUSPEND, GIB, 2 * GIB, POLICY_SUSPEND);
-	/* Lowered, but by less than 20 %: 1 byte/s above 80 %. */
-	run_useless_throttle(POLICY_FINAL_SUSPEND, 1000 * MIB, 800 * MIB + 1, POLICY_SUSPEND);
-	/* Near the top of the range: no overflow in the comparison. */
-	run_useless_throttle(POLICY_FINAL_ABORT, UINT64_MAX, UINT64_MAX, POLICY_ABORT);
+	for (size_t i = 0; i < ARRAY_SIZE(useless_guests); i++) {
+		const uint64_t rate = useless_guests[i].rate, later = useless_guests[i].later;
+		/* Throttled at 20 %, then 30 %: too early to judge. Three steps
+		 * taken and the rate did not fall by 20 %: give up. */
+		const struct step useless[] = {
+			FAST_TO_THROTTLE(rate),
+			{ 3, 2 * GIB, later, .action = THROTTLE, .throttle = EQ(30) },
+			{ 4, 2 * GIB, later, .action = THROTTLE, .throttle = EQ(40) },
+			{ 5, 2 * GIB, later, .action = FINAL, .rung = EQ(STALLED),
+			  .throttle = EQ(40), .useless = EQ(true) },
+		};
+		struct policy_params p = default_params;
+
+		assert_true(is_fast(rate, BW));
+		p.auto_converge = true;
+		p.final_action = useless_guests[i].fa;
+		RUN_AS(named("useless_guests[%zu]", i), &p, useless);
+	}
 }
+
+/* The rate falls with the throttle ((100 - t) % of 1000 MiB/s), yet
+ * the rounds still do not shrink: keep climbing. Helping is judged
+ * against the unthrottled rate, not the last one: 80 % of it is still
+ * enough even though it rose since. */
+static const struct step helping[] = {
+	FAST_TO_THROTTLE(1000 * MIB),
+	{ 3, 2 * GIB, 800 * MIB, .action = THROTTLE, .throttle = EQ(30) },
+	{ 4, 2 * GIB, 700 * MIB, .action = THROTTLE, .throttle = EQ(40) },
+	{ 5, 2 * GIB, 600 * MIB, .action = THROTTLE, .throttle = EQ(50) },
+	{ 6, 2 * GIB, 500 * MIB, .action = THROTTLE, .throttle = EQ(60) },
+	{ 7, 2 * GIB, 400 * MIB, .action = THROTTLE, .throttle = EQ(70) },
+	{ 8, 2 * GIB, 300 * MIB, .action = THROTTLE, .throttle = EQ(80) },
+	{ 9, 2 * GIB, 200 * MIB, .action = THROTTLE, .throttle = EQ(90) },
+	{ 10, 2 * GIB, 800 * MIB, .action = THROTTLE, .throttle = EQ(99),
+	  .rate_before = EQ(1000 * MIB) },
+};
+/* But the check is made at every step past the third, so a rate that
+ * climbs back stops it there: start again and rise at 50 %. */
+static const struct step rising[] = {
+	FAST_TO_THROTTLE(1000 * MIB),
+	{ 3, 2 * GIB, 700 * MIB, .action = THROTTLE, .throttle = EQ(30) },
+	{ 4, 2 * GIB, 600 * MIB, .action = THROTTLE, .throttle = EQ(40) },
+	{ 5, 2 * GIB, 500 * MIB, .action = THROTTLE, .throttle = EQ(50) },
+	{ 6, 2 * GIB, 900 * MIB, .action = SUSPEND, .rung = EQ(STALLED), .throttle = EQ(50),
+	  .useless = EQ(true) },
+};
 
 static void test_auto_converge_keeps_climbing_when_helping(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass;
-
 	(void)state;
-	p.auto_converge = true;
-	pass = stall_to_first_throttle(&p, &st, 1000 * MIB);
-	/* The rate falls with the throttle ((100 - t) %), yet the rounds
-	 * still do not shrink: keep climbing. */
-	for (unsigned want = 30; want <= 90; want += 10) {
-		d = decide(&p, &st, pass++, 2 * GIB, 1000 * MIB * (100 - st.throttle_pct) / 100);
-		assert_int_equal(d.action, POLICY_THROTTLE);
-		assert_int_equal(d.throttle_pct, want);
-	}
-	/* Helping, judged against the unthrottled rate, not the last one:
-	 * 80 % of it is still enough even though it rose since. */
-	d = decide(&p, &st, pass++, 2 * GIB, 800 * MIB);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 99);
-	assert_int_equal(st.rate_before_throttle, 1000 * MIB);
-	/* But the check is made at every step past the third, so a rate
-	 * that climbs back stops it there: start again and rise at 50 %. */
-	memset(&st, 0, sizeof(st));
-	pass = stall_to_first_throttle(&p, &st, 1000 * MIB);
-	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 700 * MIB).throttle_pct, 30);
-	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 600 * MIB).throttle_pct, 40);
-	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, 500 * MIB).throttle_pct, 50);
-	d = decide(&p, &st, pass++, 2 * GIB, 900 * MIB);
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(d.throttle_pct, 50);
-	assert_true(st.throttle_useless);
+	RUN(&ac_params, helping);
+	RUN(&ac_params, rising);
 }
+
+static const struct step rungs_throttled[] = {
+	FAST_TO_THROTTLE(GIB),
+	/* A round that shrinks: another round, throttle kept, still the
+	 * auto-converge rung, stall count reset. */
+	{ 3, GIB, GIB / 2, .action = CONTINUE, .rung = EQ(THROTTLED), .throttle = EQ(20),
+	  .stalled = EQ(0) },
+	/* After progress, two stalled rounds again before the next step. */
+	{ 4, GIB, GIB / 2, .action = CONTINUE, .throttle = EQ(20) },
+	{ 5, GIB, GIB / 2, .action = THROTTLE, .throttle = EQ(30) },
+	/* It fits now: switchover on the auto-converge rung. */
+	{ 6, 100 * MIB, GIB / 2, .action = SWITCHOVER, .rung = EQ(THROTTLED),
+	  .throttle = EQ(30), .downtime = EQ(100 * SEC / 1024) },
+};
 
 static void test_auto_converge_rungs_while_throttled(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass;
-
 	(void)state;
-	p.auto_converge = true;
-	pass = stall_to_first_throttle(&p, &st, GIB);
-	/* A round that shrinks: another round, throttle kept, still the
-	 * auto-converge rung, stall count reset. */
-	d = decide(&p, &st, pass++, GIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, 20);
-	assert_int_equal(st.stalled, 0);
-	/* After progress, two stalled rounds again before the next step. */
-	d = decide(&p, &st, pass++, GIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.throttle_pct, 20);
-	d = decide(&p, &st, pass++, GIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 30);
-	/* It fits now: switchover on the auto-converge rung. */
-	d = decide(&p, &st, pass++, 100 * MIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_string_equal(policy_rung_name(d.rung), "auto-converge");
-	assert_int_equal(d.throttle_pct, 30);
-	assert_int_equal(d.expected_downtime_ns, 100 * SEC / 1024);
+	assert_string_equal(policy_rung_name(RUN(&ac_params, rungs_throttled).rung),
+			    "auto-converge");
 }
+
+/* 10 GiB/s over 1 GiB/s: the first round without progress ends it,
+ * no throttle ever. */
+static const struct step never_throttles[] = {
+	{ 1, 2 * GIB, 10 * GIB, .action = CONTINUE, .throttle = EQ(0), .rate_before = EQ(0) },
+	{ 2, 2 * GIB, 10 * GIB, .action = SUSPEND, .throttle = EQ(0), .rate_before = EQ(0) },
+};
 
 static void test_auto_converge_off_never_throttles(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass = 1;
-
 	(void)state;
-	do {
-		d = decide(&p, &st, pass++, 2 * GIB, 10 * GIB);
-		assert_int_not_equal(d.action, POLICY_THROTTLE);
-		assert_int_equal(st.throttle_pct, 0);
-		assert_int_equal(st.rate_before_throttle, 0);
-	} while (d.action == POLICY_CONTINUE);
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	/* 10 GiB/s over 1 GiB/s: the first round without progress ends it. */
-	assert_int_equal(pass - 1, 2);
+	RUN(&default_params, never_throttles);
 }
 
 /* ---- the stall rule: dirtying (nearly) as fast as the link sends ---- */
@@ -694,8 +766,59 @@ static void test_auto_converge_off_never_throttles(void **state)
  * figures, whatever the link. */
 static const uint64_t rule_bandwidths[] = { 1, 10 * MIB, BW, 100 * GIB, UINT64_MAX };
 
-/* Nothing fits: 2^62 bytes is 250 ms even at 2^64 - 1 bytes/s. */
-#define HUGE_REMAINING (1ull << 62)
+/* Progress in between changes nothing: alternating 4 GiB, 8 GiB, the
+ * first 8 GiB round ends it (a slower guest runs to the total bound,
+ * test_max_stalled). */
+static const struct step fast_alternating[] = {
+	{ 1, 4 * GIB, 2 * GIB, .action = CONTINUE },
+	{ 2, 8 * GIB, 2 * GIB, .action = SUSPEND, .rung = EQ(STALLED), .total = EQ(1) },
+};
+/* Nor does an earlier stalled round of a slower guest: that one
+ * waited, this one, at 90 % of the link, ends it. */
+static const struct step slow_then_fast[] = {
+	{ 1, 4 * GIB, BW / 2, .action = CONTINUE },
+	{ 2, 4 * GIB, BW / 2, .action = CONTINUE },
+	{ 3, 2 * GIB, BW / 2, .action = CONTINUE, .stalled = EQ(0) },
+	{ 4, 2 * GIB, FAST_RATE(BW), .action = SUSPEND, .total = EQ(2) },
+};
+
+/* A guest whose 2^62 bytes never shrink (nothing fits a 1 ms limit),
+ * dirtying at rate against bandwidth bw: the ladder moves — the first
+ * throttle with auto-converge, the final action fa without — at pass 2
+ * when the guest is fast, after POLICY_STALL_ROUNDS stalled rounds (pass 3)
+ * when it waits; each round before it a stalled one. */
+static void check_climb(bool ac, enum policy_final_action fa, uint64_t rate, uint64_t bw,
+			bool waits)
+{
+	const struct policy_params p = {
+		.downtime_limit_ns = 1 * MS, .auto_converge = ac, .final_action = fa,
+	};
+	const struct step climb = {
+		waits ? 3 : 2, HUGE_REMAINING, rate, .action = ac ? THROTTLE : FINAL, .bw = bw,
+		.rung = EQ(ac ? THROTTLED : STALLED),
+		.throttle = EQ(ac ? POLICY_THROTTLE_INITIAL : 0),
+		.rate_before = EQ(ac ? rate : 0), .total = EQ(waits ? 2 : 1), .extra = EQ(0),
+		.stalled = EQ(ac ? POLICY_STALL_ROUNDS - 1 : POLICY_STALL_ROUNDS),
+	};
+	const struct step after_wait[] = {
+		{ 1, HUGE_REMAINING, rate, .action = CONTINUE, .bw = bw },
+		{ 2, HUGE_REMAINING, rate, .action = CONTINUE, .bw = bw, .throttle = EQ(0),
+		  .stalled = EQ(1), .total = EQ(1) },
+		climb,
+	};
+	const struct step at_once[] = {
+		{ 1, HUGE_REMAINING, rate, .action = CONTINUE, .bw = bw },
+		climb,
+	};
+	const char *name = named("%s: %" PRIu64 " B/s at bw %" PRIu64 ", ac %d, %s",
+				 waits ? "after_wait" : "at_once", rate, bw, ac,
+				 fa == POLICY_FINAL_ABORT ? "abort" : "suspend");
+
+	if (waits)
+		RUN_AS(name, &p, after_wait);
+	else
+		RUN_AS(name, &p, at_once);
+}
 
 static void test_fast_dirtier_final_action_at_once(void **state)
 {
@@ -703,134 +826,86 @@ static void test_fast_dirtier_final_action_at_once(void **state)
 	/* Without auto-converge, the first round without progress after the
 	 * bulk copy is the final action: exactly 90 % of the bandwidth counts,
 	 * the bandwidth itself and above it, up to the top of the range. */
-	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, fast_rate(BW), 1), 2);
-	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, fast_rate(BW), 1), 2);
-	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, BW, 1), 2);
-	assert_int_equal(run_stalled(POLICY_FINAL_SUSPEND, POLICY_SUSPEND, 3 * GIB, 1), 2);
-	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, BW, 1), 2);
-	assert_int_equal(run_stalled(POLICY_FINAL_ABORT, POLICY_ABORT, UINT64_MAX, 1), 2);
+	run_stalled(POLICY_FINAL_SUSPEND, FAST_RATE(BW), true);
+	run_stalled(POLICY_FINAL_ABORT, FAST_RATE(BW), true);
+	run_stalled(POLICY_FINAL_SUSPEND, BW, true);
+	run_stalled(POLICY_FINAL_SUSPEND, 3 * GIB, true);
+	run_stalled(POLICY_FINAL_ABORT, BW, true);
+	run_stalled(POLICY_FINAL_ABORT, UINT64_MAX, true);
 
-	/* At any bandwidth: the round's own. */
-	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
+	/* At any bandwidth: the round's own. One round without progress,
+	 * counted once against the bound. */
+	for (size_t i = 0; i < ARRAY_SIZE(rule_bandwidths); i++) {
 		const uint64_t bw = rule_bandwidths[i];
-		struct policy_params p = default_params;
-		struct policy_state st = { 0 };
-		struct policy_decision d;
 
-		p.downtime_limit_ns = 1 * MS;
-		p.final_action = POLICY_FINAL_ABORT;
-		for (int at90 = 0; at90 < 2; at90++) {
-			const uint64_t rate = at90 ? fast_rate(bw) : bw;
-
-			memset(&st, 0, sizeof(st));
-			d = decide_at(&p, &st, 1, HUGE_REMAINING, rate, bw);
-			assert_int_equal(d.action, POLICY_CONTINUE);
-			d = decide_at(&p, &st, 2, HUGE_REMAINING, rate, bw);
-			assert_int_equal(d.action, POLICY_ABORT);
-			assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-			assert_int_equal(st.stalled, POLICY_STALL_ROUNDS);
-			/* One round without progress, counted once against the
-			 * bound. */
-			assert_int_equal(st.stalled_total, 1);
-		}
+		check_climb(false, POLICY_FINAL_ABORT, bw, bw, false);
+		check_climb(false, POLICY_FINAL_ABORT, FAST_RATE(bw), bw, false);
 	}
 
-	/* Progress in between changes nothing: alternating 4 GiB, 8 GiB, the
-	 * first 8 GiB round ends it (a slower guest runs to the total bound,
-	 * test_max_stalled). */
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-
-	assert_int_equal(decide(&p, &st, 1, 4 * GIB, 2 * GIB).action, POLICY_CONTINUE);
-	d = decide(&p, &st, 2, 8 * GIB, 2 * GIB);
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(st.stalled_total, 1);
-	/* Nor does an earlier stalled round of a slower guest: that one
-	 * waited, this one, at 90 % of the link, ends it. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide(&p, &st, 1, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 3, 2 * GIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(decide(&p, &st, 4, 2 * GIB, fast_rate(BW)).action, POLICY_SUSPEND);
-	assert_int_equal(st.stalled_total, 2);
+	RUN(&default_params, fast_alternating);
+	RUN(&default_params, slow_then_fast);
 }
+
+static const struct step fast_throttles[] = {
+	/* 3 GiB/s over the 1 GiB/s link: the first stalled round throttles. */
+	{ 1, 2 * GIB, 3 * GIB, .action = CONTINUE },
+	{ 2, 2 * GIB, 3 * GIB, .action = THROTTLE, .rung = EQ(THROTTLED),
+	  .throttle = EQ(POLICY_THROTTLE_INITIAL), .rate_before = EQ(3 * GIB),
+	  .stalled = EQ(POLICY_STALL_ROUNDS - 1), .total = EQ(1) },
+	/* Once throttled every stalled round steps, fast or not. */
+	{ 3, 2 * GIB, 2 * GIB, .action = THROTTLE, .throttle = EQ(30) },
+	/* A round of progress resets the count: the next fast round steps at
+	 * once again, where a slower one waits (test_slow_dirtier_waits). */
+	{ 4, GIB, 2 * GIB, .action = CONTINUE, .rung = EQ(THROTTLED), .throttle = EQ(30),
+	  .stalled = EQ(0) },
+	{ 5, GIB, BW, .action = THROTTLE, .throttle = EQ(40), .total = EQ(3) },
+	/* The usefulness check still applies: 40 % and the rate still
+	 * above 80 % of the 3 GiB/s it started at — give up. */
+	{ 6, GIB, 5 * GIB / 2, .action = SUSPEND, .rung = EQ(STALLED), .throttle = EQ(40),
+	  .useless = EQ(true) },
+};
+/* The full climb of an always-fast guest that throttling helps: a step every
+ * round from pass 2, the cap at pass 10, the final action at 11 — one round
+ * sooner than a slower guest (test_auto_converge_ladder_to_cap). */
+static const struct step full_climb[] = {
+	FAST_TO_THROTTLE(4 * GIB),
+	{ 3, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(30) },
+	{ 4, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(40) },
+	{ 5, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(50) },
+	{ 6, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(60) },
+	{ 7, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(70) },
+	{ 8, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(80) },
+	{ 9, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(90) },
+	{ 10, 2 * GIB, 3 * GIB, .action = THROTTLE, .throttle = EQ(99) },
+	{ 11, 2 * GIB, 3 * GIB, .action = SUSPEND, .rung = EQ(STALLED),
+	  .throttle = EQ(POLICY_THROTTLE_MAX) },
+};
 
 static void test_fast_dirtier_throttles_at_once(void **state)
 {
-	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
-	struct policy_decision d;
 
 	(void)state;
-	p.auto_converge = true;
-	/* 3 GiB/s over the 1 GiB/s link: the first stalled round throttles. */
-	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 3 * GIB).action, POLICY_CONTINUE);
-	d = decide(&p, &st, 2, 2 * GIB, 3 * GIB);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, POLICY_THROTTLE_INITIAL);
-	assert_int_equal(st.rate_before_throttle, 3 * GIB);
-	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS - 1);
-	assert_int_equal(st.stalled_total, 1);
-	/* Once throttled every stalled round steps, fast or not. */
-	d = decide(&p, &st, 3, 2 * GIB, 2 * GIB);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 30);
-	/* A round of progress resets the count: the next fast round steps at
-	 * once again, where a slower one waits (test_slow_dirtier_waits). */
-	d = decide(&p, &st, 4, GIB, 2 * GIB);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, 30);
-	assert_int_equal(st.stalled, 0);
-	d = decide(&p, &st, 5, GIB, BW);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 40);
-	assert_int_equal(st.stalled_total, 3);
-	/* The usefulness check still applies: 40 % and the rate still above
-	 * 80 % of the 3 GiB/s it started at — give up. */
-	d = decide(&p, &st, 6, GIB, 5 * GIB / 2);
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(d.throttle_pct, 40);
-	assert_true(st.throttle_useless);
+	RUN(&ac_params, fast_throttles);
 
 	/* At any bandwidth, and abort the same. */
-	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(rule_bandwidths); i++) {
 		const uint64_t bw = rule_bandwidths[i];
 
-		memset(&st, 0, sizeof(st));
-		p.downtime_limit_ns = 1 * MS;
-		p.final_action = POLICY_FINAL_ABORT;
-		assert_int_equal(decide_at(&p, &st, 1, HUGE_REMAINING, bw, bw).action,
-				 POLICY_CONTINUE);
-		d = decide_at(&p, &st, 2, HUGE_REMAINING, bw, bw);
-		assert_int_equal(d.action, POLICY_THROTTLE);
-		assert_int_equal(d.throttle_pct, 20);
-		assert_int_equal(st.rate_before_throttle, bw);
-		assert_int_equal(st.stalled_total, 1);
+		check_climb(true, POLICY_FINAL_ABORT, bw, bw, false);
 	}
-
-	/* The full climb of an always-fast guest that throttling helps: a
-	 * step every round from pass 2, the cap at pass 10, the final action
-	 * at 11 — one round sooner than a slower guest
-	 * (test_auto_converge_ladder_to_cap). */
-	memset(&st, 0, sizeof(st));
-	p.downtime_limit_ns = 300 * MS;
-	p.final_action = POLICY_FINAL_SUSPEND;
-	unsigned pass = stall_to_first_throttle(&p, &st, 4 * GIB);
-	assert_int_equal(pass, 3);
-	while ((d = decide(&p, &st, pass, 2 * GIB, 3 * GIB)).action == POLICY_THROTTLE)
-		pass++;
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(d.throttle_pct, POLICY_THROTTLE_MAX);
-	assert_int_equal(pass, 1 + 1 + 9);
+	RUN_FROM(&ac_params, &st, full_climb);
 	assert_true(st.stalled_total < POLICY_MAX_STALLED);
 }
+
+/* Throttled, after a round of progress: the wait again, where a fast
+ * round would step at once (test_fast_dirtier_throttles_at_once). */
+static const struct step throttled_waits[] = {
+	SLOW_TO_THROTTLE(FAST_RATE(BW) - 1),
+	{ 4, GIB, FAST_RATE(BW) - 1, .action = CONTINUE, .stalled = EQ(0) },
+	{ 5, GIB, FAST_RATE(BW) - 1, .action = CONTINUE, .throttle = EQ(20) },
+	{ 6, GIB, FAST_RATE(BW) - 1, .action = THROTTLE, .throttle = EQ(30) },
+};
 
 static void test_slow_dirtier_waits(void **state)
 {
@@ -838,572 +913,455 @@ static void test_slow_dirtier_waits(void **state)
 	/* One byte a second below 90 % of the round's bandwidth:
 	 * POLICY_STALL_ROUNDS stalled rounds before the ladder moves, with
 	 * auto-converge or without, at any bandwidth. */
-	for (size_t i = 0; i < sizeof(rule_bandwidths) / sizeof(rule_bandwidths[0]); i++) {
-		for (int ac = 0; ac < 2; ac++) {
-			const uint64_t bw = rule_bandwidths[i];
-			const uint64_t slow = fast_rate(bw) - 1;
-			struct policy_params p = default_params;
-			struct policy_state st = { 0 };
-			struct policy_decision d;
-			unsigned pass = 1;
+	for (size_t i = 0; i < ARRAY_SIZE(rule_bandwidths); i++) {
+		const uint64_t bw = rule_bandwidths[i];
 
-			p.auto_converge = ac;
-			p.downtime_limit_ns = 1 * MS;
-			d = decide_at(&p, &st, pass++, HUGE_REMAINING, slow, bw);
-			assert_int_equal(d.action, POLICY_CONTINUE);
-			for (unsigned k = 1; k < POLICY_STALL_ROUNDS; k++) {
-				d = decide_at(&p, &st, pass++, HUGE_REMAINING, slow, bw);
-				assert_int_equal(d.action, POLICY_CONTINUE);
-				assert_int_equal(d.throttle_pct, 0);
-				assert_int_equal(st.stalled, k);
-				assert_int_equal(st.stalled_total, k);
-			}
-			d = decide_at(&p, &st, pass, HUGE_REMAINING, slow, bw);
-			assert_int_equal(d.action, ac ? POLICY_THROTTLE : POLICY_SUSPEND);
-			assert_int_equal(d.throttle_pct, ac ? 20 : 0);
-			assert_int_equal(st.stalled_total, POLICY_STALL_ROUNDS);
-			assert_int_equal(pass, 1 + POLICY_STALL_ROUNDS);
-		}
+		check_climb(false, POLICY_FINAL_SUSPEND, FAST_RATE(bw) - 1, bw, true);
+		check_climb(true, POLICY_FINAL_SUSPEND, FAST_RATE(bw) - 1, bw, true);
 	}
-
-	/* Throttled, after a round of progress: the wait again, where a fast
-	 * round would step at once (test_fast_dirtier_throttles_at_once). */
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass;
-
-	p.auto_converge = true;
-	pass = stall_to_first_throttle(&p, &st, fast_rate(BW) - 1);
-	assert_int_equal(pass, 2 + POLICY_STALL_ROUNDS);
-	assert_int_equal(decide(&p, &st, pass++, GIB, fast_rate(BW) - 1).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 0);
-	for (unsigned k = 1; k < POLICY_STALL_ROUNDS; k++) {
-		d = decide(&p, &st, pass++, GIB, fast_rate(BW) - 1);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.throttle_pct, 20);
-	}
-	d = decide(&p, &st, pass++, GIB, fast_rate(BW) - 1);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 30);
+	RUN(&ac_params, throttled_waits);
 }
+
+static const uint64_t fast_rates[] = { BW, 10 * GIB, UINT64_MAX };
+/* The bulk copy is progress, whatever the rate, even against a stale
+ * smaller figure (a state that says 1 byte remained). */
+static const struct step bulk_is_progress[] = {
+	{ 1, 1000 * GIB, UINT64_MAX, .action = CONTINUE, .total = EQ(0) },
+};
+/* After the rounds below: exactly 10 % less is no progress, the same
+ * rate climbs at once. Throttled, progress again keeps the throttle
+ * and steps nothing. */
+static const struct step exactly_10_pct[] = {
+	{ 17, 100 * GIB, 10 * GIB, .action = CONTINUE },
+	{ 18, 90 * GIB, 10 * GIB, .action = THROTTLE, .throttle = EQ(20), .total = EQ(1) },
+	{ 19, 80 * GIB, BW, .action = CONTINUE, .rung = EQ(THROTTLED), .throttle = EQ(20),
+	  .stalled = EQ(0), .total = EQ(1) },
+	{ 20, 70 * GIB, 10 * GIB, .action = CONTINUE, .rung = EQ(THROTTLED),
+	  .throttle = EQ(20), .stalled = EQ(0), .total = EQ(1) },
+	{ 21, 60 * GIB, UINT64_MAX, .action = CONTINUE, .rung = EQ(THROTTLED),
+	  .throttle = EQ(20), .stalled = EQ(0), .total = EQ(1) },
+};
 
 static void test_progress_never_climbs_at_once(void **state)
 {
-	static const uint64_t rates[] = { BW, 10 * GIB, UINT64_MAX };
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
+	struct policy_state st = { .prev_remaining = 1 };
 	uint64_t remaining = 1000 * GIB;
-	unsigned pass = 1;
 
 	(void)state;
-	p.auto_converge = true;
-	/* The bulk copy is progress, whatever the rate, even against a stale
-	 * smaller figure. */
-	st.prev_remaining = 1;
-	d = decide(&p, &st, pass++, remaining, UINT64_MAX);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled_total, 0);
+	RUN_FROM(&ac_params, &st, bulk_is_progress);
 	/* Rounds shrinking by just over 10 % while the guest dirties at least
 	 * as fast as the link: never a stall, never a throttle. */
-	for (unsigned k = 0; k < 15; k++, pass++) {
-		remaining = remaining / 10 * 9 - 1;
-		d = decide(&p, &st, pass, remaining, rates[k % 3]);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-		assert_int_equal(d.throttle_pct, 0);
-		assert_int_equal(st.stalled, 0);
-		assert_int_equal(st.stalled_total, 0);
+	for (unsigned pass = 2; pass < 17; pass++) {
+		const struct step s = {
+			pass, remaining / 10 * 9 - 1, fast_rates[(pass - 2) % 3],
+			.action = CONTINUE, .rung = EQ(CONVERGED), .throttle = EQ(0),
+			.stalled = EQ(0), .total = EQ(0),
+		};
+
+		run_steps("shrinking", &ac_params, &st, &s, 1);
+		remaining = s.remaining;
 	}
-	/* Exactly 10 % less is no progress: the same rate climbs at once. */
-	assert_int_equal(decide(&p, &st, pass++, 100 * GIB, 10 * GIB).action, POLICY_CONTINUE);
-	d = decide(&p, &st, pass++, 90 * GIB, 10 * GIB);
-	assert_int_equal(d.action, POLICY_THROTTLE);
-	assert_int_equal(d.throttle_pct, 20);
-	assert_int_equal(st.stalled_total, 1);
-	/* Throttled, progress again keeps the throttle and steps nothing. */
-	for (unsigned k = 0; k < 3; k++) {
-		d = decide(&p, &st, pass++, (80 - 10 * k) * GIB, rates[k]);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-		assert_int_equal(d.throttle_pct, 20);
-		assert_int_equal(st.stalled, 0);
-		assert_int_equal(st.stalled_total, 1);
-	}
+	RUN_FROM(&ac_params, &st, exactly_10_pct);
 }
 
 /* ---- the 90 % boundary ---------------------------------------------- */
 
-/* A guest whose 2^62 bytes never shrink (nothing fits), dirtying at
- * rate against bandwidth bw: the pass at which the ladder moves — the
- * first throttle with auto-converge, the final action without. */
-static unsigned pass_of_climb(bool ac, uint64_t rate, uint64_t bw)
-{
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass = 1;
-
-	p.auto_converge = ac;
-	p.downtime_limit_ns = 1 * MS;
-	while ((d = decide_at(&p, &st, pass, HUGE_REMAINING, rate, bw)).action == POLICY_CONTINUE)
-		pass++;
-	assert_int_equal(d.action, ac ? POLICY_THROTTLE : POLICY_SUSPEND);
-	assert_int_equal(d.throttle_pct, ac ? POLICY_THROTTLE_INITIAL : 0);
-	assert_int_equal(st.stalled_total, pass - 1);
-	assert_int_equal(st.extra_rounds, 0);
-	return pass;
-}
+/* Bandwidths whose 90 % is a whole number of bytes a second. */
+static const uint64_t bws_exact[] = { 100, 1000 * MIB, BW * 1000, 100 * GIB };
+/* And the rounding at the others. */
+static const uint64_t bws_odd[] = { 1, 3, BW, UINT64_MAX };
+/* The measured rate saturating: a 2 GiB working set re-dirtied whole
+ * in a round that sent it at 1 GiB/s, measured a little low (2 GiB
+ * over the round's 2.2 s, sync included: 0.91 GiB/s) still climbs at
+ * once; at 0.89 GiB/s it waits. */
+static const struct step at_91[] = {
+	{ 1, 2 * GIB, 91 * GIB / 100, .action = CONTINUE },
+	{ 2, 2 * GIB, 91 * GIB / 100, .action = THROTTLE },
+};
+static const struct step at_89[] = {
+	{ 1, 2 * GIB, 89 * GIB / 100, .action = CONTINUE },
+	{ 2, 2 * GIB, 89 * GIB / 100, .action = CONTINUE, .stalled = EQ(1) },
+	{ 3, 2 * GIB, 89 * GIB / 100, .action = THROTTLE },
+};
 
 static void test_fast_dirty_boundary(void **state)
 {
-	/* Bandwidths whose 90 % is a whole number of bytes a second. */
-	static const uint64_t exact[] = { 100, 1000 * MIB, BW * 1000, 100 * GIB };
-	/* And the rounding at the others. */
-	static const uint64_t odd[] = { 1, 3, BW, UINT64_MAX };
-
 	(void)state;
 	assert_int_equal(POLICY_FAST_DIRTY_PCT, 90);
-	assert_int_equal(fast_rate(1000 * MIB), 900 * MIB);
-	assert_int_equal(fast_rate(BW), 966367642);  /* 966367641.6 rounded up */
-	assert_int_equal(fast_rate(1), 1);
-	assert_int_equal(fast_rate(3), 3);           /* 2.7 */
-	assert_int_equal(fast_rate(UINT64_MAX), 16602069666338596454ull);
+	assert_int_equal(FAST_RATE(1000 * MIB), 900 * MIB);
+	assert_int_equal(FAST_RATE(BW), 966367642);  /* 966367641.6 rounded up */
+	assert_int_equal(FAST_RATE(1), 1);
+	assert_int_equal(FAST_RATE(3), 3);           /* 2.7 */
+	assert_int_equal(FAST_RATE(UINT64_MAX), 16602069666338596454ull);
 
 	for (int ac = 0; ac < 2; ac++) {
+		const enum policy_final_action fa = POLICY_FINAL_SUSPEND;
+
 		/* 89 % waits POLICY_STALL_ROUNDS rounds, 90 % climbs on the
 		 * first round without progress. */
-		for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++) {
-			const uint64_t bw = exact[i];
+		for (size_t i = 0; i < ARRAY_SIZE(bws_exact); i++) {
+			const uint64_t bw = bws_exact[i];
 
-			assert_int_equal(pass_of_climb(ac, bw / 100 * 89, bw),
-					 1 + POLICY_STALL_ROUNDS);
-			assert_int_equal(pass_of_climb(ac, bw / 100 * 89 + bw / 100 - 1, bw),
-					 1 + POLICY_STALL_ROUNDS);
-			assert_int_equal(pass_of_climb(ac, bw / 100 * 90, bw), 2);
-			assert_int_equal(pass_of_climb(ac, bw / 100 * 95, bw), 2);
-			assert_int_equal(pass_of_climb(ac, bw, bw), 2);
+			check_climb(ac, fa, bw / 100 * 89, bw, true);
+			check_climb(ac, fa, bw / 100 * 89 + bw / 100 - 1, bw, true);
+			check_climb(ac, fa, bw / 100 * 90, bw, false);
+			check_climb(ac, fa, bw / 100 * 95, bw, false);
+			check_climb(ac, fa, bw, bw, false);
 		}
 		/* A byte a second decides, at the top of the range too (the
 		 * products are taken in 128 bits). */
-		for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
-			const uint64_t bw = odd[i];
-
-			assert_int_equal(pass_of_climb(ac, fast_rate(bw) - 1, bw),
-					 1 + POLICY_STALL_ROUNDS);
-			assert_int_equal(pass_of_climb(ac, fast_rate(bw), bw), 2);
+		for (size_t i = 0; i < ARRAY_SIZE(bws_odd); i++) {
+			check_climb(ac, fa, FAST_RATE(bws_odd[i]) - 1, bws_odd[i], true);
+			check_climb(ac, fa, FAST_RATE(bws_odd[i]), bws_odd[i], false);
 		}
-		assert_int_equal(pass_of_climb(ac, UINT64_MAX, UINT64_MAX), 2);
-		assert_int_equal(pass_of_climb(ac, UINT64_MAX, 1), 2);
-		assert_int_equal(pass_of_climb(ac, UINT64_MAX / 100 * 89, UINT64_MAX),
-				 1 + POLICY_STALL_ROUNDS);
+		check_climb(ac, fa, UINT64_MAX, UINT64_MAX, false);
+		check_climb(ac, fa, UINT64_MAX, 1, false);
+		check_climb(ac, fa, UINT64_MAX / 100 * 89, UINT64_MAX, true);
 	}
 
-	/* The measured rate saturating: a 2 GiB working set re-dirtied whole
-	 * in a round that sent it at 1 GiB/s, measured a little low (2 GiB
-	 * over the round's 2.2 s, sync included: 0.91 GiB/s) still climbs at
-	 * once; at 0.89 GiB/s it waits. */
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-
-	p.auto_converge = true;
-	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 91 * GIB / 100).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 2 * GIB, 91 * GIB / 100).action, POLICY_THROTTLE);
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 89 * GIB / 100).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 2 * GIB, 89 * GIB / 100).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 1);
-	assert_int_equal(decide(&p, &st, 3, 2 * GIB, 89 * GIB / 100).action, POLICY_THROTTLE);
+	RUN(&ac_params, at_91);
+	RUN(&ac_params, at_89);
 }
 
 /* ---- extra rounds below the limit ----------------------------------- */
 
-/* The extra-round tests run at 1 GB/s (a byte a nanosecond) against a
- * 400 ms limit: half of it 200 ms, a quarter 100 ms. */
-#define GBPS 1000000000ull
-
-static const struct policy_params extra_params = {
-	.downtime_limit_ns = 400 * MS,
-	.final_action = POLICY_FINAL_ABORT,
+/* One round at GBPS after a round that left `prev` bytes, from a fresh
+ * state but for the extra rounds taken before, against the 400 ms limit:
+ * it fits, and takes an extra round (CONTINUE) or switches over; nothing
+ * of the stall rule is touched either way. */
+struct extra_case {
+	unsigned pass;
+	uint64_t prev, remaining, fixed;
+	unsigned extra_before;
+	enum policy_action action;
 };
 
-/* Round `pass` leaving `remaining` bytes at bandwidth bw with fixed cost
- * `fixed`; the state as it is. */
-static struct policy_decision decide_full(const struct policy_params *p, struct policy_state *st,
-					  unsigned pass, uint64_t remaining, uint64_t bw,
-					  uint64_t fixed)
+static void run_extra_cases(const char *table, const struct extra_case *c, size_t n)
 {
-	struct policy_round r = round_of(pass, remaining, 0);
+	for (size_t i = 0; i < n; i++) {
+		struct policy_state st = {
+			.prev_remaining = c[i].prev,
+			.extra_rounds = c[i].extra_before,
+		};
+		const struct step s = {
+			c[i].pass, c[i].remaining, 0, .action = c[i].action,
+			.bw = GBPS, .fixed = c[i].fixed,
+			.rung = EQ(CONVERGED), .throttle = EQ(0),
+			.downtime = EQ(c[i].remaining + c[i].fixed),
+			.stalled = EQ(0), .total = EQ(0),
+			.extra = EQ(c[i].extra_before + (c[i].action == CONTINUE)),
+		};
+		const char *name = named("%s[%zu]", table, i);
+		struct policy_decision d = run_steps(name, &extra_params, &st, &s, 1);
 
-	r.bandwidth_Bps = bw;
-	r.fixed_cost_ns = fixed;
-	return decide_round(p, st, &r);
+		assert_true(d.expected_downtime_ns <= extra_params.downtime_limit_ns);
+	}
 }
 
-/* One round after a round that left prev bytes, from a fresh state (but
- * extra_rounds): the decision, asserting it fits. */
-static struct policy_decision extra_case(unsigned pass, uint64_t prev, uint64_t remaining,
-					 uint64_t fixed, unsigned extra_before)
-{
-	struct policy_state st = { 0 };
-	struct policy_decision d;
+#define RUN_EXTRA_CASES(table) run_extra_cases(#table, (table), ARRAY_SIZE(table))
 
-	st.prev_remaining = prev;
-	st.extra_rounds = extra_before;
-	d = decide_full(&extra_params, &st, pass, remaining, GBPS, fixed);
-	assert_true(d.expected_downtime_ns <= extra_params.downtime_limit_ns);
-	assert_int_equal(d.expected_downtime_ns, remaining + fixed);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.throttle_pct, 0);
-	/* Nothing of the stall rule is touched either way. */
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 0);
-	if (d.action == POLICY_CONTINUE)
-		assert_int_equal(st.extra_rounds, extra_before + 1);
-	else
-		assert_int_equal(st.extra_rounds, extra_before);
-	return d;
-}
-
-#define TAKES_EXTRA(...) assert_int_equal(extra_case(__VA_ARGS__).action, POLICY_CONTINUE)
-#define SWITCHES(...) assert_int_equal(extra_case(__VA_ARGS__).action, POLICY_SWITCHOVER)
+/* What test_switchover_after_rounds did before the rule: halving rounds,
+ * 256 MiB (250 ms) fits the 300 ms limit but takes more than half of it — one
+ * more round, which halves it to 125 ms: switch over then. */
+static const struct step extra_halving[] = {
+	{ 1, 2 * GIB, 0, .action = CONTINUE },
+	{ 2, GIB, 0, .action = CONTINUE },
+	{ 3, 512 * MIB, 0, .action = CONTINUE, .extra = EQ(0) },
+	{ 4, 256 * MIB, 0, .action = CONTINUE, .rung = EQ(CONVERGED), .throttle = EQ(0),
+	  .downtime = EQ(250 * MS), .extra = EQ(1), .stalled = EQ(0), .total = EQ(0) },
+	{ 5, 128 * MIB, 0, .action = SWITCHOVER, .rung = EQ(CONVERGED),
+	  .downtime = EQ(125 * MS), .extra = EQ(1) },
+};
+/* The first round to fit may be the extra one's reason: it halved
+ * what a round that did not fit left. */
+static const struct step first_to_fit[] = {
+	{ 1, 2 * GBPS, 0, .action = CONTINUE, .bw = GBPS },
+	{ 2, 600 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(0) },
+	{ 3, 300 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(1) },
+	{ 4, 150 * MS, 0, .action = SWITCHOVER, .bw = GBPS, .extra = EQ(1) },
+};
+/* Halving is more than needed: a round that shrank what remains by
+ * exactly POLICY_EXTRA_SHRINK_PCT % (480 ms to 360 ms) takes one too;
+ * the next, shrinking it by a byte less than a quarter (to 270 ms and
+ * a byte), switches over. */
+static const struct step extra_by_a_quarter[] = {
+	{ 1, 2 * GBPS, 0, .action = CONTINUE, .bw = GBPS },
+	{ 2, 480 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(0) },
+	{ 3, 360 * MS, 0, .action = CONTINUE, .bw = GBPS, .rung = EQ(CONVERGED),
+	  .extra = EQ(1), .stalled = EQ(0), .total = EQ(0) },
+	{ 4, 270 * MS + 1, 0, .action = SWITCHOVER, .bw = GBPS, .downtime = EQ(270 * MS + 1),
+	  .extra = EQ(1) },
+};
 
 static void test_extra_round_taken(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-
 	(void)state;
 	assert_int_equal(POLICY_EXTRA_ROUNDS, 2);
-	/* What test_switchover_after_rounds did before the rule: halving
-	 * rounds, 256 MiB (250 ms) fits the 300 ms limit but takes more than
-	 * half of it — one more round, which halves it to 125 ms: switch
-	 * over then. */
-	assert_int_equal(decide(&p, &st, 1, 2 * GIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, GIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 3, 512 * MIB, 0).action, POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 0);
-	d = decide(&p, &st, 4, 256 * MIB, 0);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.throttle_pct, 0);
-	assert_int_equal(d.expected_downtime_ns, 250 * MS);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 0);
-	d = decide(&p, &st, 5, 128 * MIB, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.expected_downtime_ns, 125 * MS);
-	assert_int_equal(st.extra_rounds, 1);
-
-	/* The first round to fit may be the extra one's reason: it halved
-	 * what a round that did not fit left. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(decide_full(&extra_params, &st, 2, 600 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 0);
-	assert_int_equal(decide_full(&extra_params, &st, 3, 300 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(decide_full(&extra_params, &st, 4, 150 * MS, GBPS, 0).action,
-			 POLICY_SWITCHOVER);
-	assert_int_equal(st.extra_rounds, 1);
-
-	/* Halving is more than needed: a round that shrank what remains by
-	 * exactly POLICY_EXTRA_SHRINK_PCT % (480 ms to 360 ms) takes one too;
-	 * the next, shrinking it by a byte less than a quarter (to 270 ms and
-	 * a byte), switches over. */
 	assert_int_equal(POLICY_EXTRA_SHRINK_PCT, 25);
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(decide_full(&extra_params, &st, 2, 480 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 0);
-	d = decide_full(&extra_params, &st, 3, 360 * MS, GBPS, 0);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 0);
-	d = decide_full(&extra_params, &st, 4, 270 * MS + 1, GBPS, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.expected_downtime_ns, 270 * MS + 1);
-	assert_int_equal(st.extra_rounds, 1);
+	RUN(&default_params, extra_halving);
+	RUN(&extra_params, first_to_fit);
+	RUN(&extra_params, extra_by_a_quarter);
 }
 
-static void test_extra_round_conditions(void **state)
-{
-	(void)state;
-	/* All the conditions hold: 300 ms after 600 ms, pass 2, none taken
-	 * yet — an extra round. Each one false on its own switches over. */
-	TAKES_EXTRA(2, 600 * MS, 300 * MS, 0, 0);
+/* { pass, the round before, what remains, fixed cost, extra rounds
+ * taken before, CONTINUE for an extra round or SWITCHOVER } */
+static const struct extra_case conditions[] = {
+	/* All the conditions hold: 300 ms after 600 ms, pass 2, none taken yet
+	 * — an extra round. Each one false on its own switches over. */
+	{ 2, 600 * MS, 300 * MS, 0, 0, CONTINUE },
 
-	/* pass > 1: the bulk copy never takes one, whatever the state says
-	 * of a round before it. */
-	SWITCHES(1, 600 * MS, 300 * MS, 0, 0);
-	SWITCHES(1, UINT64_MAX, 300 * MS, 0, 0);
-	TAKES_EXTRA(3, 600 * MS, 300 * MS, 0, 0);
+	/* pass > 1: the bulk copy never takes one, whatever the state
+	 * says of a round before it. */
+	{ 1, 600 * MS, 300 * MS, 0, 0, SWITCHOVER },
+	{ 1, UINT64_MAX, 300 * MS, 0, 0, SWITCHOVER },
+	{ 3, 600 * MS, 300 * MS, 0, 0, CONTINUE },
 
-	/* Shrank what remains by at least POLICY_EXTRA_SHRINK_PCT %: exactly
-	 * a quarter is enough (400 ms to 300 ms), a byte less shrink is not
-	 * — a byte less before, or a byte more after. */
-	assert_int_equal(POLICY_EXTRA_SHRINK_PCT, 25);
-	TAKES_EXTRA(2, 400 * MS, 300 * MS, 0, 0);
-	SWITCHES(2, 400 * MS - 1, 300 * MS, 0, 0);
-	SWITCHES(2, 400 * MS, 300 * MS + 1, 0, 0);
-	TAKES_EXTRA(2, 400 * MS + 1, 300 * MS, 0, 0);
-	TAKES_EXTRA(2, 400 * MS - 4, 300 * MS - 3, 0, 0);
-	SWITCHES(2, 400 * MS - 4, 300 * MS - 2, 0, 0);
-	/* A quarter of a figure not a multiple of four: of 400 ms and 3 bytes
-	 * it is 100 ms and 0.75 bytes — a shrink of 100 ms and a byte (to
-	 * 300 ms and 2 bytes) is enough, one of 100 ms (to 300 ms and 3
-	 * bytes) is not. */
-	TAKES_EXTRA(2, 400 * MS + 3, 300 * MS + 2, 0, 0);
-	SWITCHES(2, 400 * MS + 3, 300 * MS + 3, 0, 0);
-	/* Halving still qualifies, and anything between: half exactly, a byte
-	 * less or more than half. */
-	TAKES_EXTRA(2, 600 * MS, 300 * MS, 0, 0);
-	TAKES_EXTRA(2, 600 * MS + 1, 300 * MS, 0, 0);
-	TAKES_EXTRA(2, 600 * MS - 1, 300 * MS, 0, 0);
-	TAKES_EXTRA(2, 500 * MS, 300 * MS, 0, 0);  /* shrank by two fifths */
-	TAKES_EXTRA(2, UINT64_MAX, 300 * MS, 0, 0);
-	SWITCHES(2, 375 * MS, 300 * MS, 0, 0);  /* shrank, by a fifth */
-	SWITCHES(2, 300 * MS, 300 * MS, 0, 0);  /* the same */
-	SWITCHES(2, 100 * MS, 300 * MS, 0, 0);  /* grew */
-	SWITCHES(2, 0, 300 * MS, 0, 0);
-	/* No overflow in the products (what remains x 100, the round before
-	 * x 75) at the top of the range: a second's worth at ~13.8 EB/s
-	 * against a 1.5 s limit, after 2^64 - 1 bytes. Three quarters of that
-	 * is 3 x 2^62 - 0.75 bytes: 3 x 2^62 - 1 bytes is shrink enough,
-	 * 3 x 2^62 is not. */
-	{
-		const uint64_t bw = 3ull << 62;
-		struct policy_params p = extra_params;
-		struct policy_state st = { .prev_remaining = UINT64_MAX };
-		struct policy_decision d;
-
-		p.downtime_limit_ns = 1500 * MS;
-		d = decide_full(&p, &st, 2, (3ull << 62) - 1, bw, 0);
-		assert_int_equal(d.expected_downtime_ns, SEC - 1);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(st.extra_rounds, 1);
-		memset(&st, 0, sizeof(st));
-		st.prev_remaining = UINT64_MAX;
-		d = decide_full(&p, &st, 2, 3ull << 62, bw, 0);
-		assert_int_equal(d.expected_downtime_ns, SEC);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(st.extra_rounds, 0);
-		/* And with the round before a multiple of four: exactly three
-		 * quarters of 2^64 - 4 bytes qualifies, a byte more does not. */
-		memset(&st, 0, sizeof(st));
-		st.prev_remaining = UINT64_MAX - 3;
-		d = decide_full(&p, &st, 2, (3ull << 62) - 3, bw, 0);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(st.extra_rounds, 1);
-		memset(&st, 0, sizeof(st));
-		st.prev_remaining = UINT64_MAX - 3;
-		d = decide_full(&p, &st, 2, (3ull << 62) - 2, bw, 0);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(st.extra_rounds, 0);
-	}
+	/* Shrank what remains by at least POLICY_EXTRA_SHRINK_PCT %:
+	 * exactly a quarter is enough (400 ms to 300 ms), a byte less
+	 * shrink is not — a byte less before, or a byte more after. */
+	{ 2, 400 * MS, 300 * MS, 0, 0, CONTINUE },
+	{ 2, 400 * MS - 1, 300 * MS, 0, 0, SWITCHOVER },
+	{ 2, 400 * MS, 300 * MS + 1, 0, 0, SWITCHOVER },
+	{ 2, 400 * MS + 1, 300 * MS, 0, 0, CONTINUE },
+	{ 2, 400 * MS - 4, 300 * MS - 3, 0, 0, CONTINUE },
+	{ 2, 400 * MS - 4, 300 * MS - 2, 0, 0, SWITCHOVER },
+	/* A quarter of a figure not a multiple of four: of 400 ms and 3
+	 * bytes it is 100 ms and 0.75 bytes — a shrink of 100 ms and a
+	 * byte (to 300 ms and 2 bytes) is enough, one of 100 ms (to
+	 * 300 ms and 3 bytes) is not. */
+	{ 2, 400 * MS + 3, 300 * MS + 2, 0, 0, CONTINUE },
+	{ 2, 400 * MS + 3, 300 * MS + 3, 0, 0, SWITCHOVER },
+	/* Halving still qualifies, and anything between: half exactly,
+	 * a byte less or more than half. */
+	{ 2, 600 * MS, 300 * MS, 0, 0, CONTINUE },
+	{ 2, 600 * MS + 1, 300 * MS, 0, 0, CONTINUE },
+	{ 2, 600 * MS - 1, 300 * MS, 0, 0, CONTINUE },
+	{ 2, 500 * MS, 300 * MS, 0, 0, CONTINUE },  /* shrank by two fifths */
+	{ 2, UINT64_MAX, 300 * MS, 0, 0, CONTINUE },
+	{ 2, 375 * MS, 300 * MS, 0, 0, SWITCHOVER }, /* shrank, by a fifth */
+	{ 2, 300 * MS, 300 * MS, 0, 0, SWITCHOVER }, /* the same */
+	{ 2, 100 * MS, 300 * MS, 0, 0, SWITCHOVER }, /* grew */
+	{ 2, 0, 300 * MS, 0, 0, SWITCHOVER },
 
 	/* The transfer part more than a quarter of the limit (100 ms): the
 	 * fixed cost makes the pause more than half of it either way. */
-	SWITCHES(2, 600 * MS, 100 * MS, 150 * MS, 0);
-	TAKES_EXTRA(2, 600 * MS, 100 * MS + 1, 150 * MS, 0);
-	SWITCHES(2, 600 * MS, 10 * MS, 390 * MS, 0);  /* the pause nearly all fixed */
-	TAKES_EXTRA(2, 600 * MS, 101 * MS, 299 * MS, 0);  /* the limit exactly */
+	{ 2, 600 * MS, 100 * MS, 150 * MS, 0, SWITCHOVER },
+	{ 2, 600 * MS, 100 * MS + 1, 150 * MS, 0, CONTINUE },
+	{ 2, 600 * MS, 10 * MS, 390 * MS, 0, SWITCHOVER }, /* the pause nearly all fixed */
+	{ 2, 600 * MS, 101 * MS, 299 * MS, 0, CONTINUE },  /* the limit exactly */
 
-	/* The pause more than half the limit (200 ms): the transfer part
-	 * more than a quarter of it either way. */
-	SWITCHES(2, 600 * MS, 200 * MS, 0, 0);
-	TAKES_EXTRA(2, 600 * MS, 200 * MS + 1, 0, 0);
-	SWITCHES(2, 600 * MS, 150 * MS, 50 * MS, 0);
-	TAKES_EXTRA(2, 600 * MS, 150 * MS, 50 * MS + 1, 0);
+	/* The pause more than half the limit (200 ms): the transfer
+	 * part more than a quarter of it either way. */
+	{ 2, 600 * MS, 200 * MS, 0, 0, SWITCHOVER },
+	{ 2, 600 * MS, 200 * MS + 1, 0, 0, CONTINUE },
+	{ 2, 600 * MS, 150 * MS, 50 * MS, 0, SWITCHOVER },
+	{ 2, 600 * MS, 150 * MS, 50 * MS + 1, 0, CONTINUE },
 
 	/* pass < POLICY_MAX_PASSES: the last pass switches over. */
-	TAKES_EXTRA(POLICY_MAX_PASSES - 1, 600 * MS, 300 * MS, 0, 0);
-	SWITCHES(POLICY_MAX_PASSES, 600 * MS, 300 * MS, 0, 0);
-	SWITCHES(POLICY_MAX_PASSES + 1, 600 * MS, 300 * MS, 0, 0);
+	{ POLICY_MAX_PASSES - 1, 600 * MS, 300 * MS, 0, 0, CONTINUE },
+	{ POLICY_MAX_PASSES, 600 * MS, 300 * MS, 0, 0, SWITCHOVER },
+	{ POLICY_MAX_PASSES + 1, 600 * MS, 300 * MS, 0, 0, SWITCHOVER },
 
 	/* Fewer than POLICY_EXTRA_ROUNDS taken. */
-	TAKES_EXTRA(2, 600 * MS, 300 * MS, 0, POLICY_EXTRA_ROUNDS - 1);
-	SWITCHES(2, 600 * MS, 300 * MS, 0, POLICY_EXTRA_ROUNDS);
+	{ 2, 600 * MS, 300 * MS, 0, POLICY_EXTRA_ROUNDS - 1, CONTINUE },
+	{ 2, 600 * MS, 300 * MS, 0, POLICY_EXTRA_ROUNDS, SWITCHOVER },
 
 	/* Something remaining: test_extra_round_never_when_nothing_remains. */
 
-	/* And it fits at all: one nanosecond over, the ladder as ever (a
-	 * round of progress: another round, no extra one counted). */
-	struct policy_state st = { .prev_remaining = 800 * MS };
-	struct policy_decision d = decide_full(&extra_params, &st, 2, 400 * MS + 1, GBPS, 0);
+	/* And it fits at all: the limit exactly takes one (a
+	 * nanosecond over is the ladder: not_fitting, below). */
+	{ 2, 800 * MS, 400 * MS, 0, 0, CONTINUE },
+};
+/* No overflow in the products (what remains x 100, the round before x 75) at
+ * the top of the range: a second's worth at ~13.8 EB/s against a 1.5 s
+ * limit, after 2^64 - 1 bytes. Three quarters of that is 3 x 2^62 - 0.75
+ * bytes: 3 x 2^62 - 1 bytes is shrink enough, 3 x 2^62 is not. And with the
+ * round before a multiple of four: exactly three quarters of 2^64 - 4 bytes
+ * qualifies, a byte more does not. */
+static const struct round_case extra_top[] = {
+	{ { .prev_remaining = UINT64_MAX },
+	  { 2, (3ull << 62) - 1, 0, .action = CONTINUE, .bw = 3ull << 62,
+	    .downtime = EQ(SEC - 1), .extra = EQ(1) } },
+	{ { .prev_remaining = UINT64_MAX },
+	  { 2, 3ull << 62, 0, .action = SWITCHOVER, .bw = 3ull << 62, .downtime = EQ(SEC),
+	    .extra = EQ(0) } },
+	{ { .prev_remaining = UINT64_MAX - 3 },
+	  { 2, (3ull << 62) - 3, 0, .action = CONTINUE, .bw = 3ull << 62, .extra = EQ(1) } },
+	{ { .prev_remaining = UINT64_MAX - 3 },
+	  { 2, (3ull << 62) - 2, 0, .action = SWITCHOVER, .bw = 3ull << 62, .extra = EQ(0) } },
+};
+/* One nanosecond over the limit: the ladder as ever (a round of
+ * progress: another round, no extra one counted). */
+static const struct round_case not_fitting[] = {
+	{ { .prev_remaining = 800 * MS },
+	  { 2, 400 * MS + 1, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(0) } },
+};
 
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 0);
-	TAKES_EXTRA(2, 800 * MS, 400 * MS, 0, 0);
+static void test_extra_round_conditions(void **state)
+{
+	struct policy_params p = extra_params;
+
+	(void)state;
+	assert_int_equal(POLICY_EXTRA_SHRINK_PCT, 25);
+	RUN_EXTRA_CASES(conditions);
+	p.downtime_limit_ns = 1500 * MS;
+	RUN_CASES(&p, extra_top);
+	RUN_CASES(&extra_params, not_fitting);
 }
+
+/* Rounds that keep halving while the bandwidth halves too: the pause
+ * stays at 300 ms. Two extra rounds, then switch over. */
+static const struct step halving_link[] = {
+	{ 1, 4 * GBPS, 0, .action = CONTINUE, .bw = GBPS },
+	{ 2, 300 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(1) },
+	{ 3, 150 * MS, 0, .action = CONTINUE, .bw = GBPS / 2, .downtime = EQ(300 * MS),
+	  .extra = EQ(2) },
+	{ 4, 75 * MS, 0, .action = SWITCHOVER, .bw = GBPS / 4, .rung = EQ(CONVERGED),
+	  .downtime = EQ(300 * MS), .extra = EQ(POLICY_EXTRA_ROUNDS) },
+};
+/* The cap is over the whole migration, and extra rounds come only in one run:
+ * the round after an extra one fits (another extra round or switchover) or it
+ * does not and switches over all the same (test_extra_round_then_worse).
+ * Rounds that fit and halve, then one that (the bandwidth dropping) no longer
+ * fits though it still makes progress: it is the last, not a round to fit
+ * again and take a second extra one after. */
+static const struct step one_run[] = {
+	{ 1, 2 * GBPS, 0, .action = CONTINUE, .bw = GBPS },
+	{ 2, 300 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(1) },
+	{ 3, 100 * MS, 0, .action = SWITCHOVER, .bw = GBPS / 5, /* 500 ms */
+	  .rung = EQ(CONVERGED), .downtime = EQ(500 * MS), .extra = EQ(1), .total = EQ(0) },
+};
+/* The cap taken earlier holds for a round that fits and would take
+ * one: two taken, 250 ms after 500 ms switches over. */
+static const struct round_case capped[] = {
+	{ { .prev_remaining = 100 * MS, .extra_rounds = POLICY_EXTRA_ROUNDS },
+	  { 6, 50 * MS, 0, .action = SWITCHOVER, .bw = GBPS / 5, /* 250 ms */
+	    .extra = EQ(POLICY_EXTRA_ROUNDS), .total = EQ(0) } },
+};
+/* Rounds that shrink by exactly a quarter count the same: 480 ms,
+ * then 360 and 270 ms (two extra rounds), then 202.5 ms — a quarter
+ * less again, more than half the limit, but the cap is reached. */
+static const struct step by_quarters[] = {
+	{ 1, 2 * GBPS, 0, .action = CONTINUE, .bw = GBPS },
+	{ 2, 480 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(0) },
+	{ 3, 360 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(1) },
+	{ 4, 270 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(2) },
+	{ 5, 202500 * 1000, 0, .action = SWITCHOVER, .bw = GBPS,
+	  .downtime = EQ(202500 * 1000), .extra = EQ(POLICY_EXTRA_ROUNDS) },
+};
 
 static void test_extra_round_cap(void **state)
 {
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-
 	(void)state;
-	/* Rounds that keep halving while the bandwidth halves too: the pause
-	 * stays at 300 ms. Two extra rounds, then switch over. */
-	assert_int_equal(decide_full(&extra_params, &st, 1, 4 * GBPS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	d = decide_full(&extra_params, &st, 2, 300 * MS, GBPS, 0);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	d = decide_full(&extra_params, &st, 3, 150 * MS, GBPS / 2, 0);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.expected_downtime_ns, 300 * MS);
-	assert_int_equal(st.extra_rounds, 2);
-	d = decide_full(&extra_params, &st, 4, 75 * MS, GBPS / 4, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.expected_downtime_ns, 300 * MS);
-	assert_int_equal(st.extra_rounds, POLICY_EXTRA_ROUNDS);
-
-	/* The cap is over the whole migration, and extra rounds come only
-	 * in one run: the round after an extra one fits (another extra round
-	 * or switchover) or it does not and switches over all the same
-	 * (test_extra_round_then_worse). Rounds that fit and halve, then one
-	 * that (the bandwidth dropping) no longer fits though it still makes
-	 * progress: it is the last, not a round to fit again and take a
-	 * second extra one after. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(decide_full(&extra_params, &st, 2, 300 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	d = decide_full(&extra_params, &st, 3, 100 * MS, GBPS / 5, 0);  /* 500 ms */
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.expected_downtime_ns, 500 * MS);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled_total, 0);
-	/* The cap taken earlier holds for a round that fits and would take
-	 * one: two taken, 250 ms after 500 ms switches over. */
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = 100 * MS;
-	st.extra_rounds = POLICY_EXTRA_ROUNDS;
-	d = decide_full(&extra_params, &st, 6, 50 * MS, GBPS / 5, 0);  /* 250 ms */
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(st.extra_rounds, POLICY_EXTRA_ROUNDS);
-	assert_int_equal(st.stalled_total, 0);
-
-	/* Rounds that shrink by exactly a quarter count the same: 480 ms,
-	 * then 360 and 270 ms (two extra rounds), then 202.5 ms — a quarter
-	 * less again, more than half the limit, but the cap is reached. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide_full(&extra_params, &st, 1, 2 * GBPS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(decide_full(&extra_params, &st, 2, 480 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 0);
-	assert_int_equal(decide_full(&extra_params, &st, 3, 360 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(decide_full(&extra_params, &st, 4, 270 * MS, GBPS, 0).action,
-			 POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 2);
-	d = decide_full(&extra_params, &st, 5, 202500 * 1000, GBPS, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.expected_downtime_ns, 202500 * 1000);
-	assert_int_equal(st.extra_rounds, POLICY_EXTRA_ROUNDS);
+	RUN(&extra_params, halving_link);
+	RUN(&extra_params, one_run);
+	RUN_CASES(&extra_params, capped);
+	RUN(&extra_params, by_quarters);
 }
+
+/* Nothing remains after a round that had plenty: shrunk by a
+ * quarter and more (by all of it), pass 2, the pause (all of it fixed
+ * cost) more than half the limit. */
+static const struct extra_case nothing_left[] = {
+	{ 2, 600 * MS, 0, 300 * MS, 0, SWITCHOVER },
+	{ 2, UINT64_MAX, 0, 400 * MS, 0, SWITCHOVER },
+	{ 2, 1, 0, 201 * MS, 0, SWITCHOVER },
+	{ 2, 0, 0, 201 * MS, 0, SWITCHOVER },
+};
+static const struct round_case any_bw[] = {
+	/* Whatever the bandwidth: none measured, or little. */
+	{ { .prev_remaining = 600 * MS },
+	  { 2, 0, 0, .action = SWITCHOVER, .unmeasured = true, .fixed = 300 * MS,
+	    .downtime = EQ(300 * MS), .extra = EQ(0) } },
+	{ { .prev_remaining = 600 * MS },
+	  { 2, 0, 0, .action = SWITCHOVER, .bw = 1, .fixed = 300 * MS,
+	    .downtime = EQ(300 * MS), .extra = EQ(0) } },
+	{ { .prev_remaining = 600 * MS },
+	  { 2, 0, 0, .action = SWITCHOVER, .bw = 2, .fixed = 300 * MS,
+	    .downtime = EQ(300 * MS), .extra = EQ(0) } },
+	/* A byte left is another matter: at 8 bytes/s it takes 125 ms,
+	 * over a quarter of the limit. */
+	{ { .prev_remaining = 2 },
+	  { 2, 1, 0, .action = CONTINUE, .bw = 8, .fixed = 150 * MS,
+	    .downtime = EQ(275 * MS), .extra = EQ(1) } },
+	/* And the same pause with nothing left does not. */
+	{ { .prev_remaining = 2 },
+	  { 2, 0, 0, .action = SWITCHOVER, .bw = 8, .fixed = 275 * MS, .extra = EQ(0) } },
+};
+/* Nor after an extra round: it emptied what remained. */
+static const struct step emptied[] = {
+	{ 1, 2 * GBPS, 0, .action = CONTINUE, .bw = GBPS, .fixed = 250 * MS },
+	{ 2, 140 * MS, 0, .action = CONTINUE, .bw = GBPS, .fixed = 250 * MS, .extra = EQ(1) },
+	{ 3, 0, 0, .action = SWITCHOVER, .bw = GBPS, .fixed = 250 * MS, .extra = EQ(1) },
+};
+/* A limit of 0 is met only by nothing at all, and that is never
+ * more than half of it. */
+static const struct round_case zero_limit[] = {
+	{ { .prev_remaining = GIB },
+	  { 2, 0, 0, .action = SWITCHOVER, .bw = GBPS, .extra = EQ(0) } },
+};
 
 static void test_extra_round_never_when_nothing_remains(void **state)
 {
 	struct policy_params p = extra_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
 
 	(void)state;
-	/* Nothing remains after a round that had plenty: shrunk by a
-	 * quarter and more (by all of it), pass 2, the pause (all of it fixed
-	 * cost) more than half the limit. */
-	SWITCHES(2, 600 * MS, 0, 300 * MS, 0);
-	SWITCHES(2, UINT64_MAX, 0, 400 * MS, 0);
-	SWITCHES(2, 1, 0, 201 * MS, 0);
-	SWITCHES(2, 0, 0, 201 * MS, 0);
-	/* Whatever the bandwidth: none measured, or little. */
-	for (uint64_t bw = 0; bw < 3; bw++) {
-		memset(&st, 0, sizeof(st));
-		st.prev_remaining = 600 * MS;
-		d = decide_full(&p, &st, 2, 0, bw, 300 * MS);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.expected_downtime_ns, 300 * MS);
-		assert_int_equal(st.extra_rounds, 0);
-	}
-	/* A byte left is another matter: at 8 bytes/s it takes 125 ms, over
-	 * a quarter of the limit. */
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = 2;
-	d = decide_full(&p, &st, 2, 1, 8, 150 * MS);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.expected_downtime_ns, 275 * MS);
-	assert_int_equal(st.extra_rounds, 1);
-	/* And the same pause with nothing left does not. */
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = 2;
-	d = decide_full(&p, &st, 2, 0, 8, 275 * MS);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(st.extra_rounds, 0);
-
-	/* Nor after an extra round: it emptied what remained. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide_full(&p, &st, 1, 2 * GBPS, GBPS, 250 * MS).action, POLICY_CONTINUE);
-	assert_int_equal(decide_full(&p, &st, 2, 140 * MS, GBPS, 250 * MS).action, POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	d = decide_full(&p, &st, 3, 0, GBPS, 250 * MS);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(st.extra_rounds, 1);
-
-	/* A limit of 0 is met only by nothing at all, and that is never
-	 * more than half of it. */
+	RUN_EXTRA_CASES(nothing_left);
+	RUN_CASES(&p, any_bw);
+	RUN(&p, emptied);
 	p.downtime_limit_ns = 0;
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = GIB;
-	d = decide_full(&p, &st, 2, 0, GBPS, 0);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(st.extra_rounds, 0);
+	RUN_CASES(&p, zero_limit);
 }
+
+static const struct step extra_throttled[] = {
+	FAST_TO_THROTTLE(GIB),
+	{ 3, GIB, GIB / 2, .action = CONTINUE },
+	/* It fits, shrunk by three quarters, at 250 ms: the extra round keeps
+	 * the throttle, on the auto-converge rung, stepping nothing. */
+	{ 4, 256 * MIB, GIB / 2, .action = CONTINUE, .rung = EQ(THROTTLED), .throttle = EQ(20),
+	  .rate_before = EQ(GIB), .extra = EQ(1), .total = EQ(1) },
+	{ 5, 128 * MIB, GIB / 2, .action = SWITCHOVER, .rung = EQ(THROTTLED), .throttle = EQ(20) },
+};
 
 static void test_extra_round_while_throttled(void **state)
 {
-	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass;
-
 	(void)state;
-	p.auto_converge = true;
-	pass = stall_to_first_throttle(&p, &st, GIB);
-	assert_int_equal(decide(&p, &st, pass++, GIB, GIB / 2).action, POLICY_CONTINUE);
-	/* It fits, shrunk by three quarters, at 250 ms: the extra round keeps
-	 * the throttle, on the auto-converge rung, stepping nothing. */
-	d = decide(&p, &st, pass++, 256 * MIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, 20);
-	assert_int_equal(st.throttle_pct, 20);
-	assert_int_equal(st.rate_before_throttle, GIB);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled_total, 1);
-	d = decide(&p, &st, pass++, 128 * MIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, 20);
+	RUN(&ac_params, extra_throttled);
 }
+
+/* Stall, extra round: the extra round resets the count of stalled
+ * rounds in a row and adds nothing to the total. A stalled round
+ * after it is never counted: it does not fit and switches over (the
+ * round before fit the limit!), test_extra_round_then_worse. */
+static const struct step stall_then_extra[] = {
+	{ 1, 4 * GIB, BW / 2, .action = CONTINUE },
+	{ 2, 4 * GIB, BW / 2, .action = CONTINUE, .stalled = EQ(1) },
+	{ 3, 200 * MIB, BW / 2, .action = CONTINUE, /* 195 ms, shrank by 95 % */
+	  .extra = EQ(1), .stalled = EQ(0), .total = EQ(1) },
+	{ 4, 400 * MIB, BW / 2, .action = SWITCHOVER, /* 390 ms, grew */
+	  .rung = EQ(CONVERGED), .stalled = EQ(0), .total = EQ(1) },
+};
+/* The least shrink that takes one, a quarter exactly (320 MiB to
+ * 240 MiB, 234 ms), is progress as much. */
+static const struct step progress_by_a_quarter[] = {
+	{ 1, 320 * MIB, BW / 2, .action = CONTINUE },
+	{ 2, 320 * MIB, BW / 2, .action = CONTINUE, .stalled = EQ(1) },
+	{ 3, 240 * MIB, BW / 2, .action = CONTINUE, .extra = EQ(1), .stalled = EQ(0),
+	  .total = EQ(1) },
+	{ 4, 320 * MIB, BW / 2, .action = SWITCHOVER, /* 312.5 ms, grew */
+	  .downtime = EQ(312500 * 1000), .stalled = EQ(0), .total = EQ(1) },
+};
+/* Throttled: a step, then an extra round resets the count the step
+ * left (POLICY_STALL_ROUNDS - 1: the next stalled round would step
+ * again); stalled rounds after it never step — the first switches
+ * over on the auto-converge rung, the throttle as it was. */
+static const struct step progress_throttled[] = {
+	SLOW_TO_THROTTLE(BW / 2),
+	{ 4, 200 * MIB, BW / 2, .action = CONTINUE, .rung = EQ(THROTTLED), .extra = EQ(1),
+	  .stalled = EQ(0), .total = EQ(2) },
+	{ 5, 400 * MIB, BW / 2, .action = SWITCHOVER, .rung = EQ(THROTTLED),
+	  .throttle = EQ(20), .stalled = EQ(0), .total = EQ(2) },
+};
 
 /* An extra round shrank what remains by at least POLICY_EXTRA_SHRINK_PCT
  * %, more than POLICY_SHRINK_PCT: it made progress, and the stall rule
@@ -1411,125 +1369,155 @@ static void test_extra_round_while_throttled(void **state)
 static void test_extra_round_is_progress(void **state)
 {
 	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
 
 	(void)state;
-	/* Stall, extra round: the extra round resets the count of stalled
-	 * rounds in a row and adds nothing to the total. A stalled round
-	 * after it is never counted: it does not fit and switches over (the
-	 * round before fit the limit!), test_extra_round_then_worse. */
-	assert_int_equal(decide(&p, &st, 1, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 4 * GIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 1);
-	d = decide(&p, &st, 3, 200 * MIB, BW / 2); /* 195 ms, shrank by 95 % */
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 1);
-	d = decide(&p, &st, 4, 400 * MIB, BW / 2); /* 390 ms, grew */
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 1);
-
-	/* The least shrink that takes one, a quarter exactly (320 MiB to
-	 * 240 MiB, 234 ms), is progress as much. */
-	memset(&st, 0, sizeof(st));
-	assert_int_equal(decide(&p, &st, 1, 320 * MIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(decide(&p, &st, 2, 320 * MIB, BW / 2).action, POLICY_CONTINUE);
-	assert_int_equal(st.stalled, 1);
-	d = decide(&p, &st, 3, 240 * MIB, BW / 2);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 1);
-	d = decide(&p, &st, 4, 320 * MIB, BW / 2); /* 312.5 ms, grew */
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.expected_downtime_ns, 312500 * 1000);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, 1);
-
-	/* Throttled: a step, then an extra round resets the count the step
-	 * left (POLICY_STALL_ROUNDS - 1: the next stalled round would step
-	 * again); stalled rounds after it never step — the first switches
-	 * over on the auto-converge rung, the throttle as it was. */
-	memset(&st, 0, sizeof(st));
+	RUN(&p, stall_then_extra);
+	RUN(&p, progress_by_a_quarter);
 	p.auto_converge = true;
-	unsigned pass = stall_to_first_throttle(&p, &st, BW / 2);
-	assert_int_equal(st.stalled, POLICY_STALL_ROUNDS - 1);
-	unsigned total = st.stalled_total;
-	d = decide(&p, &st, pass++, 200 * MIB, BW / 2);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(st.extra_rounds, 1);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, total);
-	d = decide(&p, &st, pass++, 400 * MIB, BW / 2);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-	assert_int_equal(d.throttle_pct, 20);
-	assert_int_equal(st.stalled, 0);
-	assert_int_equal(st.stalled_total, total);
+	RUN(&p, progress_throttled);
 }
+
+/* Fitting wins over convergence-timeout (test_convergence_timeout),
+ * and the extra round is part of fitting: taken past the timeout.
+ * The next round that fits switches over. */
+static const struct step extra_then_fits[] = {
+	{ 2, 300 * MS, 0, .action = CONTINUE, .bw = GBPS, .elapsed = 10 * SEC,
+	  .rung = EQ(CONVERGED), .extra = EQ(1) },
+	{ 3, 150 * MS, 0, .action = SWITCHOVER, .bw = GBPS, .elapsed = 10 * SEC },
+};
+/* ...and so does one that does not (the bandwidth fell, 600 ms):
+ * after an extra round the timeout's final action is never reached
+ * (test_extra_round_then_worse). Without the extra round, the same
+ * round past the timeout is its final action, like any round past it
+ * that does not fit. */
+static const struct round_case slower[] = {
+	{ { .prev_remaining = 300 * MS, .extra_rounds = 1 },
+	  { 3, 150 * MS, 0, .action = SWITCHOVER, .bw = GBPS / 4, .elapsed = 10 * SEC,
+	    .rung = EQ(CONVERGED), .downtime = EQ(600 * MS) } },
+	{ { .prev_remaining = 300 * MS },
+	  { 3, 150 * MS, 0, .action = ABORT, .bw = GBPS / 4, .elapsed = 10 * SEC,
+	    .rung = EQ(TIMEOUT) } },
+};
 
 static void test_extra_round_past_timeout(void **state)
 {
 	struct policy_params p = extra_params;
-	struct policy_state st = { 0 };
-	struct policy_round r;
-	struct policy_decision d;
+	struct policy_state st = { .prev_remaining = 600 * MS };
 
 	(void)state;
-	/* Fitting wins over convergence-timeout (test_convergence_timeout),
-	 * and the extra round is part of fitting: taken past the timeout. */
 	p.convergence_timeout_ns = 1 * SEC;
-	st.prev_remaining = 600 * MS;
-	r = round_of(2, 300 * MS, 0);
-	r.bandwidth_Bps = GBPS;
-	r.elapsed_ns = 10 * SEC;
-	d = decide_round(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(st.extra_rounds, 1);
-	/* The next round that fits switches over... */
-	struct policy_state saved = st;
-	r.pass = 3;
-	r.remaining_bytes = 150 * MS;
-	assert_int_equal(decide_round(&p, &st, &r).action, POLICY_SWITCHOVER);
-	/* ...and so does one that does not (the bandwidth fell, 600 ms):
-	 * after an extra round the timeout's final action is never reached
-	 * (test_extra_round_then_worse). */
-	st = saved;
-	r.bandwidth_Bps = GBPS / 4;
-	d = decide_round(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-	assert_int_equal(d.expected_downtime_ns, 600 * MS);
-	/* Without the extra round, the same round past the timeout is its
-	 * final action, like any round past it that does not fit. */
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = 300 * MS;
-	d = decide_round(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_ABORT);
-	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
+	RUN_FROM(&p, &st, extra_then_fits);
+	RUN_CASES(&p, slower);
 }
 
-/* One round at GBPS after a round that left 300 ms (that may have been
- * the extra_before-th extra round), past the timeout if p has one. */
-static struct policy_decision after_extra(const struct policy_params *p, struct policy_state *st,
-					  unsigned extra_before, unsigned pass,
-					  uint64_t remaining, uint64_t dirty_rate, uint64_t bw)
+/* The state after a round that left 300 ms, n extra rounds taken. */
+#define AFTER_300MS(n) { .prev_remaining = 300 * MS, .extra_rounds = (n) }
+
+/* After n extra rounds, the last of them leaving 300 ms: rounds that no
+ * longer fit switch over all the same, nothing counted. */
+static void run_worse(const struct policy_params *p, unsigned n)
 {
-	struct policy_round r = round_of(pass, remaining, dirty_rate);
+	const struct round_case worse[] = {
+		/* Grown, the guest dirtying faster than the link: a round that
+		 * climbs at once without an extra one. */
+		{ AFTER_300MS(n),
+		  { 3, 2 * GBPS, 2 * GBPS, .action = SWITCHOVER, .bw = GBPS, .elapsed = 1000 * SEC,
+		    .rung = EQ(CONVERGED), .downtime = EQ(2 * SEC), .extra = EQ(n),
+		    .stalled = EQ(0), .total = EQ(0) } },
+		/* Shrunk, but the link slowed more. */
+		{ AFTER_300MS(n),
+		  { 3, 200 * MS, 0, .action = SWITCHOVER, .bw = GBPS / 4, .elapsed = 1000 * SEC,
+		    .downtime = EQ(800 * MS) } },
+		/* The fixed cost alone over the limit; nothing measured (the
+		 * pause unbounded). */
+		{ AFTER_300MS(n),
+		  { 3, 0, 0, .action = SWITCHOVER, .bw = GBPS, .fixed = 400 * MS + 1 } },
+		{ AFTER_300MS(n),
+		  { 3, 300 * MS, 0, .action = SWITCHOVER, .unmeasured = true, .elapsed = 1000 * SEC,
+		    .downtime = EQ(UINT64_MAX) } },
+		/* At the last pass, and one round short of the bound on stalled
+		 * rounds (one stalled round already): no final action, nothing
+		 * counted. */
+		{ AFTER_300MS(n),
+		  { POLICY_MAX_PASSES, 2 * GBPS, 0, .action = SWITCHOVER, .bw = GBPS,
+		    .elapsed = 1000 * SEC } },
+		{ { .prev_remaining = 300 * MS, .extra_rounds = n, .stalled = 1,
+		    .stalled_total = POLICY_MAX_STALLED - 1 },
+		  { 3, 2 * GBPS, 0, .action = SWITCHOVER, .bw = GBPS, .stalled = EQ(1),
+		    .total = EQ(POLICY_MAX_STALLED - 1) } },
+	};
 
-	memset(st, 0, sizeof(*st));
-	st->prev_remaining = 300 * MS;
-	st->extra_rounds = extra_before;
-	r.bandwidth_Bps = bw;
-	r.elapsed_ns = 1000 * SEC;
-	return decide_round(p, st, &r);
+	run_cases(named("worse after %u", n), p, worse, ARRAY_SIZE(worse));
 }
+
+static const enum policy_final_action finals[] = { POLICY_FINAL_ABORT,
+						    POLICY_FINAL_SUSPEND };
+/* The way there: 300 ms after 600 ms takes an extra round; the next,
+ * a nanosecond over the limit, switches over. */
+static const struct step way_there[] = {
+	{ 2, 300 * MS, 0, .action = CONTINUE, .bw = GBPS, .extra = EQ(1) },
+	{ 3, 400 * MS + 1, 0, .action = SWITCHOVER, .bw = GBPS, .rung = EQ(CONVERGED),
+	  .throttle = EQ(0), .downtime = EQ(400 * MS + 1), .extra = EQ(1), .stalled = EQ(0),
+	  .total = EQ(0) },
+};
+/* The convergence timeout long passed (a round at 1000 s) changes nothing:
+ * switchover, not its final action. Before any extra round, the same rounds go
+ * the old way: past the timeout, its final action... */
+static const struct round_case past_timeout[] = {
+	{ AFTER_300MS(1),
+	  { 3, 2 * GBPS, 2 * GBPS, .action = SWITCHOVER, .bw = GBPS, .elapsed = 1000 * SEC,
+	    .rung = EQ(CONVERGED) } },
+	{ AFTER_300MS(POLICY_EXTRA_ROUNDS),
+	  { 3, 500 * MS, 0, .action = SWITCHOVER, .bw = GBPS, .elapsed = 1000 * SEC } },
+	{ AFTER_300MS(0),
+	  { 3, 2 * GBPS, 2 * GBPS, .action = FINAL, .bw = GBPS, .elapsed = 1000 * SEC,
+	    .rung = EQ(TIMEOUT) } },
+	{ AFTER_300MS(0), { 3, 400 * MS + 1, 0, .action = FINAL, .bw = GBPS, .elapsed = 1000 * SEC,
+	    .rung = EQ(TIMEOUT) } },
+};
+/* ...and without it, the stall rule and the ladder: a fast dirtier's
+ * final action at once, a slow one waits, a round of progress goes
+ * on, the last pass ends. */
+static const struct round_case no_extra[] = {
+	{ AFTER_300MS(0),
+	  { 3, 2 * GBPS, 2 * GBPS, .action = FINAL, .bw = GBPS, .elapsed = 1000 * SEC,
+	    .rung = EQ(STALLED), .total = EQ(1) } },
+	{ AFTER_300MS(0),
+	  { 3, 400 * MS + 1, 0, .action = CONTINUE, .bw = GBPS, .elapsed = 1000 * SEC,
+	    .stalled = EQ(1), .total = EQ(1) } },
+	{ AFTER_300MS(0),
+	  { 3, 200 * MS, 0, .action = CONTINUE, .bw = GBPS / 4, .elapsed = 1000 * SEC,
+	    .stalled = EQ(0), .total = EQ(0) } },
+	{ AFTER_300MS(0), { POLICY_MAX_PASSES, 2 * GBPS, 0, .action = FINAL, .bw = GBPS,
+	    .elapsed = 1000 * SEC, .rung = EQ(STALLED) } },
+	{ AFTER_300MS(0), /* nothing measured */
+	  { 3, 200 * MS, 0, .action = CONTINUE, .unmeasured = true, .elapsed = 1000 * SEC,
+	    .downtime = EQ(UINT64_MAX) } },
+};
+/* With auto-converge, throttled: the extra round of
+ * test_extra_round_while_throttled (250 ms at 20 %), then a round
+ * that grew to 500 ms, the guest dirtying as fast as the link — a
+ * round that would step the throttle: it switches over on the
+ * auto-converge rung, the throttle as it was. */
+static const struct step throttled_extra[] = {
+	FAST_TO_THROTTLE(GIB),
+	{ 3, GIB, GIB / 2, .action = CONTINUE },
+	{ 4, 256 * MIB, GIB / 2, .action = CONTINUE, .extra = EQ(1), .total = EQ(1) },
+};
+static const struct step grew[] = {
+	{ 5, 512 * MIB, GIB, .action = SWITCHOVER, .rung = EQ(THROTTLED), .throttle = EQ(20),
+	  .downtime = EQ(500 * MS), .total = EQ(1) },
+};
+static const struct step grew_switches[] = {
+	{ 5, 512 * MIB, GIB, .action = SWITCHOVER, .rung = EQ(THROTTLED) },
+};
+static const struct step grew_at_cap[] = {
+	{ 5, 512 * MIB, GIB, .action = SWITCHOVER, .throttle = EQ(POLICY_THROTTLE_MAX) },
+};
+/* Without the extra round, that round steps the throttle. */
+static const struct step grew_steps[] = {
+	{ 5, 512 * MIB, GIB, .action = THROTTLE, .throttle = EQ(30) },
+};
 
 /* After an extra round, a round whose pause no longer fits the limit (the
  * link slowed, the guest sped up) switches over all the same: the pause
@@ -1539,344 +1527,207 @@ static struct policy_decision after_extra(const struct policy_params *p, struct 
  * any extra round, nothing of it. */
 static void test_extra_round_then_worse(void **state)
 {
-	static const enum policy_final_action finals[] = { POLICY_FINAL_ABORT,
-							    POLICY_FINAL_SUSPEND };
-	struct policy_params p = extra_params;
-	struct policy_state st;
-	struct policy_decision d;
+	struct policy_params p;
+	struct policy_state st, saved;
 
 	(void)state;
-	for (unsigned f = 0; f < 2; f++) {
-		const enum policy_action final =
-			finals[f] == POLICY_FINAL_ABORT ? POLICY_ABORT : POLICY_SUSPEND;
-
+	for (unsigned f = 0; f < ARRAY_SIZE(finals); f++) {
 		p = extra_params;
 		p.final_action = finals[f];
-		/* The way there: 300 ms after 600 ms takes an extra round;
-		 * the next, a nanosecond over the limit, switches over. */
-		memset(&st, 0, sizeof(st));
-		st.prev_remaining = 600 * MS;
-		assert_int_equal(decide_full(&p, &st, 2, 300 * MS, GBPS, 0).action,
-				 POLICY_CONTINUE);
-		assert_int_equal(st.extra_rounds, 1);
-		d = decide_full(&p, &st, 3, 400 * MS + 1, GBPS, 0);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-		assert_int_equal(d.throttle_pct, 0);
-		assert_int_equal(d.expected_downtime_ns, 400 * MS + 1);
-		assert_int_equal(st.extra_rounds, 1);
-		assert_int_equal(st.stalled, 0);
-		assert_int_equal(st.stalled_total, 0);
+		st = (struct policy_state){ .prev_remaining = 600 * MS };
+		RUN_FROM(&p, &st, way_there);
 
-		for (unsigned extra = 1; extra <= POLICY_EXTRA_ROUNDS; extra++) {
-			/* Grown, the guest dirtying faster than the link: a
-			 * round that climbs at once without an extra one. */
-			d = after_extra(&p, &st, extra, 3, 2 * GBPS, 2 * GBPS, GBPS);
-			assert_int_equal(d.action, POLICY_SWITCHOVER);
-			assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-			assert_int_equal(d.expected_downtime_ns, 2 * SEC);
-			assert_int_equal(st.extra_rounds, extra);
-			assert_int_equal(st.stalled, 0);
-			assert_int_equal(st.stalled_total, 0);
-			/* Shrunk, but the link slowed more. */
-			d = after_extra(&p, &st, extra, 3, 200 * MS, 0, GBPS / 4);
-			assert_int_equal(d.action, POLICY_SWITCHOVER);
-			assert_int_equal(d.expected_downtime_ns, 800 * MS);
-			/* The fixed cost alone over the limit; nothing measured
-			 * (the pause unbounded). */
-			struct policy_round r = round_of(3, 0, 0);
-			memset(&st, 0, sizeof(st));
-			st.prev_remaining = 300 * MS;
-			st.extra_rounds = extra;
-			r.bandwidth_Bps = GBPS;
-			r.fixed_cost_ns = 400 * MS + 1;
-			assert_int_equal(decide_round(&p, &st, &r).action, POLICY_SWITCHOVER);
-			d = after_extra(&p, &st, extra, 3, 300 * MS, 0, 0);
-			assert_int_equal(d.action, POLICY_SWITCHOVER);
-			assert_int_equal(d.expected_downtime_ns, UINT64_MAX);
-			/* At the last pass, and one round short of the bound on
-			 * stalled rounds (one stalled round already): no final
-			 * action, nothing counted. */
-			d = after_extra(&p, &st, extra, POLICY_MAX_PASSES, 2 * GBPS, 0, GBPS);
-			assert_int_equal(d.action, POLICY_SWITCHOVER);
-			memset(&st, 0, sizeof(st));
-			st.prev_remaining = 300 * MS;
-			st.extra_rounds = extra;
-			st.stalled = 1;
-			st.stalled_total = POLICY_MAX_STALLED - 1;
-			d = decide_full(&p, &st, 3, 2 * GBPS, GBPS, 0);
-			assert_int_equal(d.action, POLICY_SWITCHOVER);
-			assert_int_equal(st.stalled, 1);
-			assert_int_equal(st.stalled_total, POLICY_MAX_STALLED - 1);
-		}
+		for (unsigned extra = 1; extra <= POLICY_EXTRA_ROUNDS; extra++)
+			run_worse(&p, extra);
 
-		/* The convergence timeout long passed (a round at 1000 s)
-		 * changes nothing: switchover, not its final action. */
 		p.convergence_timeout_ns = 1 * SEC;
-		d = after_extra(&p, &st, 1, 3, 2 * GBPS, 2 * GBPS, GBPS);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-		d = after_extra(&p, &st, POLICY_EXTRA_ROUNDS, 3, 500 * MS, 0, GBPS);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-
-		/* Before any extra round, the same rounds go the old way: past
-		 * the timeout, its final action... */
-		d = after_extra(&p, &st, 0, 3, 2 * GBPS, 2 * GBPS, GBPS);
-		assert_int_equal(d.action, final);
-		assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
-		d = after_extra(&p, &st, 0, 3, 400 * MS + 1, 0, GBPS);
-		assert_int_equal(d.action, final);
-		assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
-		/* ...and without it, the stall rule and the ladder: a fast
-		 * dirtier's final action at once, a slow one waits, a round
-		 * of progress goes on, the last pass ends. */
+		RUN_CASES(&p, past_timeout);
 		p.convergence_timeout_ns = 0;
-		d = after_extra(&p, &st, 0, 3, 2 * GBPS, 2 * GBPS, GBPS);
-		assert_int_equal(d.action, final);
-		assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-		assert_int_equal(st.stalled_total, 1);
-		d = after_extra(&p, &st, 0, 3, 400 * MS + 1, 0, GBPS);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(st.stalled, 1);
-		assert_int_equal(st.stalled_total, 1);
-		d = after_extra(&p, &st, 0, 3, 200 * MS, 0, GBPS / 4);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(st.stalled, 0);
-		assert_int_equal(st.stalled_total, 0);
-		d = after_extra(&p, &st, 0, POLICY_MAX_PASSES, 2 * GBPS, 0, GBPS);
-		assert_int_equal(d.action, final);
-		assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-		d = after_extra(&p, &st, 0, 3, 200 * MS, 0, 0);  /* nothing measured */
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(d.expected_downtime_ns, UINT64_MAX);
+		RUN_CASES(&p, no_extra);
 	}
 
-	/* With auto-converge, throttled: the extra round of
-	 * test_extra_round_while_throttled (250 ms at 20 %), then a round
-	 * that grew to 500 ms, the guest dirtying as fast as the link — a
-	 * round that would step the throttle: it switches over on the
-	 * auto-converge rung, the throttle as it was. */
-	for (unsigned f = 0; f < 2; f++) {
-		unsigned pass, total;
-
+	for (unsigned f = 0; f < ARRAY_SIZE(finals); f++) {
 		p = default_params;
 		p.auto_converge = true;
 		p.final_action = finals[f];
-		memset(&st, 0, sizeof(st));
-		pass = stall_to_first_throttle(&p, &st, GIB);
-		assert_int_equal(decide(&p, &st, pass++, GIB, GIB / 2).action, POLICY_CONTINUE);
-		d = decide(&p, &st, pass++, 256 * MIB, GIB / 2);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		assert_int_equal(st.extra_rounds, 1);
-		total = st.stalled_total;
-		struct policy_state saved = st;
-		d = decide(&p, &st, pass, 512 * MIB, GIB);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
-		assert_string_equal(policy_rung_name(d.rung), "auto-converge");
-		assert_int_equal(d.throttle_pct, 20);
-		assert_int_equal(d.expected_downtime_ns, 500 * MS);
-		assert_int_equal(st.throttle_pct, 20);
-		assert_int_equal(st.stalled_total, total);
+		st = (struct policy_state){ 0 };
+		RUN_FROM(&p, &st, throttled_extra);
+		saved = st;
+		assert_string_equal(policy_rung_name(RUN_FROM(&p, &st, grew).rung),
+				    "auto-converge");
 		/* The timeout passed as well. */
 		p.convergence_timeout_ns = 1 * SEC;
 		st = saved;
-		d = decide(&p, &st, pass, 512 * MIB, GIB);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+		RUN_FROM(&p, &st, grew_switches);
 		/* Throttling found useless, or at the cap: still switchover,
 		 * not the final action. */
 		p.convergence_timeout_ns = 0;
 		st = saved;
 		st.throttle_useless = true;
-		d = decide(&p, &st, pass, 512 * MIB, GIB);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.rung, POLICY_RUNG_THROTTLED);
+		RUN_FROM(&p, &st, grew_switches);
 		st = saved;
 		st.throttle_pct = POLICY_THROTTLE_MAX;
-		d = decide(&p, &st, pass, 512 * MIB, GIB);
-		assert_int_equal(d.action, POLICY_SWITCHOVER);
-		assert_int_equal(d.throttle_pct, POLICY_THROTTLE_MAX);
-		/* Without the extra round, that round steps the throttle. */
+		RUN_FROM(&p, &st, grew_at_cap);
 		st = saved;
 		st.extra_rounds = 0;
-		d = decide(&p, &st, pass, 512 * MIB, GIB);
-		assert_int_equal(d.action, POLICY_THROTTLE);
-		assert_int_equal(d.throttle_pct, 30);
+		RUN_FROM(&p, &st, grew_steps);
 	}
 }
 
 /* ---- convergence-timeout -------------------------------------------- */
 
+/* Shrinking rounds, but slowly: the timeout ends it. */
+static const struct step slow_shrink[] = {
+	{ 1, 80 * GIB, 0, .action = CONTINUE },
+	{ 2, 60 * GIB, 0, .action = CONTINUE },
+	{ 3, 40 * GIB, 0, .action = CONTINUE },
+	{ 4, 20 * GIB, 0, .action = CONTINUE },
+	{ 5, 10 * GIB, 0, .action = SUSPEND, /* elapsed 5 s: reached */
+	  .rung = EQ(TIMEOUT), .downtime = EQ(10 * SEC) },
+};
+/* One nanosecond before: not yet. Abort when configured. */
+static const struct step just_before[] = {
+	{ 1, 10 * GIB, 0, .action = CONTINUE, .elapsed = 5 * SEC - 1 },
+	{ 2, 5 * GIB, 0, .action = ABORT, .elapsed = 5 * SEC, .rung = EQ(TIMEOUT) },
+};
+static const struct round_case past[] = {
+	/* Fitting wins over the timeout. */
+	{ { 0 },
+	  { 2, 100 * MIB, 0, .action = SWITCHOVER, .elapsed = 100 * SEC, .rung = EQ(CONVERGED) } },
+	/* Even on the bulk copy (the timeout ends it). */
+	{ { 0 }, { 1, 10 * GIB, 0, .action = ABORT, .elapsed = 6 * SEC, .rung = EQ(TIMEOUT) } },
+};
+/* 0 is no timeout at all. */
+static const struct round_case none[] = {
+	{ { 0 }, { 1, 10 * GIB, 0, .action = CONTINUE, .elapsed = UINT64_MAX } },
+};
+
 static void test_convergence_timeout(void **state)
 {
 	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_round r;
-	struct policy_decision d;
 
 	(void)state;
 	p.convergence_timeout_ns = 5 * SEC;
-	/* Shrinking rounds, but slowly: the timeout ends it. */
-	for (unsigned pass = 1; pass < 5; pass++) {
-		d = decide(&p, &st, pass, (100 - 20 * pass) * GIB, 0);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-	}
-	d = decide(&p, &st, 5, 10 * GIB, 0); /* elapsed 5 s: reached */
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
-	assert_string_equal(policy_rung_name(d.rung), "convergence-timeout");
-	assert_int_equal(d.expected_downtime_ns, 10 * SEC);
-
-	/* One nanosecond before: not yet. Abort when configured. */
+	assert_string_equal(policy_rung_name(RUN(&p, slow_shrink).rung),
+			    "convergence-timeout");
 	p.final_action = POLICY_FINAL_ABORT;
-	memset(&st, 0, sizeof(st));
-	r = round_of(1, 10 * GIB, 0);
-	r.elapsed_ns = 5 * SEC - 1;
-	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
-	r.pass = 2;
-	r.remaining_bytes = 5 * GIB;
-	r.elapsed_ns = 5 * SEC;
-	d = policy_decide(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_ABORT);
-	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
-
-	/* Fitting wins over the timeout. */
-	memset(&st, 0, sizeof(st));
-	r.remaining_bytes = 100 * MIB;
-	r.elapsed_ns = 100 * SEC;
-	d = policy_decide(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_SWITCHOVER);
-	assert_int_equal(d.rung, POLICY_RUNG_CONVERGED);
-
-	/* Even on the bulk copy. */
-	memset(&st, 0, sizeof(st));
-	r = round_of(1, 10 * GIB, 0);
-	r.elapsed_ns = 6 * SEC;
-	assert_int_equal(policy_decide(&p, &st, &r).rung, POLICY_RUNG_TIMEOUT);
-
-	/* 0 is no timeout at all. */
+	RUN(&p, just_before);
+	RUN_CASES(&p, past);
 	p.convergence_timeout_ns = 0;
-	memset(&st, 0, sizeof(st));
-	r.elapsed_ns = UINT64_MAX;
-	assert_int_equal(policy_decide(&p, &st, &r).action, POLICY_CONTINUE);
+	RUN_CASES(&p, none);
 }
+
+/* The timeout ends even a throttled migration that still helps; no
+ * further step is taken, the state is kept as it was. */
+static const struct step timeout_throttled[] = {
+	FAST_TO_THROTTLE(GIB),
+	{ 3, 2 * GIB, GIB / 2, .action = THROTTLE, .throttle = EQ(30), .stalled = EQ(1),
+	  .total = EQ(2) },
+	{ 4, 2 * GIB, GIB / 2, .action = SUSPEND, .elapsed = 1000 * SEC, .rung = EQ(TIMEOUT),
+	  .throttle = EQ(30), .stalled = EQ(1), .total = EQ(2) },
+};
 
 static void test_convergence_timeout_while_throttled(void **state)
 {
 	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_round r;
-	struct policy_decision d;
-	unsigned pass;
 
 	(void)state;
 	p.auto_converge = true;
 	p.convergence_timeout_ns = 1000 * SEC;
-	pass = stall_to_first_throttle(&p, &st, GIB);
-	assert_int_equal(decide(&p, &st, pass++, 2 * GIB, GIB / 2).throttle_pct, 30);
-	/* The timeout ends even a throttled migration that still helps;
-	 * no further step is taken, the state is kept as it was. */
-	r = round_of(pass, 2 * GIB, GIB / 2);
-	r.elapsed_ns = 1000 * SEC;
-	unsigned stalled = st.stalled, total = st.stalled_total;
-	d = policy_decide(&p, &st, &r);
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_TIMEOUT);
-	assert_int_equal(d.throttle_pct, 30);
-	assert_int_equal(st.throttle_pct, 30);
-	assert_int_equal(st.stalled, stalled);
-	assert_int_equal(st.stalled_total, total);
+	RUN(&p, timeout_throttled);
 }
 
 /* ---- the hard bounds ------------------------------------------------ */
 
+/* A pass number past the bound (a caller that went on) ends too. */
+static const struct round_case past_bound[] = {
+	{ { .prev_remaining = 1ull << 60 },
+	  { POLICY_MAX_PASSES + 1, 1ull << 40, GIB, .action = ABORT } },
+};
+
 static void test_max_passes(void **state)
 {
 	struct policy_params p = default_params;
-	struct policy_state st = { 0 };
-	struct policy_decision d;
-	uint64_t remaining = 1ull << 60;
+	struct policy_state st;
 
 	(void)state;
 	for (int ac = 0; ac < 2; ac++) {
 		for (int fa = 0; fa < 2; fa++) {
+			uint64_t remaining = 1ull << 60;
+
 			p.auto_converge = ac;
 			p.final_action = fa ? POLICY_FINAL_ABORT : POLICY_FINAL_SUSPEND;
-			memset(&st, 0, sizeof(st));
-			remaining = 1ull << 60;
-			/* Always shrinking by 11 %, never fitting. */
-			for (unsigned pass = 1; pass < POLICY_MAX_PASSES; pass++) {
-				d = decide(&p, &st, pass, remaining, GIB);
-				assert_int_equal(d.action, POLICY_CONTINUE);
+			st = (struct policy_state){ 0 };
+			/* Always shrinking by 11 %, never fitting, never a stall:
+			 * the last pass ends it. */
+			for (unsigned pass = 1; pass <= POLICY_MAX_PASSES; pass++) {
+				const bool last = pass == POLICY_MAX_PASSES;
+				const struct step s = {
+					pass, remaining, GIB, .action = last ? FINAL : CONTINUE,
+					.rung = { last, STALLED }, .throttle = { last, 0 },
+					.total = EQ(0),
+				};
+
+				run_steps(named("shrinking ac %d fa %d", ac, fa), &p, &st, &s, 1);
 				remaining = remaining / 100 * 89;
 			}
-			assert_int_equal(st.stalled_total, 0);
-			d = decide(&p, &st, POLICY_MAX_PASSES, remaining, GIB);
-			assert_int_equal(d.action, fa ? POLICY_ABORT : POLICY_SUSPEND);
-			assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-			assert_int_equal(d.throttle_pct, 0);
 		}
 	}
-	/* A pass number past the bound (a caller that went on) ends too. */
-	memset(&st, 0, sizeof(st));
-	st.prev_remaining = 1ull << 60;
-	d = decide(&p, &st, POLICY_MAX_PASSES + 1, 1ull << 40, GIB);
-	assert_int_equal(d.action, POLICY_ABORT);
+	RUN_CASES(&p, past_bound);
 }
+
+/* Throttled, with the climb slowed by rounds of progress (what
+ * remains halves, then two stalled rounds step): the total bound ends
+ * it before the throttle reaches the cap. */
+static const struct step slowed_climb[] = {
+	FAST_TO_THROTTLE(GIB),
+	{ 3, GIB, 0, .action = CONTINUE },
+	{ 4, GIB, 0, .action = CONTINUE },
+	{ 5, GIB, 0, .action = THROTTLE, .throttle = EQ(30) },
+	{ 6, 512 * MIB, 0, .action = CONTINUE },
+	{ 7, 512 * MIB, 0, .action = CONTINUE },
+	{ 8, 512 * MIB, 0, .action = THROTTLE, .throttle = EQ(40) },
+	{ 9, 256 * MIB, 0, .action = CONTINUE },
+	{ 10, 256 * MIB, 0, .action = CONTINUE },
+	{ 11, 256 * MIB, 0, .action = THROTTLE, .throttle = EQ(50) },
+	{ 12, 128 * MIB, 0, .action = CONTINUE },
+	{ 13, 128 * MIB, 0, .action = CONTINUE },
+	{ 14, 128 * MIB, 0, .action = THROTTLE, .throttle = EQ(60) },
+	{ 15, 64 * MIB, 0, .action = CONTINUE },
+	{ 16, 64 * MIB, 0, .action = CONTINUE },
+	{ 17, 64 * MIB, 0, .action = THROTTLE, .throttle = EQ(70) },
+	{ 18, 32 * MIB, 0, .action = CONTINUE },
+	{ 19, 32 * MIB, 0, .action = SUSPEND, .rung = EQ(STALLED), .throttle = EQ(70),
+	  .total = EQ(POLICY_MAX_STALLED) },
+};
 
 static void test_max_stalled(void **state)
 {
 	struct policy_params p = default_params;
 	struct policy_state st = { 0 };
-	struct policy_decision d;
-	unsigned pass = 1;
 
 	(void)state;
 	p.auto_converge = true;
 	/* Alternating 4 GiB, 8 GiB with the guest dirtying slower than the
 	 * link: every other round stalls, never two in a row, so nothing is
-	 * throttled — the total bound ends it. */
-	d = decide(&p, &st, pass++, 4 * GIB, GIB / 2);
-	assert_int_equal(d.action, POLICY_CONTINUE);
-	for (;;) {
-		d = decide(&p, &st, pass++, 8 * GIB, GIB / 2);
-		if (d.action != POLICY_CONTINUE)
-			break;
-		assert_int_equal(st.stalled, 1);
-		assert_int_equal(decide(&p, &st, pass++, 4 * GIB, GIB / 2).action, POLICY_CONTINUE);
-	}
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(d.throttle_pct, 0);
-	assert_int_equal(st.stalled_total, POLICY_MAX_STALLED);
-	assert_int_equal(pass - 1, 2 * POLICY_MAX_STALLED);
+	 * throttled — the total bound ends it, at the 12th stall. */
+	for (unsigned pass = 1; pass <= 2 * POLICY_MAX_STALLED; pass++) {
+		const bool grew = pass % 2 == 0, last = pass == 2 * POLICY_MAX_STALLED;
+		const struct step s = {
+			pass, grew ? 8 * GIB : 4 * GIB, GIB / 2,
+			.action = last ? SUSPEND : CONTINUE,
+			.stalled = { grew && !last, 1 }, .rung = { last, STALLED },
+			.throttle = { last, 0 }, .total = { last, POLICY_MAX_STALLED },
+		};
 
-	/* Throttled, with the climb slowed by rounds of progress: the total
-	 * bound ends it before the throttle reaches the cap. */
-	memset(&st, 0, sizeof(st));
-	p.downtime_limit_ns = 1 * MS;
-	pass = stall_to_first_throttle(&p, &st, GIB);
-	uint64_t remaining = 2 * GIB;
-	unsigned last = st.throttle_pct;
-	for (;;) {
-		remaining /= 2; /* progress */
-		d = decide(&p, &st, pass++, remaining, 0);
-		assert_int_equal(d.action, POLICY_CONTINUE);
-		d = decide(&p, &st, pass++, remaining, 0); /* stall 1 */
-		if (d.action != POLICY_CONTINUE)
-			break;
-		d = decide(&p, &st, pass++, remaining, 0); /* stall 2: a step */
-		if (d.action != POLICY_THROTTLE)
-			break;
-		assert_int_equal(d.throttle_pct, last + POLICY_THROTTLE_STEP);
-		last = d.throttle_pct;
+		run_steps("alternating", &p, &st, &s, 1);
 	}
-	assert_int_equal(d.action, POLICY_SUSPEND);
-	assert_int_equal(d.rung, POLICY_RUNG_STALLED);
-	assert_int_equal(st.stalled_total, POLICY_MAX_STALLED);
+
+	p.downtime_limit_ns = 1 * MS;
+	st = (struct policy_state){ 0 };
+	RUN_FROM(&p, &st, slowed_climb);
 	assert_true(st.throttle_pct < POLICY_THROTTLE_MAX);
-	assert_true(pass - 1 <= POLICY_MAX_PASSES);
+	assert_true(ARRAY_SIZE(slowed_climb) <= POLICY_MAX_PASSES);
 }
 
 static void test_bounds_are_consistent(void **state)
@@ -2554,10 +2405,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_names),
-		cmocka_unit_test(test_expected_downtime_arithmetic),
-		cmocka_unit_test(test_expected_downtime_zero_bandwidth),
-		cmocka_unit_test(test_expected_downtime_saturates),
-		cmocka_unit_test(test_expected_downtime_large_guest),
+		cmocka_unit_test(test_expected_downtime),
 		cmocka_unit_test(test_switchover_converged),
 		cmocka_unit_test(test_switchover_after_rounds),
 		cmocka_unit_test(test_continue_while_shrinking),
