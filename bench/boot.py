@@ -1,11 +1,13 @@
 """Boot-time benchmark: ferry-vmm vs QEMU/KVM on the ferry test guest."""
 
 import os
-import select
 import statistics
 import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+from ferry_harness import HarnessError, Lines  # noqa: E402
 
 # Inside the test host QEMU/KVM runs under QEMU's emulated SVM, whose I/O
 # bitmap check the guest avoids with IOPL 3 (guest/entry.c says why).
@@ -42,22 +44,18 @@ def one(cmd):
     t0 = time.monotonic()
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL)
-    buf, first = b"", None
-    while True:
-        r, _, _ = select.select([p.stdout], [], [], SILENCE)
-        if not r:
+    out = Lines(p.stdout, cmd[0])
+    try:
+        first = out.lines[out.wait_for(r"ferry-agent beat=1 ", SILENCE)][0] - t0
+        if not out.wait_eof(SILENCE):
+            raise HarnessError(f"{cmd[0]}: did not power off within {SILENCE} s")
+    finally:
+        if p.poll() is None and not out.eof:
             p.kill()
-            raise RuntimeError(f"{cmd[0]}: no output for {SILENCE} s")
-        data = os.read(p.stdout.fileno(), 65536)
-        if not data:
-            break
-        buf += data
-        if first is None and b"ferry-agent beat=1 " in buf:
-            first = time.monotonic() - t0
     rc = p.wait()
     total = time.monotonic() - t0
-    if first is None or rc != 0:
-        raise RuntimeError(f"{cmd[0]}: exit {rc}, heartbeat seen: {first is not None}")
+    if rc != 0:
+        raise HarnessError(f"{cmd[0]}: exit {rc}")
     return first, total
 
 

@@ -60,8 +60,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import ferry_harness as harness  # noqa: E402
+from ferry_harness import BAD_RE, HarnessError, Lines, parse_beat  # noqa: E402
 
 # Inside the test host QEMU/KVM runs under QEMU's emulated SVM, whose I/O
 # bitmap check the guest avoids with IOPL 3 (guest/entry.c says why).
@@ -112,87 +115,7 @@ else:
         Scenario("non-live", 1024, "ferry.dirty=64@8", False),
     ]
 
-BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) corrupt=(\d+)")
-BAD_RE = re.compile(r"ferry-agent (CORRUPT|PANIC|panic|error)")
-
-
-class BenchError(Exception):
-    pass
-
-
-def parse_beat(line):
-    m = BEAT_RE.search(line)
-    if not m:
-        return None
-    return {"beat": int(m.group(1)), "uptime_ms": int(m.group(2)),
-            "verified": int(m.group(3)), "corrupt": int(m.group(4))}
-
-
-class Lines:
-    """Reads a pipe in a thread; keeps every line with the monotonic time its
-    newline arrived."""
-
-    def __init__(self, f):
-        self.f = f
-        self.lines = []  # (time, text)
-        self.partial = b""
-        self.eof = False
-        self.cv = threading.Condition()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        fd = self.f.fileno()
-        buf = b""
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                data = b""
-            now = time.monotonic()
-            if not data:
-                with self.cv:
-                    self.partial = buf
-                    self.eof = True
-                    self.cv.notify_all()
-                return
-            buf += data
-            new = []
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                new.append((now, line.decode(errors="replace").rstrip("\r")))
-            with self.cv:
-                self.lines.extend(new)
-                self.partial = buf
-                self.cv.notify_all()
-
-    def wait_for(self, pattern, timeout, start=0, what=""):
-        """Index of the first line from `start` matching pattern."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        i = start
-        with self.cv:
-            while True:
-                while i < len(self.lines):
-                    if rx.search(self.lines[i][1]):
-                        return i
-                    i += 1
-                left = deadline - time.monotonic()
-                if self.eof or left <= 0:
-                    why = "its output ended" if self.eof else f"nothing within {timeout:.0f} s"
-                    raise BenchError(f"no line matching {pattern!r} from {what}: {why}")
-                self.cv.wait(min(left, 0.5))
-
-    def snapshot(self):
-        with self.cv:
-            return list(self.lines)
-
-    def tail(self, n=12):
-        with self.cv:
-            out = [l for _, l in self.lines[-n:]]
-            if self.partial:
-                out.append(self.partial.decode(errors="replace") + "  [no newline]")
-            return out
+BenchError = HarnessError
 
 
 class Proc:
@@ -203,8 +126,8 @@ class Proc:
         self.name, self.args = name, args
         self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
-        self.out = Lines(self.p.stdout)
-        self.err = Lines(self.p.stderr)
+        self.out = Lines(self.p.stdout, name)
+        self.err = Lines(self.p.stderr, f"{name} stderr")
 
     def alive(self):
         return self.p.poll() is None
@@ -238,63 +161,13 @@ class Proc:
         return "\n".join(s)
 
 
-class Qmp:
-    """QMP (QEMU) or ferry's QMP-shaped control socket."""
-
-    def __init__(self, path, proc, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                self.s.connect(path)
-                break
-            except OSError as e:
-                self.s.close()
-                if not proc.alive():
-                    raise BenchError(f"{proc.name} exited before its control socket {path} "
-                                     f"could be reached")
-                if time.monotonic() > deadline:
-                    raise BenchError(f"cannot connect to {proc.name}'s control socket {path} "
-                                     f"within {timeout} s: {e}")
-                time.sleep(0.005)
-        self.proc = proc
-        self.s.settimeout(30)
-        self.f = self.s.makefile("rb")
-        self.events = []
-        greeting = self._recv()
-        if "QMP" not in greeting:
-            raise BenchError(f"{proc.name}: unexpected greeting {greeting}")
-        self.cmd("qmp_capabilities")
-
-    def _recv(self):
-        try:
-            line = self.f.readline()
-        except socket.timeout:
-            raise BenchError(f"{self.proc.name}: control socket silent for 30 s")
-        if not line:
-            raise BenchError(f"{self.proc.name}: control socket closed")
-        return json.loads(line)
-
-    def cmd(self, name, args=None):
-        req = {"execute": name}
-        if args is not None:
-            req["arguments"] = args
-        self.s.sendall((json.dumps(req) + "\n").encode())
-        while True:
-            m = self._recv()
-            if "event" in m:
-                self.events.append((time.monotonic(), m))
-                continue
-            if "error" in m:
-                raise BenchError(f"{self.proc.name}: {name} {json.dumps(args or {})}: "
-                                 f"{m['error'].get('class')}: {m['error'].get('desc')}")
-            return m.get("return")
-
-    def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+def Qmp(path, proc, timeout=30):
+    """proc's QMP socket (QEMU's or ferry-vmm's), capabilities negotiated;
+    its .proc is proc."""
+    q = harness.Qmp(path, name=proc.name, negotiate=True, connect_timeout=timeout,
+                    alive=proc.alive)
+    q.proc = proc
+    return q
 
 
 def free_port():
@@ -343,7 +216,7 @@ def analyse(src, dst, t0, i_dst_first):
     """Heartbeat figures and checks from both consoles."""
     sl, dl = src.out.snapshot(), dst.out.snapshot()
     with src.out.cv:
-        spart = src.out.partial.decode(errors="replace")
+        spart = src.out.buf.decode(errors="replace")
     # A line the guest was printing when it stopped on the source ends on the
     # destination: it arrives, whole, when its newline does.
     split = None

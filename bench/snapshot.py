@@ -13,16 +13,18 @@ workload, one run. A 1 GiB guest with 2 vCPUs runs ferry.dirty=256@200 for
 
 Each figure is the median of RUNS runs.  bench/snapshot.py BUILD [RUNS]"""
 
-import json
 import os
-import select
+import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+import ferry_harness as harness  # noqa: E402
+from ferry_harness import Lines  # noqa: E402
 
 # Inside the test host QEMU/KVM runs under QEMU's emulated SVM, whose I/O
 # bitmap check the guest avoids with IOPL 3 (guest/entry.c says why).
@@ -36,55 +38,21 @@ CMDLINE = "ferry.dirty=256@200"
 MEM, CPUS = 1024, 2
 
 
-class Qmp:
-    def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        self.f = self.s.makefile("r")
-        self.f.readline()
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, args=None):
-        req = {"execute": name}
-        if args:
-            req["arguments"] = args
-        self.s.sendall((json.dumps(req) + "\n").encode())
-        while True:
-            m = json.loads(self.f.readline())
-            if "event" not in m:
-                if "error" in m:
-                    raise RuntimeError(f"{name}: {m['error']}")
-                return m["return"]
+def Qmp(path):
+    return harness.Qmp(path, name=os.path.basename(path), negotiate=True, connect_timeout=30)
 
 
-def wait_line(p, needle, timeout=60):
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while needle not in buf:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"no {needle!r}")
-        r, _, _ = select.select([p.stdout], [], [], 1)
-        if r:
-            data = os.read(p.stdout.fileno(), 65536)
-            if not data:
-                raise RuntimeError(f"EOF before {needle!r}")
-            buf += data
-    return buf
+def spawn(args, name, **kw):
+    """A process whose console (stdout) a harness thread reads, so that it
+    never blocks on a full pipe."""
+    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, **kw)
+    p.out = Lines(p.stdout, name)
+    return p
 
 
-def drain(p):
-    """Keeps reading a process's console so it never blocks on a full pipe."""
-    while select.select([p.stdout], [], [], 0)[0]:
-        if not os.read(p.stdout.fileno(), 65536):
-            break
+def wait_line(p, text, timeout=60):
+    """When the first console line containing text arrived."""
+    return p.out.lines[p.out.wait_for(re.escape(text), timeout)][0]
 
 
 def stop(p):
@@ -102,11 +70,10 @@ def qemu_args(sock):
 
 def ferry_once(tmp):
     sock, path = os.path.join(tmp, "f.sock"), os.path.join(tmp, "f.save")
-    p = subprocess.Popen([vmm, "--kernel", guest, "--cpus", str(CPUS), "--memory", str(MEM),
-                          "--cmdline", CMDLINE, "--control", sock],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    p = spawn([vmm, "--kernel", guest, "--cpus", str(CPUS), "--memory", str(MEM),
+               "--cmdline", CMDLINE, "--control", sock], "ferry-vmm")
     try:
-        wait_line(p, b"beat=30 ")
+        wait_line(p, "beat=30 ")
         q = Qmp(sock)
         t0 = time.monotonic()
         info = q.cmd("save", {"path": path})
@@ -116,10 +83,9 @@ def ferry_once(tmp):
         stop(p)
     size = os.path.getsize(path)
     t0 = time.monotonic()
-    p = subprocess.Popen([vmm, "--restore", path], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    p = spawn([vmm, "--restore", path], "ferry-vmm --restore")
     try:
-        wait_line(p, b"ferry-agent beat=")
-        t_restore = time.monotonic() - t0
+        t_restore = wait_line(p, "ferry-agent beat=") - t0
     finally:
         stop(p)
     os.unlink(path)
@@ -128,10 +94,9 @@ def ferry_once(tmp):
 
 def qemu_once(tmp):
     sock, path = os.path.join(tmp, "q.sock"), os.path.join(tmp, "q.save")
-    p = subprocess.Popen(qemu_args(sock), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
+    p = spawn(qemu_args(sock), "QEMU", stderr=subprocess.DEVNULL)
     try:
-        wait_line(p, b"beat=30 ", 90)
+        wait_line(p, "beat=30 ", 90)
         q = Qmp(sock)
         t0 = time.monotonic()
         # As libvirt does for virsh save: no bandwidth limit (QEMU's default
@@ -140,7 +105,6 @@ def qemu_once(tmp):
         q.cmd("stop")
         q.cmd("migrate", {"uri": f"exec:cat > {path}"})
         while q.cmd("query-migrate").get("status") not in ("completed", "failed"):
-            drain(p)
             time.sleep(0.002)
         t_save = time.monotonic() - t0
         t1 = time.monotonic()
@@ -154,8 +118,8 @@ def qemu_once(tmp):
     size = os.path.getsize(path)
     t0 = time.monotonic()
     sock2 = os.path.join(tmp, "q2.sock")
-    p = subprocess.Popen(qemu_args(sock2) + ["-incoming", f"exec:cat {path}"],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    p = spawn(qemu_args(sock2) + ["-incoming", f"exec:cat {path}"], "QEMU -incoming",
+              stderr=subprocess.DEVNULL)
     try:
         # QEMU keeps the source's run state: a VM saved paused loads paused,
         # and is continued as soon as the load has finished.
@@ -163,8 +127,7 @@ def qemu_once(tmp):
         while q.cmd("query-status")["status"] == "inmigrate":
             time.sleep(0.002)
         q.cmd("cont")
-        wait_line(p, b"ferry-agent beat=", 90)
-        t_restore = time.monotonic() - t0
+        t_restore = wait_line(p, "ferry-agent beat=", 90) - t0
     finally:
         stop(p)
     os.unlink(path)

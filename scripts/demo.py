@@ -14,13 +14,15 @@ pings lost counted.
     scripts/demo.py [BUILD]"""
 
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
+from ferry_harness import Lines, parse_beat  # noqa: E402
 
 build = sys.argv[1] if len(sys.argv) > 1 else "build"
 FERRYD = os.path.join(build, "src", "ferryd")
@@ -127,30 +129,24 @@ class Host:
                 self.p.kill()
 
 
-class Console:
-    """The guest's serial console, a file both hosts append to."""
+class Console(Lines):
+    """The guest's serial console, a file both hosts append to, followed as
+    it grows: every line shown but nine heartbeats in ten, until quiet."""
 
     def __init__(self, path):
-        self.path, self.beats, self.quiet = path, [], False
         open(path, "w").close()
-        threading.Thread(target=self._tail, daemon=True).start()
+        self.path, self.quiet = path, False
+        super().__init__(open(path, "rb"), "the guest's console", follow=True,
+                         on_line=self.show)
 
-    def _tail(self):
-        with open(self.path, errors="replace") as f:
-            buf = ""
-            while True:
-                chunk = f.read()
-                if not chunk:
-                    time.sleep(0.05)
-                    continue
-                buf += chunk
-                *lines, buf = buf.split("\n")
-                for line in lines:
-                    m = re.search(r"beat=(\d+)", line)
-                    if m:
-                        self.beats.append((time.monotonic(), int(m.group(1)), line.strip()))
-                    if not self.quiet and (not m or int(m.group(1)) % 10 == 0):
-                        print(f"  [guest] {line.rstrip()}", flush=True)
+    def show(self, _, line):
+        b = parse_beat(line)
+        if not self.quiet and (b is None or b["beat"] % 10 == 0):
+            print(f"  [guest] {line.rstrip()}", flush=True)
+
+    def heartbeats(self):
+        """(arrival time, figures) of every heartbeat so far."""
+        return [(t, b) for t, b in ((t, parse_beat(l)) for t, l in self.snapshot()) if b]
 
 
 def domain_xml(img, console, net):
@@ -206,8 +202,8 @@ def migrate(src, dst, flags):
 
 
 def heartbeat_gap(console, before):
-    """The longest silence of the heartbeat since index `before`."""
-    beats = console.beats[max(0, before - 1):]
+    """The longest silence of the heartbeat since heartbeat `before`."""
+    beats = [(t, b["beat"]) for t, b in console.heartbeats()[max(0, before - 1):]]
     if len(beats) < 2:
         return "no heartbeat seen"
     worst = max(((b[0] - a[0], a[1], b[1]) for a, b in zip(beats, beats[1:])))
@@ -246,30 +242,29 @@ def main():
         a.ferry("start", NAME)
         a.ferry("list", "--all")
         time.sleep(3)
-        n = len(console.beats)
+        n = len(console.heartbeats())
         migrate(a, b, ["--live", "--persistent", "--verbose"])
         a.ferry("domjobinfo", NAME, "--completed")
         say(heartbeat_gap(console, n))
         a.ferry("list", "--all")
         b.ferry("list", "--all")
         time.sleep(3)
-        n = len(console.beats)
+        n = len(console.heartbeats())
         migrate(b, a, ["--live", "--verbose"])
         b.ferry("domjobinfo", NAME, "--completed")
         say(heartbeat_gap(console, n))
         b.ferry("list", "--all")
         a.ferry("list", "--all")
         time.sleep(2)
-        beats = console.beats
-        corrupt = [l for _, _, l in beats
-                   if not re.search(r" corrupt=0\b", l) or "disk_corrupt=0" not in l]
+        beats = [b for _, b in console.heartbeats()]
+        corrupt = [b for b in beats if b["corrupt"] or b.get("disk_corrupt") != 0]
         say(f"the guest is back on host A; {len(corrupt)} heartbeat(s) reported corruption"
             " (memory or disk)")
-        lost = re.search(r"net_lost=(\d+)", beats[-1][2]) if beats else None
-        if lost:
-            say(f"pings to the gateway every 10 ms: {lost.group(1)} lost over the two "
-                "migrations")
+        lost = beats[-1].get("net_lost") if beats else None
+        if lost is not None:
+            say(f"pings to the gateway every 10 ms: {lost} lost over the two migrations")
         console.quiet = True
+        console.stop()
         a.ferry("destroy", NAME)
         r = sh(sys.executable, CHECK_RECORDS, img)
         say(f"the disk's records after the last host stopped: "

@@ -2,17 +2,16 @@
 test guest, read its console line by line with arrival times, talk to its
 control socket, and report SKIP (exit 77) / FAIL (exit 1) loudly."""
 
-import json
 import os
-import re
-import select
 import shutil
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from ferry_harness import BAD_RE, BEAT_RE, READY_RE, HarnessError, Lines, Qmp, parse_beat  # noqa: E402
 
 BUILD = os.environ.get("FERRY_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 VMM = os.path.join(BUILD, "src", "ferry-vmm")
@@ -37,15 +36,9 @@ def scaled(normal, emulated):
 # test checks: inside the test host it is stretched by this much.
 TIMEOUT_SCALE = scaled(1, 4)
 
-BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) corrupt=(\d+)"
-                     r"(?: written=(\d+))?(?: ticks=([\d/]+))?"
-                     # device figures (disk_written=, disk_corrupt=, net_lost=, ...)
-                     r"(?: [a-z_]+=\d+)*")
-READY_RE = re.compile(r"ferry-agent ready cpus=(\d+) mem_mib=(\d+)")
-
-
-class Failure(Exception):
-    pass
+# The guest's console protocol, the pipe reader and the QMP client are the
+# harness's (tests/lib/ferry_harness.py), which bench/ and the demo share.
+Failure = HarnessError
 
 
 def check(cond, msg):
@@ -62,79 +55,23 @@ def require_kvm():
         sys.exit(77)
 
 
-def parse_beat(line):
-    m = BEAT_RE.search(line)
-    if not m:
-        return None
-    return {
-        "beat": int(m.group(1)), "uptime_ms": int(m.group(2)),
-        "verified": int(m.group(3)), "corrupt": int(m.group(4)),
-        "written": int(m.group(5)) if m.group(5) else 0,
-        "ticks": [int(t) for t in m.group(6).split("/")] if m.group(6) else [],
-    }
+class Console(Lines):
+    """A pipe's lines with their arrival times; waits stretched under
+    emulation."""
 
+    def __init__(self, f, name="ferry-vmm"):
+        super().__init__(f, name)
 
-class Console:
-    """Lines from a pipe, each with the monotonic time it arrived."""
-
-    def __init__(self, f):
-        self.f = f
-        self.buf = b""
-        self.lines = []  # (time, text)
-        self.eof = False
-
-    def poll(self, timeout):
-        if self.eof:
-            time.sleep(min(timeout, 0.05))
-            return
-        r, _, _ = select.select([self.f], [], [], timeout)
-        if not r:
-            return
-        data = os.read(self.f.fileno(), 65536)
-        if not data:
-            self.eof = True
-            return
-        self.buf += data
-        now = time.monotonic()
-        while b"\n" in self.buf:
-            line, self.buf = self.buf.split(b"\n", 1)
-            self.lines.append((now, line.decode(errors="replace").rstrip("\r")))
-
-    def wait_for(self, pattern, timeout, start=0):
-        """Index of the first line from `start` matching pattern."""
-        timeout *= TIMEOUT_SCALE
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        i = start
-        while True:
-            while i < len(self.lines):
-                if rx.search(self.lines[i][1]):
-                    return i
-                i += 1
-            if time.monotonic() > deadline or self.eof:
-                raise Failure(f"no line matching {pattern!r} within {timeout}s; "
-                              f"last lines: {[l for _, l in self.lines[-5:]]}")
-            self.poll(0.1)
-
-    def collect(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.eof:
-            self.poll(min(0.1, max(0, deadline - time.monotonic())))
-
-    def transcript(self):
-        """Everything read so far, as the bytes arrived (a last partial line
-        included)."""
-        return "".join(l + "\n" for _, l in self.lines) + self.buf.decode(errors="replace")
-
-    def beats(self, start=0):
-        return [b for b in (parse_beat(l) for _, l in self.lines[start:]) if b]
+    def wait_for(self, pattern, timeout, start=0, what=None):
+        return super().wait_for(pattern, timeout * TIMEOUT_SCALE, start, what)
 
 
 class Vmm:
     """A ferry-vmm process with the console on its stdout."""
 
     def __init__(self, kernel=None, cmdline="", cpus=1, memory=256, control=True, extra=(),
-                 stdin=subprocess.DEVNULL, restore=False, env=None, netns=None, initrd=None):
+                 stdin=subprocess.DEVNULL, restore=False, env=None, netns=None, initrd=None,
+                 read_console=True):
         self.tmp = tempfile.mkdtemp(prefix="ferry-e2e-")
         self.control_path = os.path.join(self.tmp, "control.sock") if control else None
         if restore:  # the shape comes from the saved file
@@ -156,7 +93,9 @@ class Vmm:
         self.p = subprocess.Popen(args, stdin=stdin, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE,
                                   env=dict(os.environ, **env) if env else None)
-        self.console = Console(self.p.stdout)
+        # read_console=False leaves the console pipe unread (a stalled
+        # reader, as tests/e2e/test_control.py makes one)
+        self.console = Console(self.p.stdout) if read_console else None
         self.ctl = None
 
     def connect(self, timeout=5):
@@ -210,69 +149,12 @@ class Vmm:
         os.rmdir(self.tmp)
 
 
-class Control:
-    """A client of the control socket: commands and the events in between."""
+class Control(Qmp):
+    """A client of ferry-vmm's control socket: commands and the events in
+    between; a socket that closes says what became of the Vmm."""
 
-    def __init__(self, path, vmm=None):
-        self.vmm = vmm  # the Vmm whose socket this is, to say what became of it
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.connect(path)
-        self.f = self.s.makefile("rb")
-        self.events = []
-        self.greeting = self.recv(5)
-
-    def closed(self, how):
-        return Failure(f"control socket {how}" + (f": {self.vmm.fate()}" if self.vmm else ""))
-
-    def recv(self, timeout):
-        timeout *= TIMEOUT_SCALE
-        self.s.settimeout(timeout)
-        try:
-            line = self.f.readline()
-        except (ConnectionResetError, BrokenPipeError) as e:
-            raise self.closed(f"reset ({e.strerror})") from None
-        if not line:
-            raise self.closed("closed")
-        return json.loads(line)
-
-    def send_raw(self, text):
-        try:
-            self.s.sendall(text.encode() + b"\n")
-        except (ConnectionResetError, BrokenPipeError) as e:
-            raise self.closed(f"reset ({e.strerror})") from None
-
-    def reply(self, timeout=5):
-        while True:
-            msg = self.recv(timeout)
-            if "event" in msg:
-                self.events.append(msg)
-                continue
-            return msg
-
-    def execute(self, cmd, args=None, timeout=5):
-        req = {"execute": cmd}
-        if args is not None:
-            req["arguments"] = args
-        self.send_raw(json.dumps(req))
-        return self.reply(timeout)
-
-    def wait_event(self, name, timeout=5):
-        timeout *= TIMEOUT_SCALE
-        deadline = time.monotonic() + timeout
-        while True:
-            for e in self.events:
-                if e["event"] == name:
-                    self.events.remove(e)
-                    return e
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Failure(f"no {name} event within {timeout}s")
-            try:
-                msg = self.recv(left)
-            except socket.timeout:
-                continue
-            if "event" in msg:
-                self.events.append(msg)
+    def __init__(self, path, vmm=None, name="ferry-vmm"):
+        super().__init__(path, name=name, owner=vmm, scale=TIMEOUT_SCALE)
 
 
 def testhost_pending(why):

@@ -179,8 +179,7 @@ def beats():
     for line in text.split("\n")[:-1]:
         b = parse_beat(line)
         if b:
-            lost = re.search(r"net_lost=(\d+)", line)
-            out.append((b["beat"], b["corrupt"], int(lost.group(1)) if lost else 0))
+            out.append((b["beat"], b["corrupt"], b.get("net_lost", 0)))
     return out
 
 

@@ -18,7 +18,7 @@ RUN_QEMU = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", 
 def qemu_boot(cpus):
     p = subprocess.Popen([RUN_QEMU, GUEST, "ferry.poweroff=3 ferry.dirty=16@10", str(cpus), "256"],
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    c = Console(p.stdout)
+    c = Console(p.stdout, "QEMU")
     t0 = time.monotonic()
     try:
         i = c.wait_for(r"ferry-agent ready", 60)
@@ -53,10 +53,10 @@ def test_qemu_system_powerdown():
     env = dict(os.environ, FERRY_QEMU_ARGS=f"-qmp unix:{qmp},server=on,wait=off")
     p = subprocess.Popen([RUN_QEMU, GUEST, "ferry.dirty=16@10", "2", "256"], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    c = Console(p.stdout)
+    c = Console(p.stdout, "QEMU")
     try:
         c.wait_for(r"ferry-agent beat=1 ", 60)
-        ctl = Control(qmp)
+        ctl = Control(qmp, name="QEMU")
         check(ctl.execute("qmp_capabilities") == {"return": {}}, "qmp_capabilities")
         check(ctl.execute("system_powerdown") == {"return": {}}, "system_powerdown")
         ctl.wait_event("POWERDOWN", 2)

@@ -115,7 +115,7 @@ class Qemu:
         self.p = subprocess.Popen(pre + [RUN_QEMU, GUEST, cmdline, str(cpus), "256"], env=env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
-        self.c = Console(self.p.stdout)
+        self.c = Console(self.p.stdout, "QEMU")
 
     def finish(self, timeout):
         self.c.wait_for(r"ferry-agent poweroff", timeout)

@@ -54,7 +54,7 @@ def qemu_run(image, cmdline, readonly=False, cpus=2, timeout=60):
     p = subprocess.Popen([RUN_QEMU, GUEST, cmdline, str(cpus), "256"], env=env,
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
-    c = Console(p.stdout)
+    c = Console(p.stdout, "QEMU")
     try:
         c.wait_for(r"ferry-agent poweroff", timeout)
         rc = p.wait(15)

@@ -5,6 +5,7 @@ writes in flight survives save/restore, live and non-live migration, and a
 destination killed before GO, with no record lost or written twice."""
 
 import hashlib
+import re
 import shutil
 import subprocess
 
@@ -18,7 +19,6 @@ MIB = 1024 * 1024
 
 DISK_RE = re.compile(r"ferry-agent disk=(vd[a-z]) bytes=(\d+) sha256=([0-9a-f]{64})")
 WRITER_RE = re.compile(r"ferry-agent disk-writer disk=(vd[a-z]) nonce=([0-9a-fA-F]+)")
-DISKBEAT_RE = re.compile(r"disk_written=(\d+) disk_corrupt=(\d+)")
 
 
 def image(tmpdir, mib=16, name="disk.img"):
@@ -40,12 +40,8 @@ def sha256(path):
 def disk_beats(vm):
     """(beat, disk_written, disk_corrupt, uptime_ms) of every beat with disk
     figures."""
-    out = []
-    for _, l in vm.console.lines:
-        b, m = parse_beat(l), DISKBEAT_RE.search(l)
-        if b and m:
-            out.append((b["beat"], int(m.group(1)), int(m.group(2)), b["uptime_ms"]))
-    return out
+    return [(b["beat"], b["disk_written"], b["disk_corrupt"], b["uptime_ms"])
+            for b in vm.console.beats() if "disk_written" in b and "disk_corrupt" in b]
 
 
 def check_records(img, nonce):

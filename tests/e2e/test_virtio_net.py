@@ -7,6 +7,7 @@ the same name in another — the "hosts" — losing at most the pause's worth
 of pings plus one, with no corrupt page and no lost disk record; the
 destination announces the guest's MAC there (RARP)."""
 
+import re
 import shutil
 import subprocess
 
@@ -19,7 +20,6 @@ HOST_IP, GUEST_IP = "198.18.9.1", "198.18.9.2"
 MAC = "52:54:00:12:34:56"
 HOST_MAC = "02:00:00:00:09:01"
 NET_RE = re.compile(r"ferry-agent net=eth0 .*mac=([0-9a-f:]+) link=(up|down)")
-LOST_RE = re.compile(r"net_lost=(\d+)")
 
 
 def sh(*args, check_rc=True):
@@ -47,7 +47,7 @@ def remove_hosts(names):
 
 
 def net_lost(vm):
-    v = [int(m.group(1)) for _, l in vm.console.lines for m in [LOST_RE.search(l)] if m]
+    v = [b["net_lost"] for b in vm.console.beats() if "net_lost" in b]
     return v[-1] if v else None
 
 
