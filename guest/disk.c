@@ -20,7 +20,7 @@ static const char *type_name(u16 type)
 	switch (type) {
 	case VIRTIO_ID_NET:
 		return "net";
-	case VIRTIO_ID_BLK:
+	case VIRTIO_ID_BLOCK:
 		return "blk";
 	default:
 		return "other";
@@ -109,12 +109,12 @@ static bool hash_disk(struct vblk *b, u64 bytes, u8 out[SHA256_BYTES])
 /* GET_ID: up to 20 bytes, NUL-padded; only printable ASCII is kept. */
 static void print_serial(struct vblk *b)
 {
-	char id[VBLK_ID_BYTES + 1] = { 0 };
+	char id[VIRTIO_BLK_ID_BYTES + 1] = { 0 };
 	u32 n = 0;
 
-	if (vblk_sync(b, VIRTIO_BLK_T_GET_ID, 0, disk_io_buf, VBLK_ID_BYTES))
+	if (vblk_sync(b, VIRTIO_BLK_T_GET_ID, 0, disk_io_buf, VIRTIO_BLK_ID_BYTES))
 		return;
-	for (u32 i = 0; i < VBLK_ID_BYTES && disk_io_buf[i]; i++)
+	for (u32 i = 0; i < VIRTIO_BLK_ID_BYTES && disk_io_buf[i]; i++)
 		if (disk_io_buf[i] > ' ' && disk_io_buf[i] < 0x7f)
 			id[n++] = (char)disk_io_buf[i];
 	if (n)
@@ -174,7 +174,7 @@ void disk_init(const struct pci_dev *found, u32 n, u32 irq_cpu)
 		if (!type)
 			continue;
 		print_pci(&found[i], type);
-		if (type != VIRTIO_ID_BLK)
+		if (type != VIRTIO_ID_BLOCK)
 			continue;
 		if (ndisks == DISK_MAX) {
 			console_printf("ferry-agent warning: pci %s: more than %u "

@@ -6,49 +6,8 @@
 #include "lib.h"
 #include "user.h"
 
-/* struct virtio_pci_cap (§4.1.4) */
-#define CAP_CFG_TYPE    3
-#define CAP_BAR         4
-#define CAP_OFFSET      8
-#define CAP_LENGTH      12
-#define CAP_NOTIFY_MULT 16
-
-#define CFG_COMMON      1
-#define CFG_NOTIFY      2
-#define CFG_ISR         3
-#define CFG_DEVICE      4
-
-/* struct virtio_pci_common_cfg (§4.1.4.3) */
-#define COMMON_DFSELECT         0x00
-#define COMMON_DF               0x04
-#define COMMON_GFSELECT         0x08
-#define COMMON_GF               0x0c
-#define COMMON_MSIX             0x10
-#define COMMON_NUMQ             0x12
-#define COMMON_STATUS           0x14
-#define COMMON_CFGGEN           0x15
-#define COMMON_Q_SELECT         0x16
-#define COMMON_Q_SIZE           0x18
-#define COMMON_Q_MSIX           0x1a
-#define COMMON_Q_ENABLE         0x1c
-#define COMMON_Q_NOFF           0x1e
-#define COMMON_Q_DESCLO         0x20
-#define COMMON_Q_DESCHI         0x24
-#define COMMON_Q_AVAILLO        0x28
-#define COMMON_Q_AVAILHI        0x2c
-#define COMMON_Q_USEDLO         0x30
-#define COMMON_Q_USEDHI         0x34
-#define COMMON_LEN              0x38    /* what we use of it */
-
-#define S_ACKNOWLEDGE   1
-#define S_DRIVER        2
-#define S_DRIVER_OK     4
-#define S_FEATURES_OK   8
-#define S_NEEDS_RESET   64
-#define S_FAILED        128
-
-#define VRING_DESC_F_NEXT       1
-#define VRING_DESC_F_WRITE      2
+/* What we use of struct virtio_pci_common_cfg: up to queue_device. */
+#define COMMON_LEN      (VIRTIO_CC_QDEVICE + 8)
 
 #define RESET_WAIT_MS   1000
 
@@ -114,9 +73,11 @@ u16 virtio_pci_type(const struct pci_dev *p)
 {
 	if (p->vendor != VIRTIO_PCI_VENDOR)
 		return 0;
-	if (p->device >= 0x1040 && p->device <= 0x107f)
-		return p->device - 0x1040;
-	if (p->device >= 0x1000 && p->device <= 0x103f)
+	if (p->device >= VIRTIO_PCI_DEVICE_BASE &&
+	    p->device <= VIRTIO_PCI_DEVICE_LAST)
+		return p->device - VIRTIO_PCI_DEVICE_BASE;
+	if (p->device >= VIRTIO_PCI_TRANS_FIRST &&
+	    p->device <= VIRTIO_PCI_TRANS_LAST)
 		return p->subsys_id;
 	return 0;
 }
@@ -125,9 +86,9 @@ u16 virtio_pci_type(const struct pci_dev *p)
 static volatile u8 *map_cap(struct virtio_dev *d, u8 cap, u32 min_len,
 			    u32 *len_out, const char *what)
 {
-	u8 bar = pci_read8(&d->pci, cap + CAP_BAR);
-	u32 off = pci_read32(&d->pci, cap + CAP_OFFSET);
-	u32 len = pci_read32(&d->pci, cap + CAP_LENGTH);
+	u8 bar = pci_read8(&d->pci, cap + VIRTIO_CAP_BAR);
+	u32 off = pci_read32(&d->pci, cap + VIRTIO_CAP_OFFSET);
+	u32 len = pci_read32(&d->pci, cap + VIRTIO_CAP_LENGTH);
 
 	if (len < min_len) {
 		console_printf("ferry-agent warning: virtio %s: %s capability "
@@ -146,17 +107,19 @@ static int find_caps(struct virtio_dev *d)
 	u8 cap = 0, ncommon = 0, nnotify = 0, nisr = 0, ndev = 0;
 
 	while ((cap = pci_find_cap(&d->pci, PCI_CAP_VENDOR, cap))) {
-		u8 type = pci_read8(&d->pci, cap + CAP_CFG_TYPE);
+		u8 type = pci_read8(&d->pci, cap + VIRTIO_CAP_CFGTYPE);
 
-		if (type == CFG_COMMON && !ncommon++)
+		if (type == VIRTIO_PCI_CAP_COMMON_CFG && !ncommon++)
 			d->common = map_cap(d, cap, COMMON_LEN, NULL, "common cfg");
-		else if (type == CFG_NOTIFY && !nnotify++ &&
-			 pci_read8(&d->pci, cap + 2) >= 20) {
+		else if (type == VIRTIO_PCI_CAP_NOTIFY_CFG && !nnotify++ &&
+			 pci_read8(&d->pci, cap + VIRTIO_CAP_CAPLEN) >=
+			 VIRTIO_CAP_NOTIFY_SIZE) {
 			d->notify_base = map_cap(d, cap, 2, NULL, "notify cfg");
-			d->notify_mult = pci_read32(&d->pci, cap + CAP_NOTIFY_MULT);
-		} else if (type == CFG_ISR && !nisr++)
+			d->notify_mult = pci_read32(&d->pci,
+						    cap + VIRTIO_CAP_NOTIFY_MULT);
+		} else if (type == VIRTIO_PCI_CAP_ISR_CFG && !nisr++)
 			d->isr = map_cap(d, cap, 1, NULL, "isr cfg");
-		else if (type == CFG_DEVICE && !ndev++)
+		else if (type == VIRTIO_PCI_CAP_DEVICE_CFG && !ndev++)
 			d->devcfg = map_cap(d, cap, 1, &d->devcfg_len, "device cfg");
 	}
 	if (!d->common || !d->notify_base || !d->isr)
@@ -170,8 +133,8 @@ static int reset(struct virtio_dev *d)
 {
 	u64 t0 = now_tsc();
 
-	wr8(d, COMMON_STATUS, 0);
-	while (rd8(d, COMMON_STATUS)) {
+	wr8(d, VIRTIO_CC_STATUS, 0);
+	while (rd8(d, VIRTIO_CC_STATUS)) {
 		if (now_tsc() - t0 > RESET_WAIT_MS * boot.tsc_khz)
 			return warn(d, "reset did not complete");
 		cpu_relax();
@@ -181,7 +144,7 @@ static int reset(struct virtio_dev *d)
 
 static void set_status(struct virtio_dev *d, u8 bits)
 {
-	wr8(d, COMMON_STATUS, rd8(d, COMMON_STATUS) | bits);
+	wr8(d, VIRTIO_CC_STATUS, rd8(d, VIRTIO_CC_STATUS) | bits);
 }
 
 int virtio_probe(struct virtio_dev *d, const struct pci_dev *p, u32 irq_apic)
@@ -197,9 +160,9 @@ int virtio_probe(struct virtio_dev *d, const struct pci_dev *p, u32 irq_apic)
 	}
 	if (reset(d))
 		return -1;
-	set_status(d, S_ACKNOWLEDGE);
-	set_status(d, S_DRIVER);
-	d->num_queues = rd16(d, COMMON_NUMQ);
+	set_status(d, VIRTIO_STATUS_ACKNOWLEDGE);
+	set_status(d, VIRTIO_STATUS_DRIVER);
+	d->num_queues = rd16(d, VIRTIO_CC_NUMQ);
 	return 0;
 }
 
@@ -207,22 +170,22 @@ int virtio_negotiate(struct virtio_dev *d, u64 wanted, u64 required)
 {
 	u64 offered;
 
-	required |= VIRTIO_F_VERSION_1;
-	wr32(d, COMMON_DFSELECT, 0);
-	offered = rd32(d, COMMON_DF);
-	wr32(d, COMMON_DFSELECT, 1);
-	offered |= (u64)rd32(d, COMMON_DF) << 32;
+	required |= VIRTIO_BIT(VIRTIO_F_VERSION_1);
+	wr32(d, VIRTIO_CC_DFSEL, 0);
+	offered = rd32(d, VIRTIO_CC_DF);
+	wr32(d, VIRTIO_CC_DFSEL, 1);
+	offered |= (u64)rd32(d, VIRTIO_CC_DF) << 32;
 	if ((offered & required) != required) {
 		virtio_fail(d);
 		return warn(d, "required features (VERSION_1) not offered");
 	}
 	d->features = (offered & wanted) | required;
-	wr32(d, COMMON_GFSELECT, 0);
-	wr32(d, COMMON_GF, (u32)d->features);
-	wr32(d, COMMON_GFSELECT, 1);
-	wr32(d, COMMON_GF, (u32)(d->features >> 32));
-	set_status(d, S_FEATURES_OK);
-	if (!(rd8(d, COMMON_STATUS) & S_FEATURES_OK)) {
+	wr32(d, VIRTIO_CC_GFSEL, 0);
+	wr32(d, VIRTIO_CC_GF, (u32)d->features);
+	wr32(d, VIRTIO_CC_GFSEL, 1);
+	wr32(d, VIRTIO_CC_GF, (u32)(d->features >> 32));
+	set_status(d, VIRTIO_STATUS_FEATURES_OK);
+	if (!(rd8(d, VIRTIO_CC_STATUS) & VIRTIO_STATUS_FEATURES_OK)) {
 		virtio_fail(d);
 		return warn(d, "FEATURES_OK not accepted");
 	}
@@ -251,7 +214,7 @@ static int route_entry(struct virtio_dev *d, u16 entry)
 static int set_vector(struct virtio_dev *d, u32 reg, u16 entry, int msi,
 		      const char *what)
 {
-	u16 v = msi < 0 ? VIRTIO_NO_VECTOR : entry;
+	u16 v = msi < 0 ? VIRTIO_MSI_NO_VECTOR : entry;
 
 	wr16(d, reg, v);
 	if (msi >= 0 && rd16(d, reg) != v) {
@@ -266,7 +229,7 @@ static void config_vector(struct virtio_dev *d)
 {
 	int msi = route_entry(d, 0);
 
-	d->cfg_msi = set_vector(d, COMMON_MSIX, 0, msi, "config");
+	d->cfg_msi = set_vector(d, VIRTIO_CC_MSIX, 0, msi, "config");
 }
 
 static void init_rings(struct virtq *q, struct vq_mem *m, u16 size)
@@ -294,26 +257,26 @@ int virtq_setup(struct virtio_dev *d, struct virtq *q, u16 index, u16 max_size)
 		return warn(d, "out of virtqueue memory");
 	if (index >= d->num_queues)
 		return warn(d, "queue not offered");
-	wr16(d, COMMON_Q_SELECT, index);
-	dev_size = rd16(d, COMMON_Q_SIZE);
+	wr16(d, VIRTIO_CC_QSEL, index);
+	dev_size = rd16(d, VIRTIO_CC_QSIZE);
 	if (max_size > VIRTQ_MAX_SIZE)
 		max_size = VIRTQ_MAX_SIZE;
 	while ((u32)size * 2 <= dev_size && (u32)size * 2 <= max_size)
 		size *= 2;
-	if (!dev_size || rd16(d, COMMON_Q_ENABLE))
+	if (!dev_size || rd16(d, VIRTIO_CC_QENABLE))
 		return warn(d, "queue unavailable or already enabled");
 	m = &vq_mem[vq_mem_used++];
 	init_rings(q, m, size);
 	q->index = index;
 	entry = (u16)(1 + index);
-	q->msi = set_vector(d, COMMON_Q_MSIX, entry, route_entry(d, entry), "queue");
-	wr16(d, COMMON_Q_SIZE, size);
-	wr64(d, COMMON_Q_DESCLO, (u64)(uintptr_t)q->desc);
-	wr64(d, COMMON_Q_AVAILLO, (u64)(uintptr_t)q->avail);
-	wr64(d, COMMON_Q_USEDLO, (u64)(uintptr_t)q->used);
-	noff = rd16(d, COMMON_Q_NOFF);
+	q->msi = set_vector(d, VIRTIO_CC_QMSIX, entry, route_entry(d, entry), "queue");
+	wr16(d, VIRTIO_CC_QSIZE, size);
+	wr64(d, VIRTIO_CC_QDESC, (u64)(uintptr_t)q->desc);
+	wr64(d, VIRTIO_CC_QDRIVER, (u64)(uintptr_t)q->avail);
+	wr64(d, VIRTIO_CC_QDEVICE, (u64)(uintptr_t)q->used);
+	noff = rd16(d, VIRTIO_CC_QNOFF);
 	q->notify = (volatile u16 *)(d->notify_base + (u64)noff * d->notify_mult);
-	wr16(d, COMMON_Q_ENABLE, 1);
+	wr16(d, VIRTIO_CC_QENABLE, 1);
 	return 0;
 }
 
@@ -321,7 +284,7 @@ int virtio_ready(struct virtio_dev *d)
 {
 	if (d->msix.size)
 		msix_unmask_all(&d->pci, &d->msix);
-	set_status(d, S_DRIVER_OK);
+	set_status(d, VIRTIO_STATUS_DRIVER_OK);
 	if (virtio_needs_reset(d)) {
 		virtio_fail(d);
 		return warn(d, "DEVICE_NEEDS_RESET after DRIVER_OK");
@@ -331,18 +294,18 @@ int virtio_ready(struct virtio_dev *d)
 
 void virtio_fail(struct virtio_dev *d)
 {
-	set_status(d, S_FAILED);
+	set_status(d, VIRTIO_STATUS_FAILED);
 }
 
 void virtio_abandon(struct virtio_dev *d)
 {
 	virtio_fail(d);
-	wr8(d, COMMON_STATUS, 0);
+	wr8(d, VIRTIO_CC_STATUS, 0);
 }
 
 bool virtio_needs_reset(const struct virtio_dev *d)
 {
-	return rd8(d, COMMON_STATUS) & S_NEEDS_RESET;
+	return rd8(d, VIRTIO_CC_STATUS) & VIRTIO_STATUS_NEEDS_RESET;
 }
 
 /* §4.1.4.3: retry while config_generation changes under the read. */
@@ -351,9 +314,9 @@ bool virtio_needs_reset(const struct virtio_dev *d)
 	u8 g_;								\
 	u32 tries_ = 0;							\
 	do {								\
-		g_ = rd8(d, COMMON_CFGGEN);				\
+		g_ = rd8(d, VIRTIO_CC_CFGGEN);				\
 		v_ = (expr);						\
-	} while (g_ != rd8(d, COMMON_CFGGEN) && ++tries_ < 100);	\
+	} while (g_ != rd8(d, VIRTIO_CC_CFGGEN) && ++tries_ < 100);	\
 	v_;								\
 })
 
@@ -401,8 +364,8 @@ int virtq_add(struct virtq *q, const struct virtq_buf *b, u32 n, void *token)
 
 		dsc->addr = (u64)(uintptr_t)b[k].addr;
 		dsc->len = b[k].len;
-		dsc->flags = (u16)((b[k].dev_writes ? VRING_DESC_F_WRITE : 0) |
-				   (k + 1 < n ? VRING_DESC_F_NEXT : 0));
+		dsc->flags = (u16)((b[k].dev_writes ? VIRTQ_DESC_F_WRITE : 0) |
+				   (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
 		last = i;
 		i = dsc->next;
 	}
@@ -438,7 +401,7 @@ void *virtq_get(struct virtq *q, u32 *len)
 	q->last_used++;
 	if (id >= q->size)
 		return NULL;
-	for (i = id; q->desc[i].flags & VRING_DESC_F_NEXT; i = q->desc[i].next)
+	for (i = id; q->desc[i].flags & VIRTQ_DESC_F_NEXT; i = q->desc[i].next)
 		n++;
 	q->desc[i].next = q->free_head;
 	q->free_head = id;

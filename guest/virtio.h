@@ -22,16 +22,11 @@
 #include "pci.h"
 #include "types.h"
 
-#define VIRTIO_PCI_VENDOR       0x1af4
-
-#define VIRTIO_ID_NET           1
-#define VIRTIO_ID_BLK           2
-
-#define VIRTIO_F_VERSION_1      (1ULL << 32)
+/* The spec's constants, shared with ferry's devices (pure #defines). */
+#include "devices/virtio/virtio.h"
 
 #define VIRTQ_MAX_SIZE          256     /* ring entries we allocate at most */
 #define VIRTQ_MAX               16      /* queues over all devices */
-#define VIRTIO_NO_VECTOR        0xffff
 
 struct vring_desc {
 	u64 addr;
@@ -104,9 +99,9 @@ u16 virtio_pci_type(const struct pci_dev *p);
  * and set ACKNOWLEDGE | DRIVER. */
 int virtio_probe(struct virtio_dev *d, const struct pci_dev *p, u32 irq_apic);
 
-/* Offer (device features & wanted) | required; VIRTIO_F_VERSION_1 is
- * always required. Sets FEATURES_OK and checks the device kept it;
- * d->features holds the result. */
+/* Offer (device features & wanted) | required, masks of VIRTIO_BIT(bit);
+ * VIRTIO_F_VERSION_1 is always required. Sets FEATURES_OK and checks the
+ * device kept it; d->features holds the result. */
 int virtio_negotiate(struct virtio_dev *d, u64 wanted, u64 required);
 
 /* Set up queue `index` with at most max_size entries (rounded down to a

@@ -5,11 +5,8 @@
 #include "lib.h"
 #include "user.h"
 
-/* struct virtio_blk_config (§5.2.4) */
-#define CFG_CAPACITY    0
-#define CFG_SEG_MAX     12
-#define CFG_BLK_SIZE    20
-#define CFG_MIN_LEN     24
+/* What we read of struct virtio_blk_config: up to blk_size. */
+#define CFG_MIN_LEN     (VIRTIO_BLK_CFG_BLK_SIZE + 4)
 
 int vblk_init(struct vblk *b, const struct pci_dev *p, const char *name,
 	      u32 irq_apic)
@@ -19,8 +16,10 @@ int vblk_init(struct vblk *b, const struct pci_dev *p, const char *name,
 	*b = (struct vblk){ .blk_size = 512 };
 	fmt_sn(b->name, sizeof(b->name), "%s", name);
 	if (virtio_probe(d, p, irq_apic) ||
-	    virtio_negotiate(d, VIRTIO_BLK_F_SEG_MAX | VIRTIO_BLK_F_RO |
-			     VIRTIO_BLK_F_BLK_SIZE | VIRTIO_BLK_F_FLUSH, 0))
+	    virtio_negotiate(d, VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) |
+			     VIRTIO_BIT(VIRTIO_BLK_F_RO) |
+			     VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
+			     VIRTIO_BIT(VIRTIO_BLK_F_FLUSH), 0))
 		return -1;
 	if (!d->devcfg || d->devcfg_len < CFG_MIN_LEN) {
 		console_printf("ferry-agent warning: virtio %s: no usable blk "
@@ -28,13 +27,13 @@ int vblk_init(struct vblk *b, const struct pci_dev *p, const char *name,
 		virtio_fail(d);
 		return -1;
 	}
-	b->sectors = virtio_cfg_read64(d, CFG_CAPACITY);
-	if (d->features & VIRTIO_BLK_F_SEG_MAX)
-		b->seg_max = virtio_cfg_read32(d, CFG_SEG_MAX);
-	if (d->features & VIRTIO_BLK_F_BLK_SIZE)
-		b->blk_size = virtio_cfg_read32(d, CFG_BLK_SIZE);
-	b->ro = d->features & VIRTIO_BLK_F_RO;
-	b->flush = d->features & VIRTIO_BLK_F_FLUSH;
+	b->sectors = virtio_cfg_read64(d, VIRTIO_BLK_CFG_CAPACITY);
+	if (d->features & VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX))
+		b->seg_max = virtio_cfg_read32(d, VIRTIO_BLK_CFG_SEG_MAX);
+	if (d->features & VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE))
+		b->blk_size = virtio_cfg_read32(d, VIRTIO_BLK_CFG_BLK_SIZE);
+	b->ro = d->features & VIRTIO_BIT(VIRTIO_BLK_F_RO);
+	b->flush = d->features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
 	if (virtq_setup(d, &b->vq, 0, VBLK_QUEUE_SIZE) || virtio_ready(d)) {
 		virtio_fail(d);
 		return -1;

@@ -12,22 +12,7 @@
 
 #include "virtio.h"
 
-#define VIRTIO_BLK_T_IN         0
-#define VIRTIO_BLK_T_OUT        1
-#define VIRTIO_BLK_T_FLUSH      4
-#define VIRTIO_BLK_T_GET_ID     8
-
-#define VIRTIO_BLK_S_OK         0
-#define VIRTIO_BLK_S_IOERR      1
-#define VIRTIO_BLK_S_UNSUPP     2
-
-#define VIRTIO_BLK_F_SEG_MAX    (1ULL << 2)
-#define VIRTIO_BLK_F_RO         (1ULL << 5)
-#define VIRTIO_BLK_F_BLK_SIZE   (1ULL << 6)
-#define VIRTIO_BLK_F_FLUSH      (1ULL << 9)
-
 #define VBLK_QUEUE_SIZE         256     /* asked for; the device may offer less */
-#define VBLK_ID_BYTES           20
 #define VBLK_REQ_TIMEOUT_MS     10000   /* a synchronous request gives up */
 
 struct vblk {

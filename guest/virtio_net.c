@@ -4,14 +4,8 @@
 #include "lib.h"
 #include "user.h"
 
-#define RXQ             0
-#define TXQ             1
-
-/* struct virtio_net_config (§5.1.4) */
-#define CFG_MAC         0
-#define CFG_STATUS      6
-#define CFG_MIN_LEN     8
-#define STATUS_LINK_UP  1
+/* What we read of struct virtio_net_config: up to status. */
+#define CFG_MIN_LEN     (VIRTIO_NET_CFG_STATUS + 2)
 
 static int fail(struct vnet *n, const char *what)
 {
@@ -25,10 +19,11 @@ static void read_mac(struct vnet *n)
 {
 	u64 r = now_tsc();
 
-	n->mac_offered = n->vdev.features & VIRTIO_NET_F_MAC;
+	n->mac_offered = n->vdev.features & VIRTIO_BIT(VIRTIO_NET_F_MAC);
 	for (u32 i = 0; i < 6; i++)
-		n->mac[i] = n->mac_offered ? virtio_cfg_read8(&n->vdev, CFG_MAC + i)
-					   : (u8)(r >> (8 * i));
+		n->mac[i] = n->mac_offered
+			    ? virtio_cfg_read8(&n->vdev, VIRTIO_NET_CFG_MAC + i)
+			    : (u8)(r >> (8 * i));
 	if (!n->mac_offered)    /* locally administered, unicast */
 		n->mac[0] = (u8)((n->mac[0] & 0xfc) | 0x02);
 }
@@ -50,14 +45,16 @@ int vnet_init(struct vnet *n, const struct pci_dev *p, const char *name,
 	*n = (struct vnet){ .rx_buf = rx_mem, .tx_buf = tx_mem };
 	fmt_sn(n->name, sizeof(n->name), "%s", name);
 	if (virtio_probe(d, p, irq_apic) ||
-	    virtio_negotiate(d, VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS, 0))
+	    virtio_negotiate(d, VIRTIO_BIT(VIRTIO_NET_F_MAC) |
+			     VIRTIO_BIT(VIRTIO_NET_F_STATUS), 0))
 		return -1;
-	if ((d->features & (VIRTIO_NET_F_MAC | VIRTIO_NET_F_STATUS)) &&
+	if ((d->features & (VIRTIO_BIT(VIRTIO_NET_F_MAC) |
+			     VIRTIO_BIT(VIRTIO_NET_F_STATUS))) &&
 	    (!d->devcfg || d->devcfg_len < CFG_MIN_LEN))
 		return fail(n, "no usable net config");
 	read_mac(n);
-	if (virtq_setup(d, &n->rxq, RXQ, VNET_QUEUE_SIZE) ||
-	    virtq_setup(d, &n->txq, TXQ, VNET_QUEUE_SIZE))
+	if (virtq_setup(d, &n->rxq, VIRTIO_NET_RXQ, VNET_QUEUE_SIZE) ||
+	    virtq_setup(d, &n->txq, VIRTIO_NET_TXQ, VNET_QUEUE_SIZE))
 		return fail(n, "queues not set up");
 	for (u32 i = 0; i < n->rxq.size; i++)
 		rx_post(n, i);
@@ -71,9 +68,10 @@ int vnet_init(struct vnet *n, const struct pci_dev *p, const char *name,
 
 bool vnet_link_up(const struct vnet *n)
 {
-	if (!(n->vdev.features & VIRTIO_NET_F_STATUS))
+	if (!(n->vdev.features & VIRTIO_BIT(VIRTIO_NET_F_STATUS)))
 		return true;
-	return virtio_cfg_read16(&n->vdev, CFG_STATUS) & STATUS_LINK_UP;
+	return virtio_cfg_read16(&n->vdev, VIRTIO_NET_CFG_STATUS) &
+	       VIRTIO_NET_S_LINK_UP;
 }
 
 static void tx_reclaim(struct vnet *n)
@@ -96,10 +94,10 @@ int vnet_send(struct vnet *n, const void *frame, u32 len)
 		return -1;
 	}
 	buf = n->tx_buf[n->tx_free[--n->tx_nfree]];
-	memset(buf, 0, VNET_HDR_LEN);
-	memcpy(buf + VNET_HDR_LEN, frame, len);
-	memset(buf + VNET_HDR_LEN + len, 0, total - len);
-	b = (struct virtq_buf){ buf, VNET_HDR_LEN + total, false };
+	memset(buf, 0, VIRTIO_NET_HDR_LEN);
+	memcpy(buf + VIRTIO_NET_HDR_LEN, frame, len);
+	memset(buf + VIRTIO_NET_HDR_LEN + len, 0, total - len);
+	b = (struct virtq_buf){ buf, VIRTIO_NET_HDR_LEN + total, false };
 	if (virtq_add(&n->txq, &b, 1, buf)) {
 		/* more slots than ring entries: cannot happen with a ring of
 		 * VNET_TX_SLOTS or more, but a small device queue is legal */
@@ -120,9 +118,9 @@ u32 vnet_poll(struct vnet *n, u32 max,
 
 	while (done < max && (buf = virtq_get(&n->rxq, &len))) {
 		done++;
-		if (len > VNET_HDR_LEN && len <= VNET_RX_BUF_LEN) {
+		if (len > VIRTIO_NET_HDR_LEN && len <= VNET_RX_BUF_LEN) {
 			n->rx_frames++;
-			fn(ctx, buf + VNET_HDR_LEN, len - VNET_HDR_LEN);
+			fn(ctx, buf + VIRTIO_NET_HDR_LEN, len - VIRTIO_NET_HDR_LEN);
 		} else {
 			n->rx_dropped++;
 		}

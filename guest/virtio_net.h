@@ -23,12 +23,8 @@
 
 #include "virtio.h"
 
-#define VIRTIO_NET_F_MAC        (1ULL << 5)
-#define VIRTIO_NET_F_STATUS     (1ULL << 16)
-
-#define VNET_HDR_LEN            12      /* struct virtio_net_hdr_v1 */
 #define VNET_FRAME_MAX          1526    /* what a receive buffer takes */
-#define VNET_RX_BUF_LEN         (VNET_HDR_LEN + VNET_FRAME_MAX)
+#define VNET_RX_BUF_LEN         (VIRTIO_NET_HDR_LEN + VNET_FRAME_MAX)
 #define VNET_SLOT_BYTES         2048    /* one rx or tx buffer in memory */
 #define VNET_QUEUE_SIZE         256     /* asked for, rx and tx */
 #define VNET_TX_SLOTS           64      /* frames in flight at most */

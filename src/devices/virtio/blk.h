@@ -14,7 +14,6 @@
 #include "devices/virtio/pci.h"
 #include "devices/virtio/worker.h"
 
-#define VIRTIO_BLK_ID_BYTES 20
 #define VIRTIO_BLK_MAX_INFLIGHT 128  /* requests between taking and returning */
 
 struct blk_req;

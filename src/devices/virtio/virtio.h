@@ -1,5 +1,7 @@
-/* Constants of the virtio 1.2 specification: ferry's devices and their
- * unit tests (tests/unit/test_virtio.c) read them from here. */
+/* Constants of the virtio 1.2 specification: ferry's devices, their unit
+ * tests (tests/unit/test_virtio.c) and the test guest's drivers (guest/)
+ * read them from here. The guest is freestanding: this header stays pure
+ * #defines and includes nothing. */
 #ifndef FERRY_DEVICES_VIRTIO_VIRTIO_H
 #define FERRY_DEVICES_VIRTIO_VIRTIO_H
 
@@ -23,11 +25,27 @@
 /* PCI (§4.1). */
 #define VIRTIO_PCI_VENDOR          0x1af4
 #define VIRTIO_PCI_DEVICE_BASE     0x1040 /* + device ID: modern only */
+#define VIRTIO_PCI_DEVICE_LAST     0x107f
+#define VIRTIO_PCI_TRANS_FIRST     0x1000 /* transitional (§4.1.2): device */
+#define VIRTIO_PCI_TRANS_LAST      0x103f /* ID in the subsystem ID */
 #define VIRTIO_PCI_CAP_COMMON_CFG  1
 #define VIRTIO_PCI_CAP_NOTIFY_CFG  2
 #define VIRTIO_PCI_CAP_ISR_CFG     3
 #define VIRTIO_PCI_CAP_DEVICE_CFG  4
 #define VIRTIO_PCI_CAP_PCI_CFG     5
+
+/* struct virtio_pci_cap (§4.1.4) and virtio_pci_notify_cap (§4.1.4.4):
+ * byte offsets in the capability, and the notify capability's size. */
+#define VIRTIO_CAP_CAPLEN          2
+#define VIRTIO_CAP_CFGTYPE         3
+#define VIRTIO_CAP_BAR             4
+#define VIRTIO_CAP_OFFSET          8
+#define VIRTIO_CAP_LENGTH          12
+#define VIRTIO_CAP_NOTIFY_MULT     16
+#define VIRTIO_CAP_NOTIFY_SIZE     20
+
+/* An MSI-X vector register not mapped to any vector (§4.1.5.1.2). */
+#define VIRTIO_MSI_NO_VECTOR       0xffff
 
 /* ISR status bits. */
 #define VIRTIO_ISR_QUEUE           0x1
@@ -73,8 +91,14 @@
 #define VIRTIO_BLK_S_OK            0
 #define VIRTIO_BLK_S_IOERR         1
 #define VIRTIO_BLK_S_UNSUPP        2
+#define VIRTIO_BLK_ID_BYTES        20     /* GET_ID's answer (§5.2.6) */
 
-/* virtio-net (§5.1): feature bits, status. */
+/* struct virtio_blk_config (§5.2.4): byte offsets. */
+#define VIRTIO_BLK_CFG_CAPACITY    0
+#define VIRTIO_BLK_CFG_SEG_MAX     12
+#define VIRTIO_BLK_CFG_BLK_SIZE    20
+
+/* virtio-net (§5.1): feature bits, status, queues, header. */
 #define VIRTIO_NET_F_CSUM          0
 #define VIRTIO_NET_F_GUEST_CSUM    1
 #define VIRTIO_NET_F_MAC           5
@@ -86,6 +110,13 @@
 #define VIRTIO_NET_F_HOST_ECN      13
 #define VIRTIO_NET_F_STATUS        16
 #define VIRTIO_NET_S_LINK_UP       1
+#define VIRTIO_NET_RXQ             0      /* receiveq1 (§5.1.2) */
+#define VIRTIO_NET_TXQ             1      /* transmitq1 */
+#define VIRTIO_NET_HDR_LEN         12     /* struct virtio_net_hdr_v1 (§5.1.6) */
+
+/* struct virtio_net_config (§5.1.4): byte offsets. */
+#define VIRTIO_NET_CFG_MAC         0
+#define VIRTIO_NET_CFG_STATUS      6
 
 #define VIRTIO_BIT(b)              (1ull << (b))
 
