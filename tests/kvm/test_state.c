@@ -55,6 +55,13 @@
 #define RING3IO_PORT 0x88
 #define RING3IO_TSS_SEL 0x28
 #define RING3IO_TSS_LIMIT (0x68 + RING3IO_PORT / 8 + 2 - 1)
+/* tests/payloads/timer.S: its vector, its ports, how long its timer runs. */
+#define TIMER_VECTOR 0x40
+#define TIMER_IRQ_PORT 0x89
+#define TIMER_ARMED_PORT 0x8a
+#define TIMER_MS 200
+#define APIC_IRR 0x200
+#define APIC_TMCCT 0x390
 
 static const char *payload_dir;
 /* Why the last vcpu_load refused (x86_vcpu_load logs nothing). */
@@ -500,6 +507,94 @@ static void test_ring3_io_after_load(void **state)
 	free(b);
 }
 
+/* ---- a one-shot timer that ran out while the vCPU was paused ---- */
+
+static bool lapic_irr_has(const struct kvm_lapic_state *l, unsigned v)
+{
+	return get_le32((const uint8_t *)l->regs + APIC_IRR + 0x10 * (v / 32)) & (1u << (v % 32));
+}
+
+static void get_lapic(struct vm *vm, struct kvm_lapic_state *l)
+{
+	assert_int_equal(ioctl(vm->vcpus[0].fd, KVM_GET_LAPIC, l), 0);
+}
+
+/* A VM loaded from s1 (RAM from a) with port counters on the timer
+ * payload's ports. */
+static void timer_vm_load(struct vm *b, struct vm *a, const struct saved *s1,
+			  struct port_counter *irqs, struct port_counter *armed)
+{
+	assert_int_equal(vm_make(b, "timer"), 0);
+	assert_int_equal(bus_register(&b->pio, TIMER_IRQ_PORT, 1, &port_counter_ops, irqs), 0);
+	assert_int_equal(bus_register(&b->pio, TIMER_ARMED_PORT, 1, &port_counter_ops, armed), 0);
+	memcpy(b->mem.host, a->mem.host, a->mem.size);
+	state_load(b, s1);
+}
+
+/* A one-shot APIC timer that runs out while the vCPU is out of KVM_RUN
+ * (paused for a save, or for a migration's final state) is only counted in
+ * KVM then: KVM_GET_LAPIC shows it neither in IRR nor in TMCCT (0, as for
+ * a timer that fired long ago). The save puts its vector in IRR
+ * (x86_lapic_raise_expired_timer), so that the loaded vCPU takes exactly
+ * that one interrupt: not lost, and not twice. A third VM, loaded and then
+ * given the LAPIC without that IRR bit, shows what this host's KVM does by
+ * itself (printed; recent KVM starts the timer again at TMCCT 0, i.e. at
+ * once). */
+static void test_expired_timer_after_load(void **state)
+{
+	struct vm *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b)), *c = calloc(1, sizeof(*c));
+	struct port_counter ia = { 0 }, aa = { 0 }, ib = { 0 }, ab = { 0 }, ic = { 0 }, ac = { 0 };
+	struct kvm_lapic_state la, lc;
+	struct saved s1;
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(c);
+	assert_int_equal(vm_make(a, "timer"), 0);
+	assert_int_equal(bus_register(&a->pio, TIMER_IRQ_PORT, 1, &port_counter_ops, &ia), 0);
+	assert_int_equal(bus_register(&a->pio, TIMER_ARMED_PORT, 1, &port_counter_ops, &aa), 0);
+	assert_int_equal(vm_start(a), 0);
+	port_run(a, &aa, 1, 20000); /* paused once the timer is armed */
+	assert_int_equal(vm_stop_reason(a), VM_STOP_NONE);
+	assert_int_equal(aa.writes, 1);
+	if (ia.writes)
+		fail_msg("the timer fired before the vCPU could be paused (%d ms): nothing tested",
+			 TIMER_MS);
+	usleep(2 * TIMER_MS * 1000); /* it runs out meanwhile */
+	get_lapic(a, &la);
+	printf("# KVM_GET_LAPIC after the timer ran out, vCPU paused: TMCCT %u, vector 0x%x %s IRR\n",
+	       get_le32((const uint8_t *)la.regs + APIC_TMCCT), TIMER_VECTOR,
+	       lapic_irr_has(&la, TIMER_VECTOR) ? "in" : "not in");
+	state_save(a, &s1);
+
+	/* With the IRR bit the save set: exactly one interrupt. */
+	timer_vm_load(b, a, &s1, &ib, &ab);
+	assert_int_equal(vm_start(b), 0);
+	port_run(b, &ib, 2, 3 * TIMER_MS);
+	assert_int_equal(vm_stop_reason(b), VM_STOP_NONE);
+	if (ib.writes != 1)
+		fail_msg("the loaded vCPU took %" PRIu64 " timer interrupts, expected 1", ib.writes);
+
+	/* What KVM does by itself with the timer as KVM_GET_LAPIC showed it. */
+	timer_vm_load(c, a, &s1, &ic, &ac);
+	get_lapic(c, &lc);
+	memcpy(lc.regs + APIC_IRR, la.regs + APIC_IRR, 0x80);
+	put_le32((uint8_t *)lc.regs + APIC_TMCCT, 0);
+	assert_int_equal(ioctl(c->vcpus[0].fd, KVM_SET_LAPIC, &lc), 0);
+	assert_int_equal(vm_start(c), 0);
+	port_run(c, &ic, 2, 3 * TIMER_MS);
+	printf("# without the IRR bit this host's KVM delivered %" PRIu64 " timer interrupt(s)%s\n",
+	       ic.writes, ic.writes ? "" : ": the interrupt would have been lost");
+	vm_destroy(a);
+	vm_destroy(b);
+	vm_destroy(c);
+	saved_free(&s1);
+	free(a);
+	free(b);
+	free(c);
+}
+
 /* ---- malformed records ---- */
 
 /* stderr off while thousands of refusals are logged. */
@@ -676,6 +771,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_save_load_save),
 		cmocka_unit_test(test_vcpu_extra_msrs),
 		cmocka_unit_test(test_ring3_io_after_load),
+		cmocka_unit_test(test_expired_timer_after_load),
 		cmocka_unit_test(test_vcpu_rejects),
 		cmocka_unit_test(test_vcpu_tsc_rate),
 		cmocka_unit_test(test_device_rejects),

@@ -60,17 +60,19 @@ void x86_vcpu_record_put(struct buf *b, struct x86_vcpu_state *s);
  * (regs: KVM_GET_LAPIC's 1 KiB page). A timer that fires while its vCPU
  * is out of KVM_RUN — paused for a save or a migration's hand-over — is
  * counted in KVM (lapic_timer.pending) and reaches IRR only at the next
- * entry; KVM_GET_LAPIC shows it nowhere. Whether a LAPIC loaded with the
- * count at 0 fires again depends on the KVM (newer ones fire it at once);
- * inside the test host (KVM 6.1 on emulated SVM) a guest restored with both
- * timers so never beat again. So a software-enabled LAPIC whose
- * unmasked one-shot timer was armed (initial count not 0) and has run
- * out (current count 0), with its vector in neither IRR nor ISR, gets the
- * vector set in IRR: at worst the guest sees one spurious tick (it took
- * the interrupt and did not re-arm), never a lost one. TSC-deadline timers
- * need nothing (KVM keeps a passed deadline until it injects, and loading
- * it fires at once); a periodic timer re-arms itself. Returns true when it
- * set the bit. */
+ * entry; KVM_GET_LAPIC shows it nowhere (current count 0, as for a timer
+ * that fired long ago). What a LAPIC loaded with the count at 0 does
+ * depends on the KVM: those measured (6.1 on SVM, kvm_pvm) start it again
+ * at once, so the interrupt comes; a KVM that restarts the count from the
+ * initial one delivers it a whole period late. So a software-enabled LAPIC
+ * whose unmasked one-shot timer was armed (initial count not 0) and has
+ * run out (current count 0), with its vector in neither IRR nor ISR, gets
+ * the vector set in IRR: due at once on any KVM, and taken once where KVM
+ * fires it too (tests/kvm/test_state.c: test_expired_timer_after_load);
+ * at worst the guest sees one spurious tick (it took the interrupt and did
+ * not re-arm). TSC-deadline timers need nothing (KVM keeps a passed
+ * deadline until it injects, and loading it fires at once); a periodic
+ * timer re-arms itself. Returns true when it set the bit. */
 bool x86_lapic_raise_expired_timer(uint8_t *regs);
 
 /* Where the sections of a vCPU record start (byte offsets into it), for
