@@ -54,7 +54,6 @@
 #define MSIX_ENTRY_SIZE   16
 #define MSIX_VEC_MASKED   0x1
 #define MSIX_MAX_VECTORS  64
-#define MSIX_NO_VECTOR    0xffff
 
 /* Where the guest's 32-bit PCI memory window lies (ACPI _CRS says so too). */
 #define PCI_MMIO_BASE     0xc0000000ull
@@ -166,8 +165,9 @@ int pci_host_plug(struct pci_host *h, struct pci_function *f);
 uint64_t pci_bar_addr(const struct pci_function *f, unsigned bar);
 
 /* Delivers MSI-X vector vec: now if enabled and unmasked, else marks it
- * pending (sent when unmasked). vec MSIX_NO_VECTOR does nothing. Returns
- * false when nothing was sent. */
+ * pending (sent when unmasked). A vec past the table (virtio's
+ * VIRTIO_MSI_NO_VECTOR, say) does nothing. Returns false when nothing was
+ * sent. */
 bool pci_msix_notify(struct pci_function *f, unsigned vec);
 
 bool pci_msix_enabled(const struct pci_function *f);

@@ -822,7 +822,7 @@ static void test_msix(void **state)
 
 	/* Out-of-range vectors and "no vector" send nothing. */
 	assert_false(pci_msix_notify(&x->f, T_NVEC));
-	assert_false(pci_msix_notify(&x->f, MSIX_NO_VECTOR));
+	assert_false(pci_msix_notify(&x->f, VIRTIO_MSI_NO_VECTOR));
 	assert_int_equal(msi_total(&x->msi), 5);
 	/* A sink that fails: not sent. */
 	x->msi.ret = -EIO;
@@ -868,26 +868,26 @@ struct vq_fix {
 static void put_desc(struct fake_ram *r, uint64_t table, unsigned i, uint64_t addr, uint32_t len,
 		     uint16_t flags, uint16_t next)
 {
-	uint8_t *p = host(r, table + 16 * (uint64_t)i);
+	uint8_t *p = host(r, table + VIRTQ_DESC_SIZE * (uint64_t)i);
 
-	put_le64(p, addr);
-	put_le32(p + 8, len);
-	put_le16(p + 12, flags);
-	put_le16(p + 14, next);
+	put_le64(p + VIRTQ_DESC_ADDR, addr);
+	put_le32(p + VIRTQ_DESC_LEN, len);
+	put_le16(p + VIRTQ_DESC_FLAGS, flags);
+	put_le16(p + VIRTQ_DESC_NEXT, next);
 }
 
 /* The driver side: ring entry, then the index (release). */
 static void avail_push(struct fake_ram *r, uint64_t avail, uint16_t size, uint16_t *aidx,
 		       uint16_t head)
 {
-	put_le16(host(r, avail + 4 + 2 * (uint64_t)(*aidx % size)), head);
+	put_le16(host(r, avail + VIRTQ_AVAIL_RING + 2 * (uint64_t)(*aidx % size)), head);
 	(*aidx)++;
-	__atomic_store_n((uint16_t *)host(r, avail + 2), *aidx, __ATOMIC_RELEASE);
+	__atomic_store_n((uint16_t *)host(r, avail + VIRTQ_AVAIL_IDX), *aidx, __ATOMIC_RELEASE);
 }
 
 static uint16_t used_idx_at(struct fake_ram *r, uint64_t used)
 {
-	return __atomic_load_n((uint16_t *)host(r, used + 2), __ATOMIC_ACQUIRE);
+	return __atomic_load_n((uint16_t *)host(r, used + VIRTQ_USED_IDX), __ATOMIC_ACQUIRE);
 }
 
 static struct vq_fix *vq_fix_new(bool indirect)
@@ -1014,9 +1014,9 @@ static void test_virtq_good_chains(void **state)
 	virtq_push(&v->q, &v->e, 0);
 
 	/* NO_INTERRUPT: the driver does not want to hear of it. */
-	put_le16(host(r, VQ_AVAIL), 1);
+	put_le16(host(r, VQ_AVAIL + VIRTQ_AVAIL_FLAGS), VIRTQ_AVAIL_F_NO_INTERRUPT);
 	assert_false(virtq_should_notify(&v->q));
-	put_le16(host(r, VQ_AVAIL), 0);
+	put_le16(host(r, VQ_AVAIL + VIRTQ_AVAIL_FLAGS), 0);
 	assert_true(virtq_should_notify(&v->q));
 	vq_fix_free(v);
 }
@@ -1296,7 +1296,7 @@ static void test_virtq_map(void **state)
 	v->q.s.last_avail = 3;
 	virtq_reset(&v->q);
 	assert_int_equal(v->q.s.size, VQ_SIZE);
-	assert_int_equal(v->q.s.msix_vector, 0xffff);
+	assert_int_equal(v->q.s.msix_vector, VIRTIO_MSI_NO_VECTOR);
 	assert_false(v->q.s.enabled);
 	assert_int_equal(v->q.s.last_avail, 0);
 	assert_null(v->q.avail);
@@ -1548,17 +1548,17 @@ static void drv_probe(struct blk_fix *f)
 	d->bar4 = bar_addr(&f->host, f->slot, 4);
 	c = find_vcap(&f->host, f->slot, VIRTIO_PCI_CAP_COMMON_CFG);
 	assert_true(c);
-	d->common = (uint32_t)cfg_rd(&f->host, f->slot, c + 8, 4);
+	d->common = (uint32_t)cfg_rd(&f->host, f->slot, c + VIRTIO_CAP_OFFSET, 4);
 	c = find_vcap(&f->host, f->slot, VIRTIO_PCI_CAP_NOTIFY_CFG);
 	assert_true(c);
-	d->notify = (uint32_t)cfg_rd(&f->host, f->slot, c + 8, 4);
-	d->mult = (uint32_t)cfg_rd(&f->host, f->slot, c + 16, 4);
+	d->notify = (uint32_t)cfg_rd(&f->host, f->slot, c + VIRTIO_CAP_OFFSET, 4);
+	d->mult = (uint32_t)cfg_rd(&f->host, f->slot, c + VIRTIO_CAP_NOTIFY_MULT, 4);
 	c = find_vcap(&f->host, f->slot, VIRTIO_PCI_CAP_ISR_CFG);
 	assert_true(c);
-	d->isr = (uint32_t)cfg_rd(&f->host, f->slot, c + 8, 4);
+	d->isr = (uint32_t)cfg_rd(&f->host, f->slot, c + VIRTIO_CAP_OFFSET, 4);
 	c = find_vcap(&f->host, f->slot, VIRTIO_PCI_CAP_DEVICE_CFG);
 	assert_true(c);
-	d->device = (uint32_t)cfg_rd(&f->host, f->slot, c + 8, 4);
+	d->device = (uint32_t)cfg_rd(&f->host, f->slot, c + VIRTIO_CAP_OFFSET, 4);
 	d->pci_cfg_cap = find_vcap(&f->host, f->slot, VIRTIO_PCI_CAP_PCI_CFG);
 	assert_true(d->pci_cfg_cap);
 	d->msix_cap = f->blk.vp.pci.msix.cap;
@@ -1746,12 +1746,14 @@ static uint16_t used_idx(struct blk_fix *f)
 /* The used element in ring slot i. */
 static uint32_t used_id(struct blk_fix *f, uint16_t i)
 {
-	return get_le32(host(f->ram, G_USED + 4 + 8 * (uint64_t)(i % f->d.qsize)));
+	return get_le32(host(f->ram, G_USED + VIRTQ_USED_RING + VIRTQ_USED_ELEM_ID +
+			     VIRTQ_USED_ELEM_SIZE * (uint64_t)(i % f->d.qsize)));
 }
 
 static uint32_t used_len(struct blk_fix *f, uint16_t i)
 {
-	return get_le32(host(f->ram, G_USED + 8 + 8 * (uint64_t)(i % f->d.qsize)));
+	return get_le32(host(f->ram, G_USED + VIRTQ_USED_RING + VIRTQ_USED_ELEM_LEN +
+			     VIRTQ_USED_ELEM_SIZE * (uint64_t)(i % f->d.qsize)));
 }
 
 struct seg {
@@ -1907,30 +1909,32 @@ static void test_virtio_caps(void **state)
 			continue;
 		}
 		assert_int_equal(id, PCI_CAP_VENDOR);
-		len = (uint8_t)cfg_rd(&f->host, 1, pos + 2, 1);
-		type = (uint8_t)cfg_rd(&f->host, 1, pos + 3, 1);
-		bar = (uint8_t)cfg_rd(&f->host, 1, pos + 4, 1);
-		off = (uint32_t)cfg_rd(&f->host, 1, pos + 8, 4);
-		length = (uint32_t)cfg_rd(&f->host, 1, pos + 12, 4);
+		len = (uint8_t)cfg_rd(&f->host, 1, pos + VIRTIO_CAP_CAPLEN, 1);
+		type = (uint8_t)cfg_rd(&f->host, 1, pos + VIRTIO_CAP_CFGTYPE, 1);
+		bar = (uint8_t)cfg_rd(&f->host, 1, pos + VIRTIO_CAP_BAR, 1);
+		off = (uint32_t)cfg_rd(&f->host, 1, pos + VIRTIO_CAP_OFFSET, 4);
+		length = (uint32_t)cfg_rd(&f->host, 1, pos + VIRTIO_CAP_LENGTH, 4);
 		assert_true(type >= VIRTIO_PCI_CAP_COMMON_CFG && type <= VIRTIO_PCI_CAP_PCI_CFG);
 		assert_true(pos + len <= PCI_CFG_SIZE);
 		seen[type]++;
-		/* struct virtio_pci_cap is 16 bytes; notify and pci_cfg add 4. */
-		assert_int_equal(len, type == VIRTIO_PCI_CAP_NOTIFY_CFG ||
-				      type == VIRTIO_PCI_CAP_PCI_CFG ? 20 : 16);
+		/* struct virtio_pci_cap; notify and pci_cfg add 4 bytes. */
+		assert_int_equal(len, type == VIRTIO_PCI_CAP_NOTIFY_CFG ? VIRTIO_CAP_NOTIFY_SIZE
+				      : type == VIRTIO_PCI_CAP_PCI_CFG ? VIRTIO_CAP_PCI_CFG_SIZE
+				      : VIRTIO_CAP_SIZE);
 		if (type == VIRTIO_PCI_CAP_PCI_CFG)
 			continue; /* bar/offset/length are the driver's to set */
 		assert_int_equal(bar, 4);
 		assert_true(off % 4 == 0);
 		assert_true(range_within(off, length, 0x4000));
 		if (type == VIRTIO_PCI_CAP_COMMON_CFG)
-			assert_true(length >= 0x38);
+			assert_true(length >= VIRTIO_CC_QDEVICE + 8);
 		if (type == VIRTIO_PCI_CAP_ISR_CFG)
 			assert_true(length >= 1);
 		if (type == VIRTIO_PCI_CAP_DEVICE_CFG)
 			assert_true(length >= 60); /* struct virtio_blk_config up to unused1 */
 		if (type == VIRTIO_PCI_CAP_NOTIFY_CFG) {
-			uint32_t mult = (uint32_t)cfg_rd(&f->host, 1, pos + 16, 4);
+			uint32_t mult =
+				(uint32_t)cfg_rd(&f->host, 1, pos + VIRTIO_CAP_NOTIFY_MULT, 4);
 
 			/* Queue 0 (notify_off 0) has its 2-byte register. */
 			assert_true(mult % 2 == 0);
@@ -1986,8 +1990,9 @@ static void test_virtio_features(void **state)
 	/* The device configuration: capacity, blk_size, seg_max. */
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.device, 8), IMG_SIZE / 512);
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.device + 4, 4), 0); /* high half */
-	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.device + 20, 4), 512);
-	assert_true(mm_rd(&f->host, f->d.bar4 + f->d.device + 12, 4) >= 1);
+	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.device + VIRTIO_BLK_CFG_BLK_SIZE, 4),
+			 512);
+	assert_true(mm_rd(&f->host, f->d.bar4 + f->d.device + VIRTIO_BLK_CFG_SEG_MAX, 4) >= 1);
 	/* Read-only: a write changes nothing. */
 	mm_wr(&f->host, f->d.bar4 + f->d.device, 8, 1);
 	assert_int_equal(mm_rd(&f->host, f->d.bar4 + f->d.device, 8), IMG_SIZE / 512);
@@ -2001,7 +2006,7 @@ static void test_virtio_queue_setup(void **state)
 	(void)state;
 	drv_probe(f);
 	assert_int_equal(cc_rd(f, VIRTIO_CC_NUMQ, 2), 1);
-	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	assert_true(drv_negotiate(f, drv_all_features));
 	/* Queue 1 does not exist: size 0, writes go nowhere. */
 	cc_wr(f, VIRTIO_CC_QSEL, 2, 1);
@@ -2014,9 +2019,9 @@ static void test_virtio_queue_setup(void **state)
 	/* A vector the table does not have reads back as NO_VECTOR. */
 	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
 	cc_wr(f, VIRTIO_CC_QMSIX, 2, 2);
-	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	cc_wr(f, VIRTIO_CC_MSIX, 2, 7);
-	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 
 	drv_msix(f);
 	drv_queue(f, DRV_QSIZE);
@@ -2391,11 +2396,11 @@ static void test_blk_needs_reset(void **state)
 	set_status(f, 0);
 	assert_int_equal(status(f), 0);
 	assert_int_equal(read_driver_features(f), 0);
-	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	cc_wr(f, VIRTIO_CC_QSEL, 2, 0);
 	assert_int_equal(cc_rd(f, VIRTIO_CC_QENABLE, 2), 0);
 	assert_int_equal(cc_rd(f, VIRTIO_CC_QSIZE, 2), BLK_QMAX);
-	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), MSIX_NO_VECTOR);
+	assert_int_equal(cc_rd(f, VIRTIO_CC_QMSIX, 2), VIRTIO_MSI_NO_VECTOR);
 	assert_int_equal(cc_rd(f, VIRTIO_CC_QDESC, 8), 0);
 	assert_int_equal(cc_rd(f, VIRTIO_CC_QDRIVER, 8), 0);
 	assert_int_equal(cc_rd(f, VIRTIO_CC_QDEVICE, 8), 0);
@@ -2492,41 +2497,43 @@ static void test_virtio_pci_cfg_window(void **state)
 	drv_probe(f);
 	c = f->d.pci_cfg_cap;
 	/* num_queues (2 bytes at 0x12 of the common configuration). */
-	cfg_wr(&f->host, 1, c + 4, 1, 4);
-	cfg_wr(&f->host, 1, c + 8, 4, f->d.common + VIRTIO_CC_NUMQ);
-	cfg_wr(&f->host, 1, c + 12, 4, 2);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 4, 1), 4);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 8, 4), f->d.common + VIRTIO_CC_NUMQ);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), 1);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 2), 1);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_BAR, 1, 4);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_OFFSET, 4, f->d.common + VIRTIO_CC_NUMQ);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_LENGTH, 4, 2);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_BAR, 1), 4);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_OFFSET, 4),
+			 f->d.common + VIRTIO_CC_NUMQ);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4), 1);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 2), 1);
 	/* A write through it: status ACKNOWLEDGE. */
-	cfg_wr(&f->host, 1, c + 8, 4, f->d.common + VIRTIO_CC_STATUS);
-	cfg_wr(&f->host, 1, c + 12, 4, 1);
-	cfg_wr(&f->host, 1, c + 16, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_OFFSET, 4, f->d.common + VIRTIO_CC_STATUS);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_LENGTH, 4, 1);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 1, VIRTIO_STATUS_ACKNOWLEDGE);
 	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 1), VIRTIO_STATUS_ACKNOWLEDGE);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 1),
+			 VIRTIO_STATUS_ACKNOWLEDGE);
 	/* The MSI-X table in BAR 1: vector control, masked. */
-	cfg_wr(&f->host, 1, c + 4, 1, 1);
-	cfg_wr(&f->host, 1, c + 8, 4, 12);
-	cfg_wr(&f->host, 1, c + 12, 4, 4);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), MSIX_VEC_MASKED);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_BAR, 1, 1);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_OFFSET, 4, 12);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_LENGTH, 4, 4);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4), MSIX_VEC_MASKED);
 	/* Bad windows read as zero and write nowhere: length 3, a BAR that
 	 * does not exist, an offset past the BAR. */
-	cfg_wr(&f->host, 1, c + 12, 4, 3);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), 0);
-	cfg_wr(&f->host, 1, c + 12, 4, 4);
-	cfg_wr(&f->host, 1, c + 4, 1, 0);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), 0);
-	cfg_wr(&f->host, 1, c + 4, 1, 9);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), 0);
-	cfg_wr(&f->host, 1, c + 4, 1, 4);
-	cfg_wr(&f->host, 1, c + 8, 4, 0x4000 - 2);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 16, 4), 0);
-	cfg_wr(&f->host, 1, c + 16, 4, 0xffffffff);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_LENGTH, 4, 3);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4), 0);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_LENGTH, 4, 4);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_BAR, 1, 0);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4), 0);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_BAR, 1, 9);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4), 0);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_BAR, 1, 4);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_OFFSET, 4, 0x4000 - 2);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4), 0);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_PCI_CFG_DATA, 4, 0xffffffff);
 	/* The capability's own fields stay read-only. */
-	cfg_wr(&f->host, 1, c + 2, 2, 0xffff);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 3, 1), VIRTIO_PCI_CAP_PCI_CFG);
-	assert_int_equal(cfg_rd(&f->host, 1, c + 2, 1), 20);
+	cfg_wr(&f->host, 1, c + VIRTIO_CAP_CAPLEN, 2, 0xffff);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_CFGTYPE, 1), VIRTIO_PCI_CAP_PCI_CFG);
+	assert_int_equal(cfg_rd(&f->host, 1, c + VIRTIO_CAP_CAPLEN, 1), VIRTIO_CAP_PCI_CFG_SIZE);
 	assert_int_equal(status(f), VIRTIO_STATUS_ACKNOWLEDGE);
 	blk_fix_free(f);
 }
@@ -2777,7 +2784,7 @@ static const struct corruption corruptions[] = {
 	{ "BAR 4 address bits below its size", REC_CFG + PCI_BAR0 + 16, 1, 0x14 },
 	{ "capability pointer changed", REC_CFG + PCI_CAP_PTR, 1, 0x50 },
 	{ "MSI-X table size changed", REC_CFG + 0x40 + 2, 1, 0x03 },
-	{ "virtio cap offset changed", REC_CFG + 0x4c + 8, 1, 0x10 },
+	{ "virtio cap offset changed", REC_CFG + 0x4c + VIRTIO_CAP_OFFSET, 1, 0x10 },
 	{ "MSI-X vector count 3", REC_NVEC, 4, 3 },
 	{ "MSI-X vector count 0", REC_NVEC, 4, 0 },
 	{ "a pending bit beyond the vectors", REC_PBA, 8, 4 },
@@ -2823,7 +2830,7 @@ static void test_blk_load_rejects(void **state)
 	assert_int_equal(get_le16(rec.data + REC_Q_USED), 3);
 	assert_int_equal(rec.data[REC_STATUS], 0x0f);
 	assert_int_equal(rec.data[REC_CFG + 0x40], PCI_CAP_MSIX);
-	assert_int_equal(rec.data[REC_CFG + 0x4c + 3], VIRTIO_PCI_CAP_COMMON_CFG);
+	assert_int_equal(rec.data[REC_CFG + 0x4c + VIRTIO_CAP_CFGTYPE], VIRTIO_PCI_CAP_COMMON_CFG);
 	/* It loads (the control). */
 	assert_int_equal(virtio_blk_device_ops.load(&b->blk, 1, rec.data, rec.len), 0);
 

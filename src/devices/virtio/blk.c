@@ -16,20 +16,15 @@
 #include "common/util.h"
 #include "devices/virtio/virtio.h"
 
-/* Feature bits (§5.2.3). */
-
-/* Request types and status (§5.2.6). */
-
-#define SECTOR              512ull
+#define SECTOR              ((uint64_t)VIRTIO_BLK_SECTOR_SIZE)
 #define QUEUE_SIZE          256
 #define SEG_MAX             (QUEUE_SIZE - 2)
-#define CONFIG_SIZE         60
+#define CONFIG_SIZE         60  /* struct virtio_blk_config through unused1 */
 #define MAX_INFLIGHT        VIRTIO_BLK_MAX_INFLIGHT
 #define MERGE_MAX           (512u << 10)  /* bytes of one merged transfer */
 #define BOUNCE_MAX          (4ull << 20)
 #define DIRECT_ALIGN        512
 #define DISCARD_MAX_SECTORS 0x3fffffu   /* 2 GiB per segment */
-#define WZ_UNMAP            1
 
 static struct virtio_blk *blk_of(struct virtio_pci *vp)
 {
@@ -41,16 +36,16 @@ static struct virtio_blk *blk_of(struct virtio_pci *vp)
 static void config_fill(struct virtio_blk *b, uint8_t *c)
 {
 	memset(c, 0, CONFIG_SIZE);
-	put_le64(c + 0, b->size / SECTOR);
-	put_le32(c + 12, SEG_MAX);
-	put_le32(c + 20, SECTOR);
-	put_le16(c + 34, 1);                     /* num_queues */
-	put_le32(c + 36, DISCARD_MAX_SECTORS);
-	put_le32(c + 40, 1);                     /* max_discard_seg */
-	put_le32(c + 44, 4096 / SECTOR);         /* discard_sector_alignment */
-	put_le32(c + 48, DISCARD_MAX_SECTORS);
-	put_le32(c + 52, 1);                     /* max_write_zeroes_seg */
-	c[56] = b->discard;                      /* write_zeroes_may_unmap */
+	put_le64(c + VIRTIO_BLK_CFG_CAPACITY, b->size / SECTOR);
+	put_le32(c + VIRTIO_BLK_CFG_SEG_MAX, SEG_MAX);
+	put_le32(c + VIRTIO_BLK_CFG_BLK_SIZE, SECTOR);
+	put_le16(c + VIRTIO_BLK_CFG_NUM_QUEUES, 1);
+	put_le32(c + VIRTIO_BLK_CFG_DISCARD_MAX, DISCARD_MAX_SECTORS);
+	put_le32(c + VIRTIO_BLK_CFG_DISCARD_SEG, 1);
+	put_le32(c + VIRTIO_BLK_CFG_DISCARD_ALN, 4096 / SECTOR);
+	put_le32(c + VIRTIO_BLK_CFG_WZ_MAX, DISCARD_MAX_SECTORS);
+	put_le32(c + VIRTIO_BLK_CFG_WZ_SEG, 1);
+	c[VIRTIO_BLK_CFG_WZ_UNMAP] = b->discard;
 }
 
 static void blk_config_read(struct virtio_pci *vp, unsigned off, uint8_t *data, unsigned size)
@@ -125,17 +120,17 @@ static int do_rw(struct virtio_blk *b, bool write, struct iovec *iov, unsigned n
 static uint8_t do_discard(struct virtio_blk *b, struct iovec *iov, unsigned n, uint64_t len,
 			  bool zeroes)
 {
-	uint8_t seg[16];
+	uint8_t seg[VIRTIO_BLK_DWZ_SIZE];
 	uint64_t sector, off, bytes;
 	uint32_t num, flags;
 	int mode;
 
 	if (len != sizeof(seg) || iov_to_buf(iov, n, 0, seg, sizeof(seg)) != sizeof(seg))
 		return VIRTIO_BLK_S_UNSUPP; /* one segment at a time (max_*_seg = 1) */
-	sector = get_le64(seg);
-	num = get_le32(seg + 8);
-	flags = get_le32(seg + 12);
-	if (num > DISCARD_MAX_SECTORS || (flags & ~(uint32_t)WZ_UNMAP) ||
+	sector = get_le64(seg + VIRTIO_BLK_DWZ_SECTOR);
+	num = get_le32(seg + VIRTIO_BLK_DWZ_NUM_SECTORS);
+	flags = get_le32(seg + VIRTIO_BLK_DWZ_FLAGS);
+	if (num > DISCARD_MAX_SECTORS || (flags & ~(uint32_t)VIRTIO_BLK_DWZ_F_UNMAP) ||
 	    (!zeroes && flags))
 		return VIRTIO_BLK_S_UNSUPP;
 	off = sector * SECTOR;
@@ -146,7 +141,7 @@ static uint8_t do_discard(struct virtio_blk *b, struct iovec *iov, unsigned n, u
 		return VIRTIO_BLK_S_OK;
 	mode = zeroes ? FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
 		      : FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
-	if (zeroes && (flags & WZ_UNMAP))
+	if (zeroes && (flags & VIRTIO_BLK_DWZ_F_UNMAP))
 		mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
 	if (fallocate(b->fd, mode, (off_t)off, (off_t)bytes) == 0)
 		return VIRTIO_BLK_S_OK;
@@ -177,7 +172,7 @@ struct blk_req {
 static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_req *r)
 {
 	struct iovec *out = e->iov, *in = e->iov + e->n_out;
-	uint8_t hdr[16];
+	uint8_t hdr[VIRTIO_BLK_REQ_HDR_SIZE];
 	uint64_t sector;
 
 	r->io = r->bad = false;
@@ -191,8 +186,8 @@ static void req_prepare(struct virtio_blk *b, struct virtq_elem *e, struct blk_r
 		r->bad = true;
 		return;
 	}
-	r->type = get_le32(hdr);
-	sector = get_le64(hdr + 8);
+	r->type = get_le32(hdr + VIRTIO_BLK_REQ_TYPE);
+	sector = get_le64(hdr + VIRTIO_BLK_REQ_SECTOR);
 	r->off = sector * SECTOR;
 	if (r->type == VIRTIO_BLK_T_IN || r->type == VIRTIO_BLK_T_GET_ID) {
 		r->dlen = e->in_len - 1;
@@ -692,7 +687,7 @@ int virtio_blk_create(struct virtio_blk *b, const struct virtio_blk_config *cfg,
 		goto fail;
 	}
 	ret = virtio_pci_init(&b->vp, &blk_virtio_ops, b, host, features, 1, QUEUE_SIZE,
-			      CONFIG_SIZE, 0x40 + VIRTIO_ID_BLOCK);
+			      CONFIG_SIZE, VIRTIO_PCI_SUBSYS_MIN + VIRTIO_ID_BLOCK);
 	if (ret)
 		goto fail;
 	/* io_uring where the kernel allows it (a sysctl or seccomp may not):

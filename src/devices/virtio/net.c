@@ -17,14 +17,8 @@
 #include "common/util.h"
 #include "devices/virtio/virtio.h"
 
-/* Feature bits (§5.1.3). */
-
-#define RXQ                 0
-#define TXQ                 1
 #define QUEUE_SIZE          256
-#define CONFIG_SIZE         12
-#define HDR_LEN             12  /* struct virtio_net_hdr_v1 */
-#define HDR_NUM_BUFFERS     10
+#define CONFIG_SIZE         12  /* struct virtio_net_config through mtu */
 #define BATCH               64
 
 #define ANNOUNCE_ROUNDS     5
@@ -57,9 +51,9 @@ static void net_config_read(struct virtio_pci *vp, unsigned off, uint8_t *data, 
 	struct virtio_net *n = net_of(vp);
 	uint8_t c[CONFIG_SIZE] = { 0 };
 
-	memcpy(c, n->cfg.mac, 6);
-	put_le16(c + 6, n->status);
-	put_le16(c + 8, 1);                     /* max_virtqueue_pairs */
+	memcpy(c + VIRTIO_NET_CFG_MAC, n->cfg.mac, 6);
+	put_le16(c + VIRTIO_NET_CFG_STATUS, n->status);
+	put_le16(c + VIRTIO_NET_CFG_MAX_PAIRS, 1);
 	memcpy(data, c + off, size);
 }
 
@@ -76,7 +70,7 @@ static int tap_open(const char *name)
 {
 	struct ifreq ifr;
 	char path[64];
-	int fd, hdr = HDR_LEN;
+	int fd, hdr = VIRTIO_NET_HDR_LEN;
 
 	snprintf(path, sizeof(path), "/sys/class/net/%s", name);
 	if (access(path, F_OK)) {
@@ -158,8 +152,8 @@ static void arm_timer(struct virtio_net *n, unsigned ms)
  * sends: switches on the path learn the port it is behind now. */
 static void send_announce(struct virtio_net *n)
 {
-	uint8_t f[HDR_LEN + 60] = { 0 };
-	uint8_t *e = f + HDR_LEN;
+	uint8_t f[VIRTIO_NET_HDR_LEN + 60] = { 0 };
+	uint8_t *e = f + VIRTIO_NET_HDR_LEN;
 
 	memset(e, 0xff, 6);
 	memcpy(e + 6, n->cfg.mac, 6);
@@ -234,9 +228,9 @@ static void tx(struct virtio_net *n)
 {
 	unsigned done = 0;
 
-	while (take(n, TXQ, "the driver made a malformed transmit chain")) {
-		if (n->elem->out_len < HDR_LEN || n->elem->n_in) {
-			give(n, TXQ, 0, &done, "a transmit chain without a header");
+	while (take(n, VIRTIO_NET_TXQ, "the driver made a malformed transmit chain")) {
+		if (n->elem->out_len < VIRTIO_NET_HDR_LEN || n->elem->n_in) {
+			give(n, VIRTIO_NET_TXQ, 0, &done, "a transmit chain without a header");
 			break;
 		}
 		/* The header goes to the tap as it is: the tap's vnet header is
@@ -244,40 +238,41 @@ static void tx(struct virtio_net *n)
 		 * wire would. */
 		if (writev(n->tap_fd, n->elem->iov, (int)n->elem->n_out) < 0 && errno != EAGAIN)
 			log_debug("--net tap=%s: transmit: %s", n->cfg.tap, strerror(errno));
-		give(n, TXQ, 0, &done, NULL);
+		give(n, VIRTIO_NET_TXQ, 0, &done, NULL);
 		if (virtio_worker_yield(&n->worker))
 			break;
 	}
-	give_done(n, TXQ, done);
+	give_done(n, VIRTIO_NET_TXQ, done);
 }
 
 static void rx(struct virtio_net *n)
 {
 	unsigned done = 0;
 
-	while (take(n, RXQ, "the driver made a malformed receive chain")) {
+	while (take(n, VIRTIO_NET_RXQ, "the driver made a malformed receive chain")) {
 		uint8_t nb[2];
 		ssize_t len;
 
-		if (n->elem->in_len < HDR_LEN || n->elem->n_out) {
-			give(n, RXQ, 0, &done, "a receive buffer smaller than the header");
+		if (n->elem->in_len < VIRTIO_NET_HDR_LEN || n->elem->n_out) {
+			give(n, VIRTIO_NET_RXQ, 0, &done,
+			     "a receive buffer smaller than the header");
 			break;
 		}
 		len = readv(n->tap_fd, n->elem->iov, (int)n->elem->n_in);
 		if (len < 0) {
 			/* Nothing to read: the chain goes back unused. */
 			pthread_mutex_lock(&n->vp.lock);
-			virtq_unpop(&n->vp.vq[RXQ]);
+			virtq_unpop(&n->vp.vq[VIRTIO_NET_RXQ]);
 			pthread_mutex_unlock(&n->vp.lock);
 			break;
 		}
 		put_le16(nb, 1);
-		buf_to_iov(n->elem->iov, n->elem->n_in, HDR_NUM_BUFFERS, nb, 2);
-		give(n, RXQ, (uint32_t)len, &done, NULL);
+		buf_to_iov(n->elem->iov, n->elem->n_in, VIRTIO_NET_HDR_NUM_BUFFERS, nb, 2);
+		give(n, VIRTIO_NET_RXQ, (uint32_t)len, &done, NULL);
 		if (virtio_worker_yield(&n->worker))
 			break;
 	}
-	give_done(n, RXQ, done);
+	give_done(n, VIRTIO_NET_RXQ, done);
 }
 
 enum { FD_RXQ, FD_TXQ, FD_TAP, FD_TIMER };
@@ -290,10 +285,10 @@ static void net_fill(void *dev, struct pollfd *fds, unsigned *cnt)
 	/* Without a tap (its opening failed after a migration) the tap's entry
 	 * is -1, which poll skips: frames sent are dropped, none arrive. */
 	pthread_mutex_lock(&n->vp.lock);
-	rx_room = virtio_pci_may_serve(&n->vp) && virtq_has_work(&n->vp.vq[RXQ]);
+	rx_room = virtio_pci_may_serve(&n->vp) && virtq_has_work(&n->vp.vq[VIRTIO_NET_RXQ]);
 	pthread_mutex_unlock(&n->vp.lock);
-	fds[FD_RXQ] = (struct pollfd){ .fd = n->vp.notify_fd[RXQ], .events = POLLIN };
-	fds[FD_TXQ] = (struct pollfd){ .fd = n->vp.notify_fd[TXQ], .events = POLLIN };
+	fds[FD_RXQ] = (struct pollfd){ .fd = n->vp.notify_fd[VIRTIO_NET_RXQ], .events = POLLIN };
+	fds[FD_TXQ] = (struct pollfd){ .fd = n->vp.notify_fd[VIRTIO_NET_TXQ], .events = POLLIN };
 	/* Frames wait in the tap until the guest gives receive buffers. */
 	fds[FD_TAP] = (struct pollfd){ .fd = n->tap_fd, .events = rx_room ? POLLIN : 0 };
 	fds[FD_TIMER] = (struct pollfd){ .fd = n->timer_fd, .events = POLLIN };
@@ -400,7 +395,7 @@ int virtio_net_create(struct virtio_net *n, const struct virtio_net_config *cfg,
 		goto fail;
 	}
 	ret = virtio_pci_init(&n->vp, &net_virtio_ops, n, host, features, 2, QUEUE_SIZE,
-			      CONFIG_SIZE, 0x40 + VIRTIO_ID_NET);
+			      CONFIG_SIZE, VIRTIO_PCI_SUBSYS_MIN + VIRTIO_ID_NET);
 	if (ret)
 		goto fail;
 	n->worker = (struct virtio_worker){ .fill = net_fill, .work = net_work, .dev = n };
@@ -465,7 +460,8 @@ static int net_resume(void *dev)
 	/* Look at both queues once: a pause that came after the thread read a
 	 * notification but before it took the buffers leaves them waiting
 	 * with the notification gone. */
-	if (eventfd_write(n->vp.notify_fd[RXQ], 1) || eventfd_write(n->vp.notify_fd[TXQ], 1))
+	if (eventfd_write(n->vp.notify_fd[VIRTIO_NET_RXQ], 1) ||
+	    eventfd_write(n->vp.notify_fd[VIRTIO_NET_TXQ], 1))
 		log_warn("--net tap=%s: eventfd: %s", n->cfg.tap, strerror(errno));
 	return ret;
 }

@@ -19,7 +19,15 @@
 #define OFF_DEVICE        0x2000
 #define OFF_NOTIFY        0x3000
 #define NOTIFY_MULT       4
-#define COMMON_SIZE       0x38
+/* The common configuration through queue_device: queue_notify_data and
+ * queue_reset belong to features not offered (NOTIF_CONFIG_DATA, RING_RESET). */
+#define COMMON_SIZE       (VIRTIO_CC_QDEVICE + 8)
+/* The device status and ISR bits the spec defines (§2.1, §4.1.4.5): a
+ * saved state with any other set is damaged. */
+#define STATUS_BITS                                                                        \
+	(VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK |      \
+	 VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)
+#define ISR_BITS          (VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG)
 
 static struct virtio_pci *of_function(struct pci_function *f)
 {
@@ -101,7 +109,7 @@ static void reset_state(struct virtio_pci *vp)
 	update_ioeventfds(vp, false);
 	for (unsigned q = 0; q < vp->nqueues; q++)
 		virtq_reset(&vp->vq[q]);
-	vp->s = (struct virtio_pci_state){ .config_msix_vector = MSIX_NO_VECTOR };
+	vp->s = (struct virtio_pci_state){ .config_msix_vector = VIRTIO_MSI_NO_VECTOR };
 	vp->active = false;
 }
 
@@ -174,7 +182,7 @@ static bool touches(unsigned off, unsigned size, unsigned field, unsigned flen)
 
 static uint16_t checked_vector(const struct virtio_pci *vp, uint16_t v)
 {
-	return v < vp->pci.msix.nvec ? v : MSIX_NO_VECTOR;
+	return v < vp->pci.msix.nvec ? v : VIRTIO_MSI_NO_VECTOR;
 }
 
 /* Under vp->lock; returns true when the driver asked for a reset. */
@@ -322,10 +330,10 @@ static bool pci_cfg_window(struct virtio_pci *vp, const struct pci_bar **bar, ui
 			   uint32_t *len)
 {
 	const uint8_t *cap = vp->pci.cfg + vp->pci_cfg_cap;
-	unsigned b = cap[4];
+	unsigned b = cap[VIRTIO_CAP_BAR];
 
-	*off = get_le32(cap + 8);
-	*len = get_le32(cap + 12);
+	*off = get_le32(cap + VIRTIO_CAP_OFFSET);
+	*len = get_le32(cap + VIRTIO_CAP_LENGTH);
 	if (b >= PCI_NUM_BARS || !vp->pci.bars[b].size || (*len != 1 && *len != 2 && *len != 4) ||
 	    !range_within(*off, *len, vp->pci.bars[b].size))
 		return false;
@@ -339,7 +347,7 @@ static void pci_cfg_read(struct pci_function *f, unsigned off, uint8_t *data, un
 	const struct pci_bar *bar;
 	uint8_t win[4] = { 0 };
 	uint32_t boff, len;
-	unsigned at = off - (vp->pci_cfg_cap + 16);
+	unsigned at = off - (vp->pci_cfg_cap + VIRTIO_CAP_PCI_CFG_DATA);
 
 	if (pci_cfg_window(vp, &bar, &boff, &len))
 		bar->ops->read(bar->dev, boff, win, len);
@@ -353,7 +361,8 @@ static void pci_cfg_write(struct pci_function *f, unsigned off, const uint8_t *d
 	const struct pci_bar *bar;
 	uint32_t boff, len;
 
-	if (off == vp->pci_cfg_cap + 16 && pci_cfg_window(vp, &bar, &boff, &len) && size >= len)
+	if (off == vp->pci_cfg_cap + VIRTIO_CAP_PCI_CFG_DATA &&
+	    pci_cfg_window(vp, &bar, &boff, &len) && size >= len)
 		bar->ops->write(bar->dev, boff, data, len);
 }
 
@@ -362,11 +371,11 @@ static uint8_t add_vendor_cap(struct pci_function *f, uint8_t type, uint8_t bar,
 {
 	uint8_t c = pci_function_add_cap(f, PCI_CAP_VENDOR, cap_len);
 
-	f->cfg[c + 2] = cap_len;
-	f->cfg[c + 3] = type;
-	f->cfg[c + 4] = bar;
-	put_le32(f->cfg + c + 8, off);
-	put_le32(f->cfg + c + 12, len);
+	f->cfg[c + VIRTIO_CAP_CAPLEN] = cap_len;
+	f->cfg[c + VIRTIO_CAP_CFGTYPE] = type;
+	f->cfg[c + VIRTIO_CAP_BAR] = bar;
+	put_le32(f->cfg + c + VIRTIO_CAP_OFFSET, off);
+	put_le32(f->cfg + c + VIRTIO_CAP_LENGTH, len);
 	return c;
 }
 
@@ -401,25 +410,28 @@ int virtio_pci_init(struct virtio_pci *vp, const struct virtio_device_ops *ops, 
 	reset_state(vp);
 
 	pci_function_init(f, VIRTIO_PCI_VENDOR, (uint16_t)(VIRTIO_PCI_DEVICE_BASE + ops->device_id),
-			  ops->class_code, 1, VIRTIO_PCI_VENDOR, subsys_id);
+			  ops->class_code, VIRTIO_PCI_REV_MIN, VIRTIO_PCI_VENDOR, subsys_id);
 	f->owner = vp;
 	f->ops = &virtio_function_ops;
 	f->msi = host->msi;
 	pci_function_add_bar(f, BAR_MSIX, BAR_MSIX_SIZE, false, &pci_msix_bar_ops, f);
 	pci_function_add_bar(f, BAR_VIRTIO, BAR_VIRTIO_SIZE, true, &virtio_bar_ops, vp);
 	pci_function_add_msix(f, nqueues + 1, BAR_MSIX, MSIX_PBA_OFF);
-	add_vendor_cap(f, VIRTIO_PCI_CAP_COMMON_CFG, BAR_VIRTIO, OFF_COMMON, COMMON_SIZE, 16);
+	add_vendor_cap(f, VIRTIO_PCI_CAP_COMMON_CFG, BAR_VIRTIO, OFF_COMMON, COMMON_SIZE,
+		       VIRTIO_CAP_SIZE);
 	c = add_vendor_cap(f, VIRTIO_PCI_CAP_NOTIFY_CFG, BAR_VIRTIO, OFF_NOTIFY,
-			   nqueues * NOTIFY_MULT, 20);
-	put_le32(f->cfg + c + 16, NOTIFY_MULT);
-	add_vendor_cap(f, VIRTIO_PCI_CAP_ISR_CFG, BAR_VIRTIO, OFF_ISR, 1, 16);
-	add_vendor_cap(f, VIRTIO_PCI_CAP_DEVICE_CFG, BAR_VIRTIO, OFF_DEVICE, config_size, 16);
-	c = add_vendor_cap(f, VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 0, 20);
+			   nqueues * NOTIFY_MULT, VIRTIO_CAP_NOTIFY_SIZE);
+	put_le32(f->cfg + c + VIRTIO_CAP_NOTIFY_MULT, NOTIFY_MULT);
+	add_vendor_cap(f, VIRTIO_PCI_CAP_ISR_CFG, BAR_VIRTIO, OFF_ISR, 1, VIRTIO_CAP_SIZE);
+	add_vendor_cap(f, VIRTIO_PCI_CAP_DEVICE_CFG, BAR_VIRTIO, OFF_DEVICE, config_size,
+		       VIRTIO_CAP_SIZE);
+	c = add_vendor_cap(f, VIRTIO_PCI_CAP_PCI_CFG, 0, 0, 0, VIRTIO_CAP_PCI_CFG_SIZE);
 	vp->pci_cfg_cap = c;
-	f->wmask[c + 4] = 0xff;
-	memset(f->wmask + c + 8, 0xff, 8);
-	f->hook_start = (uint8_t)(c + 16);
-	f->hook_end = (uint8_t)(c + 20);
+	/* The driver sets the window: bar, offset and length. */
+	f->wmask[c + VIRTIO_CAP_BAR] = 0xff;
+	memset(f->wmask + c + VIRTIO_CAP_OFFSET, 0xff, 8);
+	f->hook_start = (uint8_t)(c + VIRTIO_CAP_PCI_CFG_DATA);
+	f->hook_end = (uint8_t)(c + VIRTIO_CAP_PCI_CFG_SIZE);
 	f->cfg_read_hook = pci_cfg_read;
 	f->cfg_write_hook = pci_cfg_write;
 	return 0;
@@ -478,14 +490,16 @@ int virtio_pci_load(struct virtio_pci *vp, struct reader *in)
 		return -EINVAL;
 	if (((s.status & VIRTIO_STATUS_FEATURES_OK) &&
 	     (s.driver_features & ~vp->device_features)) ||
-	    (s.config_msix_vector != MSIX_NO_VECTOR && s.config_msix_vector >= vp->pci.msix.nvec) ||
-	    (s.status & 0x30) || (s.isr & ~3))
+	    (s.config_msix_vector != VIRTIO_MSI_NO_VECTOR &&
+	     s.config_msix_vector >= vp->pci.msix.nvec) ||
+	    (s.status & (uint8_t)~STATUS_BITS) || (s.isr & ~ISR_BITS))
 		return -EINVAL;
 	for (unsigned q = 0; q < nq; q++) {
 		ret = virtq_load_state(&qs[q], vp->vq[q].max_size, in);
 		if (ret)
 			return ret;
-		if (qs[q].msix_vector != MSIX_NO_VECTOR && qs[q].msix_vector >= vp->pci.msix.nvec)
+		if (qs[q].msix_vector != VIRTIO_MSI_NO_VECTOR &&
+		    qs[q].msix_vector >= vp->pci.msix.nvec)
 			return -EINVAL;
 	}
 	/* The transport's section ends the device's record: nothing changes

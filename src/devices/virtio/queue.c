@@ -7,11 +7,21 @@
 #include "common/util.h"
 #include "devices/virtio/virtio.h"
 
-#define DESC_SIZE 16
+static uint64_t desc_bytes(uint16_t n)
+{
+	return (uint64_t)n * VIRTQ_DESC_SIZE;
+}
 
-static uint64_t desc_bytes(uint16_t n)  { return (uint64_t)n * DESC_SIZE; }
-static uint64_t avail_bytes(uint16_t n) { return 6 + 2 * (uint64_t)n; }
-static uint64_t used_bytes(uint16_t n)  { return 6 + 8 * (uint64_t)n; }
+/* Each ring ends with a le16: used_event, avail_event. */
+static uint64_t avail_bytes(uint16_t n)
+{
+	return VIRTQ_AVAIL_RING + 2 * (uint64_t)n + 2;
+}
+
+static uint64_t used_bytes(uint16_t n)
+{
+	return VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * (uint64_t)n + 2;
+}
 
 void virtq_init(struct virtq *q, uint16_t max_size, const struct guest_ram *ram)
 {
@@ -23,7 +33,7 @@ void virtq_init(struct virtq *q, uint16_t max_size, const struct guest_ram *ram)
 
 void virtq_reset(struct virtq *q)
 {
-	q->s = (struct virtq_state){ .size = q->max_size, .msix_vector = 0xffff };
+	q->s = (struct virtq_state){ .size = q->max_size, .msix_vector = VIRTIO_MSI_NO_VECTOR };
 	q->indirect = false;
 	virtq_unmap(q);
 }
@@ -38,7 +48,8 @@ int virtq_map(struct virtq *q)
 	uint16_t n = q->s.size;
 
 	virtq_unmap(q);
-	if (!size_ok(n, q->max_size) || (q->s.desc & 15) || (q->s.avail & 1) || (q->s.used & 3))
+	if (!size_ok(n, q->max_size) || q->s.desc % VIRTQ_DESC_ALIGN ||
+	    q->s.avail % VIRTQ_AVAIL_ALIGN || q->s.used % VIRTQ_USED_ALIGN)
 		return -EINVAL;
 	q->desc = ram_map(q->ram, q->s.desc, desc_bytes(n));
 	q->avail = ram_map(q->ram, q->s.avail, avail_bytes(n));
@@ -58,7 +69,7 @@ void virtq_unmap(struct virtq *q)
 static uint16_t avail_idx(const struct virtq *q)
 {
 	/* Acquire: the ring entries it covers are read after it. */
-	return le16toh(__atomic_load_n((uint16_t *)(q->avail + 2), __ATOMIC_ACQUIRE));
+	return le16toh(__atomic_load_n((uint16_t *)(q->avail + VIRTQ_AVAIL_IDX), __ATOMIC_ACQUIRE));
 }
 
 bool virtq_has_work(struct virtq *q)
@@ -74,11 +85,11 @@ struct desc {
 
 static struct desc read_desc(const uint8_t *table, unsigned i)
 {
-	const uint8_t *p = table + (size_t)i * DESC_SIZE;
+	const uint8_t *p = table + (size_t)i * VIRTQ_DESC_SIZE;
 	/* Each field is read once: the guest may change them under us. */
 	struct desc d = {
-		.addr = get_le64(p), .len = get_le32(p + 8),
-		.flags = get_le16(p + 12), .next = get_le16(p + 14),
+		.addr = get_le64(p + VIRTQ_DESC_ADDR), .len = get_le32(p + VIRTQ_DESC_LEN),
+		.flags = get_le16(p + VIRTQ_DESC_FLAGS), .next = get_le16(p + VIRTQ_DESC_NEXT),
 	};
 
 	return d;
@@ -122,7 +133,7 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 		return 0;
 	if ((uint16_t)(idx - q->s.last_avail) > n)
 		return -EINVAL; /* more available than the ring holds */
-	head = get_le16(q->avail + 4 + 2 * (q->s.last_avail % n));
+	head = get_le16(q->avail + VIRTQ_AVAIL_RING + 2 * (q->s.last_avail % n));
 	if (head >= n)
 		return -EINVAL;
 	e->head = head;
@@ -138,13 +149,14 @@ int virtq_pop(struct virtq *q, struct virtq_elem *e)
 			return -EINVAL; /* a loop, or longer than the table */
 		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
 			if (!q->indirect || in_indirect || (d.flags & VIRTQ_DESC_F_NEXT) ||
-			    !d.len || d.len % DESC_SIZE || d.len / DESC_SIZE > VIRTQ_MAX_SEGS)
+			    !d.len || d.len % VIRTQ_DESC_SIZE ||
+			    d.len / VIRTQ_DESC_SIZE > VIRTQ_MAX_SEGS)
 				return -EINVAL;
 			table = ram_map(q->ram, d.addr, d.len);
 			if (!table)
 				return -EINVAL;
 			in_indirect = true;
-			max = d.len / DESC_SIZE;
+			max = d.len / VIRTQ_DESC_SIZE;
 			count = 0;
 			i = 0;
 			continue;
@@ -184,13 +196,14 @@ void virtq_push(struct virtq *q, const struct virtq_elem *e, uint32_t len)
 	if (!q->used)
 		return;
 	slot = q->s.used_idx % n;
-	u = q->used + 4 + 8 * (size_t)slot;
+	u = q->used + VIRTQ_USED_RING + VIRTQ_USED_ELEM_SIZE * (size_t)slot;
 	virtq_dirty_in(q, e, len);
-	put_le32(u, e->head);
-	put_le32(u + 4, len);
+	put_le32(u + VIRTQ_USED_ELEM_ID, e->head);
+	put_le32(u + VIRTQ_USED_ELEM_LEN, len);
 	q->s.used_idx++;
 	/* Release: the element (and the data) before the index. */
-	__atomic_store_n((uint16_t *)(q->used + 2), htole16(q->s.used_idx), __ATOMIC_RELEASE);
+	__atomic_store_n((uint16_t *)(q->used + VIRTQ_USED_IDX), htole16(q->s.used_idx),
+			 __ATOMIC_RELEASE);
 	ram_dirty(q->ram, q->s.used, used_bytes(n));
 }
 
@@ -200,7 +213,7 @@ bool virtq_should_notify(struct virtq *q)
 		return false;
 	/* Our used index store before the driver's flags load. */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return !(get_le16(q->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	return !(get_le16(q->avail + VIRTQ_AVAIL_FLAGS) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
 void virtq_save(const struct virtq *q, struct buf *out)
