@@ -1,16 +1,29 @@
 #!/usr/bin/env bash
-# Fetches Debian's current cloud kernel and extracts its vmlinux (a PVH ELF)
-# for the Linux smoke test:  scripts/fetch-linux.sh OUTDIR  ->  OUTDIR/vmlinux
+# Fetches Debian's current cloud kernel and extracts from its one package,
+# for the Linux smoke test and the Linux agent (guest/linux):
+#   OUTDIR/vmlinux                    its vmlinux (a PVH ELF)
+#   OUTDIR/modules/lib/modules/VER/   its modules, depmod'ed here (Debian
+#                                     ships no modules.dep)
+#   OUTDIR/version                    the package
+# usage: scripts/fetch-linux.sh OUTDIR
 # The version is whatever linux-image-cloud-amd64 depends on today: never
-# pinned, never committed. Does nothing when OUTDIR/vmlinux is already there.
+# pinned, never committed. Does nothing when vmlinux and modules.dep are
+# already there; an OUTDIR with a vmlinux and no modules (fetched before the
+# agent wanted them) is fetched again whole, so that the kernel and its
+# modules always come from the same package.
 set -euo pipefail
 
 out=${1:?usage: fetch-linux.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-[ -s "$out/vmlinux" ] && exit 0
+if [ -s "$out/vmlinux" ] && ls "$out"/modules/lib/modules/*/modules.dep >/dev/null 2>&1; then
+	exit 0
+fi
 
-work=$(mktemp -d)
+depmod=$(command -v depmod || echo /sbin/depmod)
+[ -x "$depmod" ] || { echo "fetch-linux: depmod is missing (kmod; scripts/setup.sh installs it)" >&2; exit 1; }
+# Inside OUTDIR: the results are moved into place, not copied.
+work=$(mktemp -d "$out/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 meta=linux-image-cloud-amd64
@@ -22,8 +35,12 @@ fi
 [ -n "$pkg" ] || { echo "fetch-linux: cannot resolve $meta" >&2; exit 1; }
 echo "fetch-linux: $meta -> $pkg"
 
-(cd "$work" && apt-get download -qq "$pkg")
-dpkg-deb -x "$work"/*.deb "$work/root"
+# As root apt warns that it downloads unsandboxed (OUTDIR is not _apt's).
+(cd "$work" && apt-get download -qq "$pkg" 2>&1 | grep -v "unsandboxed" >&2 || true)
+deb=$(ls "$work"/*.deb 2>/dev/null | head -n1)
+[ -n "$deb" ] || { echo "fetch-linux: downloading $pkg failed" >&2; exit 1; }
+dpkg-deb -x "$deb" "$work/root"
+rm -f "$deb"
 bz=$(ls "$work"/root/boot/vmlinuz-* | head -n1)
 
 # The bzImage's payload is LZ4 (legacy frame, magic 02 21 4c 18), as
@@ -35,7 +52,20 @@ if ! head -c 4 "$work/vmlinux" | grep -q $'\x7fELF'; then
 	echo "fetch-linux: extracting vmlinux from $bz failed" >&2
 	exit 1
 fi
-mv "$work/vmlinux" "$out/vmlinux.tmp"
+
+# The modules: under lib/ (Debian 12) or usr/lib/ (merged /usr), moved to
+# OUTDIR/modules/lib/modules, where depmod -b looks.
+mods=$work/root/lib/modules
+[ -d "$mods" ] || mods=$work/root/usr/lib/modules
+kver=$(ls "$mods" 2>/dev/null | head -n1)
+[ -n "$kver" ] || { echo "fetch-linux: no modules in $pkg" >&2; exit 1; }
+mkdir -p "$work/modules/lib"
+mv "$mods" "$work/modules/lib/modules"
+"$depmod" -b "$work/modules" "$kver"
+
+# vmlinux last: with modules.dep it marks a complete OUTDIR.
+rm -rf "$out/vmlinux" "$out/modules"
+mv "$work/modules" "$out/modules"
 echo "$pkg" > "$out/version"
-mv "$out/vmlinux.tmp" "$out/vmlinux"
-echo "fetch-linux: $out/vmlinux ($(stat -c %s "$out/vmlinux") bytes)"
+mv "$work/vmlinux" "$out/vmlinux"
+echo "fetch-linux: $out/vmlinux ($(stat -c %s "$out/vmlinux") bytes), modules of $kver"

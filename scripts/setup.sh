@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the Debian packages ferry needs to build, test and benchmark
-# (busybox-static, kmod and e2fsprogs build and run the test host, tests/host).
+# (busybox-static, kmod and e2fsprogs build and run the test host, tests/host;
+# kmod's depmod also orders the Linux agent's modules, scripts/fetch-linux.sh).
 # Quiet and quick when everything is already there.
 set -euo pipefail
 

@@ -55,6 +55,18 @@ def require_kvm():
         sys.exit(77)
 
 
+def require_unmodified_linux():
+    """For tests that need Linux to boot: kvm_pvm's /dev/kvm cannot run an
+    unmodified Linux (it stops after its banner on an instruction KVM's
+    emulator cannot run: test_linux.py checks that), so there the test is
+    not run and says why."""
+    if os.path.exists("/sys/module/kvm_pvm"):
+        print("SKIP: /dev/kvm is kvm_pvm's (/sys/module/kvm_pvm), which cannot run an "
+              "unmodified Linux: test not run (it runs on a VMX/SVM host, the test host "
+              "included)", flush=True)
+        sys.exit(77)
+
+
 class Console(Lines):
     """A pipe's lines with their arrival times; waits stretched under
     emulation."""

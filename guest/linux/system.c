@@ -1,0 +1,109 @@
+/* PID 1's duties and the system's figures; see system.h. */
+#include "system.h"
+#include "console.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int mount_one(const char *type, const char *dir)
+{
+	if (mkdir(dir, 0755) && errno != EEXIST) {
+		say("error: mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (mount(type, dir, type, MS_NOSUID | MS_NOEXEC, NULL) && errno != EBUSY) {
+		say("error: mount %s on %s: %s", type, dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int sys_mount_all(void)
+{
+	/* devtmpfs hides the initramfs's /dev/console; fds 0-2 stay open */
+	return -(mount_one("proc", "/proc") + mount_one("sysfs", "/sys") +
+		 mount_one("devtmpfs", "/dev"));
+}
+
+/* name in the directory dir: 0, or -errno; a module already there (built
+ * in, loaded) is 0. */
+static int load_module(int dir, const char *name)
+{
+	int fd, r;
+
+	fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = (int)syscall(SYS_finit_module, fd, "", 0) ? -errno : 0;
+	close(fd);
+	return r == -EEXIST ? 0 : r;
+}
+
+void sys_load_modules(unsigned *loaded, unsigned *failed)
+{
+	int dir = open(AGENT_MODULE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	FILE *f = dir < 0 ? NULL : fopen(AGENT_MODULE_LIST, "re");
+	char line[256];
+
+	*loaded = *failed = 0;
+	if (!f) {
+		say("error: modules: %s: %s", AGENT_MODULE_LIST, strerror(errno));
+		if (dir >= 0)
+			close(dir);
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		int r;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		r = load_module(dir, line);
+		if (r) {
+			say("error: module %s: %s", line, strerror(-r));
+			++*failed;
+		} else {
+			++*loaded;
+		}
+	}
+	fclose(f);
+	close(dir);
+}
+
+int sys_read_cmdline(char *buf, size_t len)
+{
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+	int err;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	err = n < 0 ? -errno : 0;
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return err;
+}
+
+int64_t sys_meminfo_mib(const char *key)
+{
+	FILE *f = fopen("/proc/meminfo", "re");
+	size_t klen = strlen(key);
+	char line[128];
+	long long kib = -1;
+
+	if (!f)
+		return -errno;
+	while (kib < 0 && fgets(line, sizeof(line), f))
+		if (strncmp(line, key, klen) || line[klen] != ':' ||
+		    sscanf(line + klen + 1, "%lld kB", &kib) != 1)
+			kib = -1;
+	fclose(f);
+	return kib < 0 ? -EINVAL : kib / 1024;
+}
