@@ -229,7 +229,10 @@ def test_save_mid_line_with_timers_armed():
     # A beat every 25 ms leaves CPU 0, which prints each line in ring 0
     # with interrupts off, time to tick (at 5 ms it printed all the time
     # and never ticked; at 8 ms it did not on a loaded kvm_pvm host).
-    vm = Vmm(cmdline="ferry.beat_ms=25 ferry.dirty=8@10", cpus=2, memory=64)
+    # Inside the test host (one CPU for both vCPUs and ferry) a line takes
+    # long enough to print that at 25 ms CPU 0 was seen never to tick in
+    # 10 s after a restore: a beat every 100 ms there.
+    vm = Vmm(cmdline=f"ferry.beat_ms={scaled(25, 100)} ferry.dirty=8@10", cpus=2, memory=64)
     text, mid_line = "", 0
     try:
         vm.connect()
@@ -263,7 +266,7 @@ def test_save_mid_line_with_timers_armed():
             check(last["ticks"][1] - first["ticks"][1] >= 50,
                   f"round {n}: CPU 1 ticked {last['ticks'][1] - first['ticks'][1]} times in "
                   "~2 s after the restore: its timer interrupt was lost")
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 10 * TIMEOUT_SCALE
             while vm.console.beats()[-1]["ticks"][0] == first["ticks"][0]:
                 check(time.monotonic() < deadline, f"round {n}: CPU 0 never ticked again "
                       "after the restore: its timer interrupt was lost")
