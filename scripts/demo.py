@@ -201,8 +201,14 @@ def migrate(src, dst, flags):
         raise RuntimeError(f"migration failed: {text.strip()}")
 
 
-def heartbeat_gap(console, before):
-    """The longest silence of the heartbeat since heartbeat `before`."""
+def heartbeat_gap(console, before, wait=60):
+    """The longest silence of the heartbeat since heartbeat `before`, once
+    the guest has beaten again since now (under emulation the destination's
+    first heartbeat can come seconds after the migration command returned)."""
+    now = len(console.heartbeats())
+    deadline = time.monotonic() + wait
+    while len(console.heartbeats()) <= now and time.monotonic() < deadline:
+        time.sleep(0.1)
     beats = [(t, b["beat"]) for t, b in console.heartbeats()[max(0, before - 1):]]
     if len(beats) < 2:
         return "no heartbeat seen"
