@@ -247,7 +247,9 @@ def main():
         a.ferry("define", xml)
         a.ferry("start", NAME)
         a.ferry("list", "--all")
-        time.sleep(3)
+        # Migrated once it beats (under emulation the guest's boot, a
+        # sha256 of its disk among it, takes tens of seconds).
+        console.wait_for(r"ferry-agent beat=20 ", 300, what="the guest")
         n = len(console.heartbeats())
         migrate(a, b, ["--live", "--persistent", "--verbose"])
         a.ferry("domjobinfo", NAME, "--completed")
