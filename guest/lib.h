@@ -4,6 +4,7 @@
 #define FERRY_GUEST_LIB_H
 
 #include "types.h"
+#include "pattern.h" /* mix64 */
 
 void *memcpy(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
@@ -22,16 +23,5 @@ int fmt_sn(char *buf, size_t size, const char *fmt, ...)
 /* Parse a decimal u64 from [s, s + n); returns false on anything else
  * (empty, non-digit, overflow). */
 bool parse_u64(const char *s, size_t n, u64 *out);
-
-/* splitmix64's finaliser: a well-mixed 64-bit value from x (the working
- * set's page contents and the disk writer's records derive from it). */
-static inline u64 mix64(u64 x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
 
 #endif

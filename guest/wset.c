@@ -6,8 +6,6 @@
 #include "console.h"
 #include "user.h"
 
-#define WORDS_PER_PAGE  (PAGE_SIZE / 8)
-#define WORD_STEP       0x9e3779b97f4a7c15ULL
 #define LOG_PER_SEC     5
 
 struct wset_stats wset_stats[MAX_CPUS];
@@ -17,29 +15,9 @@ u64 muldiv(u64 a, u64 b, u64 c)
 	return (a / c) * b + (a % c) * b / c;
 }
 
-static u64 page_seed(u64 page, u32 gen)
-{
-	return mix64((page << 32) ^ gen ^ 0x5851f42d4c957f2dULL);
-}
-
 static u64 *page_ptr(const struct wset *ws, u64 page)
 {
 	return (u64 *)(ws->base + page * PAGE_SIZE);
-}
-
-static void fill_page(u64 *p, u64 seed)
-{
-	for (u64 i = 0; i < WORDS_PER_PAGE; i++, seed += WORD_STEP)
-		p[i] = seed;
-}
-
-static bool page_ok(const u64 *p, u64 seed)
-{
-	u64 diff = 0;
-
-	for (u64 i = 0; i < WORDS_PER_PAGE; i++, seed += WORD_STEP)
-		diff |= p[i] ^ seed;
-	return diff == 0;
 }
 
 static void report(struct wset_worker *w, u64 page, u32 gen)
@@ -64,11 +42,11 @@ static void verify_page(struct wset_worker *w, u64 page)
 
 	if (!gen)
 		return;
-	seed = page_seed(page, gen);
+	seed = pattern_seed(page, gen);
 	w->st->verified++;
-	if (!page_ok(page_ptr(w->ws, page), seed)) {
+	if (!pattern_ok(page_ptr(w->ws, page), seed)) {
 		report(w, page, gen);
-		fill_page(page_ptr(w->ws, page), seed);
+		pattern_fill(page_ptr(w->ws, page), seed);
 	}
 }
 
@@ -79,7 +57,7 @@ static void write_page(struct wset_worker *w, u64 page)
 	verify_page(w, page);
 	if (!gen)
 		gen = 1;
-	fill_page(page_ptr(w->ws, page), page_seed(page, gen));
+	pattern_fill(page_ptr(w->ws, page), pattern_seed(page, gen));
 	w->ws->gen[page] = gen;
 	w->st->written++;
 }

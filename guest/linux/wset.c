@@ -1,6 +1,7 @@
 /* The integrity workload; see wset.h. */
 #include "wset.h"
 #include "console.h"
+#include "pattern.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -9,10 +10,7 @@
 #include <time.h>
 
 #define PAGE_BYTES      4096ULL
-#define WORDS_PER_PAGE  (PAGE_BYTES / 8)
 #define MIB             (1024ULL * 1024)
-#define WORD_STEP       0x9e3779b97f4a7c15ULL
-#define SEED_SALT       0x5851f42d4c957f2dULL
 #define NS_PER_SEC      1000000000ULL
 #define TICK_NS         (10 * 1000000ULL)
 #define FILL_ONCE_PPS   16384   /* 64 MiB/s a worker for RATE 0 */
@@ -35,39 +33,9 @@ static void sleep_until(uint64_t ns)
 		;
 }
 
-/* splitmix64's finaliser, as the test guest's (guest/lib.h). */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
-static uint64_t page_seed(uint64_t page, uint32_t gen)
-{
-	return mix64((page << 32) ^ gen ^ SEED_SALT);
-}
-
 static uint64_t *page_ptr(const struct workload *wl, uint64_t page)
 {
 	return (uint64_t *)(wl->base + page * PAGE_BYTES);
-}
-
-static void fill_page(uint64_t *p, uint64_t seed)
-{
-	for (uint64_t i = 0; i < WORDS_PER_PAGE; i++, seed += WORD_STEP)
-		p[i] = seed;
-}
-
-static bool page_ok(const uint64_t *p, uint64_t seed)
-{
-	uint64_t diff = 0;
-
-	for (uint64_t i = 0; i < WORDS_PER_PAGE; i++, seed += WORD_STEP)
-		diff |= p[i] ^ seed;
-	return diff == 0;
 }
 
 static void report(struct wset_worker *w, uint64_t page, uint32_t gen)
@@ -92,11 +60,11 @@ static void verify_page(struct wset_worker *w, uint64_t page)
 
 	if (!gen)
 		return;
-	seed = page_seed(page, gen);
+	seed = pattern_seed(page, gen);
 	atomic_fetch_add_explicit(&w->st.verified, 1, memory_order_relaxed);
-	if (!page_ok(page_ptr(w->wl, page), seed)) {
+	if (!pattern_ok(page_ptr(w->wl, page), seed)) {
 		report(w, page, gen);
-		fill_page(page_ptr(w->wl, page), seed);
+		pattern_fill(page_ptr(w->wl, page), seed);
 	}
 }
 
@@ -107,7 +75,7 @@ static void write_page(struct wset_worker *w, uint64_t page)
 	verify_page(w, page);
 	if (!gen)
 		gen = 1;
-	fill_page(page_ptr(w->wl, page), page_seed(page, gen));
+	pattern_fill(page_ptr(w->wl, page), pattern_seed(page, gen));
 	w->wl->gen[page] = gen;
 	atomic_fetch_add_explicit(&w->st.written, 1, memory_order_relaxed);
 }
