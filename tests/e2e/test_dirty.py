@@ -14,8 +14,11 @@ SECONDS = int(os.environ.get("FERRY_DIRTY_SECONDS", scaled("60", "20")))
 MIN_BEATS_PER_S = scaled(9, 7)
 # APIC timer ticks a second each vCPU must show (it ticks 100 a second when
 # nothing holds interrupts off; CPU 0 prints the heartbeat with interrupts
-# off, and under emulation a console line takes several times longer).
-MIN_TICKS_PER_S = scaled(50, 30)
+# off, and under emulation a console line takes several times longer: in
+# the test host, one CPU for both vCPUs and ferry, CPU 0 was seen at 12 a
+# second while its beats and its share of the dirtying went on; a vCPU
+# that stopped would show none).
+MIN_TICKS_PER_S = scaled(50, 5)
 
 
 def test_dirty_256_at_50():
