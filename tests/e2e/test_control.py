@@ -30,9 +30,10 @@ def test_status_stop_cont():
         vm.console.collect(1.5)
         check(len(vm.console.beats()) == n, "heartbeats went on while stopped")
         last = vm.console.beats()[-1]["beat"]
+        start = len(vm.console.lines)  # before cont: the console is read as it comes
         check(ctl.execute("cont") == {"return": {}}, "cont failed")
         ctl.wait_event("RESUME")
-        i = vm.console.wait_for(r"ferry-agent beat=", 5, len(vm.console.lines))
+        i = vm.console.wait_for(r"ferry-agent beat=", 5, start)
         b = parse_beat(vm.console.lines[i][1])
         check(b["beat"] == last + 1, f"beat after cont is {b['beat']}, expected {last + 1}")
         check(ctl.execute("query-status")["return"]["status"] == "running", "not running")

@@ -643,9 +643,10 @@ def test_destination_dies_after_go():
             check("error" in r, f"{cmd} {args} accepted after an unsettled hand-over: {r}")
         check(src.ctl.execute("cont", {"force": "yes"}).get("error"), "cont force: 'yes'")
         check(status(src) == "paused", "still paused")
+        start = len(src.console.lines)  # before cont: the console is read as it comes
         r = src.ctl.execute("cont", {"force": True})
         check(r == {"return": {}}, f"cont force: {r}")
-        i = src.console.wait_for(r"ferry-agent beat=", 5, len(src.console.lines))
+        i = src.console.wait_for(r"ferry-agent beat=", 5, start)
         b = parse_beat(src.console.lines[i][1])
         check(status(src) == "running", "not running after cont force")
         pump([src], 1.0)
