@@ -315,9 +315,14 @@ def after_handover(src, dst, q, t_migrate, watch=5.0, what="", min_ticks=None):
     # 100 APIC ticks a second when the guest keeps pace; emulated, a vCPU
     # whose dirtier falls behind sleeps (and ticks) far less: any growth at
     # all still tells a running vCPU from a stopped one.
+    # The guest arms its tick when a vCPU sleeps: inside the test host (one
+    # CPU for everything) CPU 0, which also prints the beats, was seen
+    # never to sleep in 2 s of the ladder test; there its beats going on
+    # show it runs.
     min_ticks = min_ticks if min_ticks is not None else int(watch * scaled(40, 10))
-    check(len(z["ticks"]) == len(d_first["ticks"]) and
-          all(b - a >= min_ticks for a, b in zip(d_first["ticks"], z["ticks"])),
+    stopped = [i for i, (a, b) in enumerate(zip(d_first["ticks"], z["ticks"]))
+               if b - a < min_ticks and not (EMULATED and i == 0 and z["beat"] > d_first["beat"])]
+    check(len(z["ticks"]) == len(d_first["ticks"]) and not stopped,
           f"{what}a vCPU stopped on the destination: ticks {d_first['ticks']} -> {z['ticks']}")
     check(z["uptime_ms"] - d_first["uptime_ms"] >= (watch - 1.5) * 1000,
           f"{what}the destination's guest ran {z['uptime_ms'] - d_first['uptime_ms']} ms")
