@@ -11,16 +11,10 @@
 #include "bootinfo.h"
 #include "console.h"
 #include "lib.h"
-#include "sha256.h"
+#include "record.h"
 #include "user.h"
 #include "wset.h"
 
-#define REC_BYTES       4096
-#define REC_WORDS       (REC_BYTES / 8)
-#define REC_MAGIC       0x4345525952524546ULL   /* "FERRYREC" */
-#define REC_FILL        4                       /* first fill word */
-#define REC_SUM         (REC_WORDS - 1)         /* checksum word */
-#define FILL_STEP       0x9e3779b97f4a7c15ULL
 #define FLUSH_EVERY     16                      /* records */
 #define FLUSH_MS        1000
 #define STUCK_MS        10000
@@ -48,36 +42,20 @@ static struct {
 	u64 log_window;
 	u32 log_lines;
 	struct vblk_req req;
-	u64 wbuf[REC_WORDS] __attribute__((aligned(4096)));
-	u64 rbuf[REC_WORDS] __attribute__((aligned(4096)));
-	u64 want[REC_WORDS];
+	u64 wbuf[RECORD_WORDS] __attribute__((aligned(4096)));
+	u64 rbuf[RECORD_WORDS] __attribute__((aligned(4096)));
+	u64 want[RECORD_WORDS];
 } D;
-
-/* Record seq of this boot as it must be on disk (layout: README.md). */
-static void record_build(u64 *w, u64 seq)
-{
-	u64 fill = mix64(D.nonce + seq * FILL_STEP);
-	u8 d[SHA256_BYTES];
-
-	w[0] = REC_MAGIC;
-	w[1] = D.nonce;
-	w[2] = seq;
-	w[3] = (seq - 1) % D.nslots;
-	for (u32 i = REC_FILL; i < REC_SUM; i++, fill += FILL_STEP)
-		w[i] = fill;
-	sha256(w, REC_SUM * 8, d);
-	memcpy(&w[REC_SUM], d, 8);
-}
 
 static u64 slot_sector(u64 seq)
 {
-	return (seq - 1) % D.nslots * (REC_BYTES / 512);
+	return record_slot(seq, D.nslots) * (RECORD_BYTES / 512);
 }
 
 int dwriter_init(struct vblk *b, u64 rate_kib)
 {
 	D.b = b;
-	D.nslots = b->sectors * 512 / REC_BYTES;
+	D.nslots = b->sectors * 512 / RECORD_BYTES;
 	if (!D.nslots) {
 		console_printf("ferry-agent warning: disk %s is too small for "
 			       "the disk writer\n", b->name);
@@ -117,9 +95,9 @@ static void submit(enum op op, u64 seq, u64 now)
 	void *buf = op == OP_WRITE ? (void *)D.wbuf : (void *)D.rbuf;
 
 	if (op == OP_WRITE)
-		record_build(D.wbuf, seq);
+		record_build(D.wbuf, D.nonce, seq, D.nslots);
 	if (vblk_submit(D.b, &D.req, type, op == OP_FLUSH ? 0 : slot_sector(seq),
-			buf, op == OP_FLUSH ? 0 : REC_BYTES))
+			buf, op == OP_FLUSH ? 0 : RECORD_BYTES))
 		return;         /* cannot happen: the queue holds only this one */
 	vblk_kick(D.b);
 	D.op = op;
@@ -164,7 +142,7 @@ static void corrupt(u64 seq)
 	}
 	if (D.log_lines++ < LOG_PER_SEC)
 		console_printf("ferry-agent DISK-CORRUPT slot=%lu want_seq=%lu\n",
-			       (seq - 1) % D.nslots, seq);
+			       record_slot(seq, D.nslots), seq);
 }
 
 static void failed(const char *what, u8 status)
@@ -191,8 +169,8 @@ static void complete(u64 now)
 	if (st != VIRTIO_BLK_S_OK) {
 		failed(op == OP_WRITE ? "write" : "read", st);
 	} else if (op == OP_READ) {
-		record_build(D.want, D.op_seq);
-		if (memcmp(D.rbuf, D.want, REC_BYTES))
+		record_build(D.want, D.nonce, D.op_seq, D.nslots);
+		if (memcmp(D.rbuf, D.want, RECORD_BYTES))
 			corrupt(D.op_seq);
 	} else {
 		dwriter_stats.written++;
