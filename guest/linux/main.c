@@ -13,12 +13,15 @@
  */
 #include "button.h"
 #include "console.h"
+#include "disk.h"
 #include "kmsg.h"
+#include "net.h"
 #include "options.h"
 #include "system.h"
 #include "wset.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdio.h>
@@ -35,6 +38,7 @@
 
 enum agent_end {
 	END_TIMER,              /* ferry.poweroff */
+	END_REBOOT,             /* ferry.reboot */
 	END_BUTTON,             /* the ACPI power button */
 	END_ERROR,              /* the event loop failed */
 };
@@ -44,12 +48,32 @@ struct agent {
 	struct agent_options opt;
 	cpu_set_t cpus;         /* where the workers run: the online CPUs */
 	struct workload wl;
+	struct disk_writer disk;
+	struct pinger ping;
 	struct buttons buttons;
 	int kmsg_fd;            /* -1: not relaying */
 	int beat_fd;            /* timerfd, CLOCK_BOOTTIME, every beat_ms */
 	int off_fd;             /* timerfd for ferry.poweroff, or -1 */
+	int reboot_fd;          /* timerfd for ferry.reboot, or -1 */
 	uint64_t beat;          /* heartbeats printed */
 };
+
+/* PID 1: fds 0-2 on /dev/null where the kernel left none (no
+ * /dev/console), so that no file the agent opens becomes its console. */
+static void std_fds_open(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int n;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		n = open("/dev/null", O_RDWR);
+		if (n >= 0 && n != fd) {
+			dup2(n, fd);
+			close(n);
+		}
+	}
+}
 
 static void usage(FILE *f)
 {
@@ -64,7 +88,11 @@ static int host_cmdline(int argc, char **argv, char *buf, size_t len)
 {
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--cmdline") && i + 1 < argc) {
-			snprintf(buf, len, "%s", argv[++i]);
+			if (snprintf(buf, len, "%s", argv[++i]) >= (int)len) {
+				fprintf(stderr, "ferry-agent: --cmdline: longer than %zu bytes\n",
+					len - 1);
+				return EXIT_CANNOT_RUN;
+			}
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			usage(stdout);
 			return 0;
@@ -91,6 +119,8 @@ static int read_options(struct agent *a, const char *host_cmdline_str)
 		say("error: bad option %s", bad);
 		return EXIT_CANNOT_RUN;
 	}
+	if (a->opt.inject && !a->opt.dirty)
+		say("warning: ferry.inject without ferry.dirty: no page to corrupt");
 	for (int u = 0; u < UNSUP_COUNT; u++)
 		if (a->opt.unsupported[u])
 			say("error: %s is not supported yet",
@@ -174,11 +204,29 @@ static int start_workload(struct agent *a)
 	a->beat_fd = r = timer_open(a->wl.t0_ns, o->beat_ms * NS_PER_MS);
 	if (r >= 0 && o->poweroff)
 		a->off_fd = r = timer_open(a->wl.t0_ns + o->poweroff_s * NS_PER_SEC, 0);
+	if (r >= 0 && o->reboot)
+		a->reboot_fd = r = timer_open(a->wl.t0_ns + o->reboot_s * NS_PER_SEC, 0);
 	if (r < 0) {
 		say("error: timerfd: %s", strerror(-r));
 		return EXIT_CANNOT_RUN;
 	}
 	return 0;
+}
+
+/* PID 1 only: the disks' lines, the disk writer, eth0 and the pings.
+ * What fails is reported and the agent goes on without it. */
+static void start_devices(struct agent *a)
+{
+	const struct agent_options *o = &a->opt;
+	char writable[DISK_NAME_MAX];
+
+	disks_report(writable);
+	if (o->disk_kib && !writable[0])
+		say("error: ferry.disk-writer: no writable virtio disk");
+	else if (o->disk_kib)
+		dwriter_start(&a->disk, writable, o->disk_kib);
+	if (o->ip && !net_configure(o->ip, o->prefix) && o->ping)
+		pinger_start(&a->ping, o->ping);
 }
 
 static int agent_setup(struct agent *a, const char *host_cmdline_str)
@@ -191,8 +239,12 @@ static int agent_setup(struct agent *a, const char *host_cmdline_str)
 	r = read_options(a, host_cmdline_str);
 	if (r)
 		return r;
-	if (a->pid1)
+	if (a->pid1) {
 		open_kernel_sources(a);
+		start_devices(a);
+	} else if (a->opt.disk_kib || a->opt.ip) {
+		say("warning: ferry.disk-writer, ferry.ip and ferry.ping work only as PID 1");
+	}
 	r = start_workload(a);
 	if (r)
 		return r;
@@ -204,25 +256,38 @@ static int agent_setup(struct agent *a, const char *host_cmdline_str)
 	return 0;
 }
 
+#define LOAD(x) ((unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed))
+
 static void heartbeat(struct agent *a)
 {
 	uint64_t expirations, v, c, w;
+	char dev[160] = "";
+	int n = 0;
 
 	/* missed periods are skipped; the count goes on by one a line */
 	if (read(a->beat_fd, &expirations, sizeof(expirations)) < 0 && errno == EAGAIN)
 		return;
 	workload_totals(&a->wl, &v, &c, &w);
-	say("beat=%lu uptime_ms=%lu verified=%lu corrupt=%lu written=%lu",
+	if (a->disk.running)
+		n = snprintf(dev, sizeof(dev), " disk_written=%llu disk_corrupt=%llu",
+			     LOAD(a->disk.written), LOAD(a->disk.corrupt));
+	if (a->ping.running)
+		snprintf(dev + n, sizeof(dev) - (size_t)n,
+			 " net_sent=%llu net_recv=%llu net_lost=%llu", LOAD(a->ping.sent),
+			 LOAD(a->ping.recv), LOAD(a->ping.lost));
+	say("beat=%lu uptime_ms=%lu verified=%lu corrupt=%lu written=%lu%s",
 	    (unsigned long)++a->beat, (unsigned long)(boottime_ns() / NS_PER_MS),
-	    (unsigned long)v, (unsigned long)c, (unsigned long)w);
+	    (unsigned long)v, (unsigned long)c, (unsigned long)w, dev);
 }
 
-enum { PFD_BEAT, PFD_OFF, PFD_KMSG, PFD_BUTTON, PFD_MAX = PFD_BUTTON + BUTTONS_MAX };
+enum { PFD_BEAT, PFD_OFF, PFD_REBOOT, PFD_KMSG, PFD_BUTTON,
+       PFD_MAX = PFD_BUTTON + BUTTONS_MAX };
 
 static nfds_t poll_set(const struct agent *a, struct pollfd *p)
 {
 	p[PFD_BEAT] = (struct pollfd){ .fd = a->beat_fd, .events = POLLIN };
 	p[PFD_OFF] = (struct pollfd){ .fd = a->off_fd, .events = POLLIN };
+	p[PFD_REBOOT] = (struct pollfd){ .fd = a->reboot_fd, .events = POLLIN };
 	p[PFD_KMSG] = (struct pollfd){ .fd = a->kmsg_fd, .events = POLLIN };
 	for (unsigned i = 0; i < a->buttons.n; i++)
 		p[PFD_BUTTON + i] = (struct pollfd){ .fd = a->buttons.fd[i], .events = POLLIN };
@@ -266,24 +331,37 @@ static enum agent_end agent_run(struct agent *a)
 			heartbeat(a);
 		if (p[PFD_OFF].revents)
 			return END_TIMER;
+		if (p[PFD_REBOOT].revents)
+			return END_REBOOT;
 		if (poll_sources(p, n))
 			return END_BUTTON;
 	}
 }
 
-/* As PID 1 the VM powers off (ACPI S5) and this never returns: if Linux
- * refuses, init must still not exit (that panics the kernel). Elsewhere
- * the workers stop (they use *a) and status is returned. */
+/* Everything stops first (the disk writer's last records flushed, the
+ * workers' last checks counted), then the VM powers off (ACPI S5) or reboots (ferry.reboot) and
+ * this never returns as PID 1: if Linux refuses, init must still not exit
+ * (that panics the kernel). Elsewhere the exit status is returned: status
+ * if not 0, else EXIT_CORRUPT for a corrupt page, EXIT_CANNOT_RUN if the
+ * loop failed. */
 static int agent_end(struct agent *a, enum agent_end why, int status)
 {
-	say("poweroff%s", why == END_BUTTON ? " (power button)" : "");
-	if (!a->pid1) {
-		workload_stop(&a->wl);
+	uint64_t corrupt;
+
+	dwriter_stop(&a->disk);
+	pinger_stop(&a->ping);
+	corrupt = workload_stop(&a->wl);
+	if (!status)
+		status = corrupt ? EXIT_CORRUPT : why == END_ERROR ? EXIT_CANNOT_RUN : 0;
+	if (why == END_BUTTON)
+		say("power-button: shutting down");
+	say("%s", why == END_REBOOT ? "reboot" : "poweroff");
+	if (!a->pid1)
 		return status;
-	}
 	sync();
-	reboot(RB_POWER_OFF);
-	say("error: poweroff failed: %s", strerror(errno));
+	/* as reboot -f / poweroff -f: no user space to stop but this one */
+	reboot(why == END_REBOOT ? RB_AUTOBOOT : RB_POWER_OFF);
+	say("error: %s failed: %s", why == END_REBOOT ? "reboot" : "poweroff", strerror(errno));
 	for (;;)
 		pause();
 }
@@ -291,19 +369,17 @@ static int agent_end(struct agent *a, enum agent_end why, int status)
 int main(int argc, char **argv)
 {
 	struct agent a = { .pid1 = getpid() == 1, .kmsg_fd = -1, .beat_fd = -1,
-			   .off_fd = -1 };
+			   .off_fd = -1, .reboot_fd = -1 };
 	enum agent_end why = END_ERROR;
 	char cmdline[CMDLINE_MAX] = "";
-	uint64_t v, c, w;
 	int status;
 
-	if (!a.pid1 && (status = host_cmdline(argc, argv, cmdline, sizeof(cmdline))) >= 0)
+	if (a.pid1)
+		std_fds_open();
+	else if ((status = host_cmdline(argc, argv, cmdline, sizeof(cmdline))) >= 0)
 		return status;
 	status = agent_setup(&a, cmdline);
 	if (!status)
 		why = agent_run(&a);
-	workload_totals(&a.wl, &v, &c, &w);
-	if (!status)
-		status = c ? EXIT_CORRUPT : why == END_ERROR ? EXIT_CANNOT_RUN : 0;
 	return agent_end(&a, why, status);
 }

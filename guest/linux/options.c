@@ -5,10 +5,7 @@
 #include <string.h>
 
 static const char *const unsupported_names[UNSUP_COUNT] = {
-	[UNSUP_DISK_WRITER] = "ferry.disk-writer",
 	[UNSUP_DISK_BENCH] = "ferry.disk-bench",
-	[UNSUP_IP] = "ferry.ip",
-	[UNSUP_PING] = "ferry.ping",
 };
 
 const char *options_unsupported_name(enum agent_unsupported u)
@@ -61,6 +58,53 @@ static bool parse_dirty(const char *v, size_t n, struct agent_options *o)
 	return true;
 }
 
+/* A dotted quad, each part 0 .. 255 without leading zeros; host order. */
+static bool parse_ipv4(const char *v, size_t n, uint32_t *out)
+{
+	uint32_t a = 0;
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		size_t start = i;
+		uint64_t x;
+
+		while (i < n && v[i] != '.')
+			i++;
+		if (i - start > 3 || (i - start > 1 && v[start] == '0') ||
+		    !parse_u64(v + start, i - start, &x) || x > 255)
+			return false;
+		a = a << 8 | (uint32_t)x;
+		if (part < 3 && (i >= n || v[i++] != '.'))
+			return false;
+	}
+	*out = a;
+	return i == n;
+}
+
+/* "ADDR/PREFIX", PREFIX 1 .. 32, ADDR not 0.0.0.0. */
+static bool parse_ip(const char *v, size_t n, struct agent_options *o)
+{
+	const char *slash = memchr(v, '/', n);
+	uint64_t prefix;
+	size_t al;
+
+	if (!slash)
+		return false;
+	al = (size_t)(slash - v);
+	if (!parse_ipv4(v, al, &o->ip) || !o->ip ||
+	    !parse_u64(slash + 1, n - al - 1, &prefix) || !prefix || prefix > 32)
+		return false;
+	o->prefix = (unsigned)prefix;
+	return true;
+}
+
+static bool ping_ok(const struct agent_options *o)
+{
+	uint32_t mask = o->prefix == 32 ? ~0u : ~(~0u >> o->prefix);
+
+	return o->ip && o->ping != o->ip && (o->ping & mask) == (o->ip & mask);
+}
+
 /* The test guest's options the agent does not have: noted, not parsed. */
 static bool note_unsupported(const char *t, size_t klen, struct agent_options *o)
 {
@@ -76,8 +120,15 @@ static bool note_unsupported(const char *t, size_t klen, struct agent_options *o
 /* One of ours without "=VALUE" is malformed; anything else is not ours. */
 static bool bare_key_ok(const char *t, size_t n)
 {
-	return !key_is(t, n, "ferry.dirty") && !key_is(t, n, "ferry.poweroff") &&
-	       !key_is(t, n, "ferry.beat_ms") && !key_is(t, n, "ferry.inject");
+	static const char *const ours[] = {
+		"ferry.dirty", "ferry.poweroff", "ferry.beat_ms", "ferry.inject", "ferry.reboot",
+		"ferry.disk-writer", "ferry.ip", "ferry.ping",
+	};
+
+	for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		if (key_is(t, n, ours[i]))
+			return false;
+	return true;
 }
 
 /* One "key=value" token; false if it is ours and malformed. */
@@ -100,9 +151,18 @@ static bool parse_token(const char *t, size_t n, struct agent_options *o)
 		return (o->poweroff = parse_seconds(v, vn, &o->poweroff_s));
 	if (key_is(t, k, "ferry.inject"))
 		return (o->inject = parse_seconds(v, vn, &o->inject_s));
+	if (key_is(t, k, "ferry.reboot"))
+		return (o->reboot = parse_seconds(v, vn, &o->reboot_s));
 	if (key_is(t, k, "ferry.beat_ms"))
 		return parse_u64(v, vn, &o->beat_ms) && o->beat_ms &&
 		       o->beat_ms <= 3600 * 1000;
+	if (key_is(t, k, "ferry.disk-writer"))
+		return parse_u64(v, vn, &o->disk_kib) && o->disk_kib &&
+		       o->disk_kib <= AGENT_MAX_DISK_KIB;
+	if (key_is(t, k, "ferry.ip"))
+		return parse_ip(v, vn, o);
+	if (key_is(t, k, "ferry.ping"))
+		return parse_ipv4(v, vn, &o->ping) && o->ping;
 	return true;
 }
 
@@ -135,6 +195,11 @@ int options_parse(const char *s, struct agent_options *o, char *bad, size_t badl
 			return -EINVAL;
 		}
 		s += n;
+	}
+	if (o->ping && !ping_ok(o)) {
+		if (badlen)
+			copy_bad("ferry.ping", strlen("ferry.ping"), bad, badlen);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int mount_one(const char *type, const char *dir)
@@ -22,6 +24,35 @@ static int mount_one(const char *type, const char *dir)
 		return -1;
 	}
 	return 0;
+}
+
+#define NS_PER_SEC 1000000000ULL
+
+uint64_t boottime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+void sleep_until_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / NS_PER_SEC),
+			       .tv_nsec = (long)(ns % NS_PER_SEC) };
+
+	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+uint64_t rate_due(uint64_t *done, uint64_t num, uint64_t den, uint64_t elapsed_ns)
+{
+	uint64_t target = (uint64_t)((unsigned __int128)elapsed_ns * num / den / NS_PER_SEC);
+	uint64_t per_s = num / den ? num / den : 1;
+
+	if (target - *done > per_s)
+		*done = target - per_s;
+	return target - *done;
 }
 
 int sys_mount_all(void)
@@ -76,9 +107,9 @@ void sys_load_modules(unsigned *loaded, unsigned *failed)
 	close(dir);
 }
 
-int sys_read_cmdline(char *buf, size_t len)
+int sys_read_file(const char *path, char *buf, size_t len)
 {
-	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 	int err;
 
@@ -89,6 +120,25 @@ int sys_read_cmdline(char *buf, size_t len)
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
 	return err;
+}
+
+int sys_read_cmdline(char *buf, size_t len)
+{
+	return sys_read_file("/proc/cmdline", buf, len);
+}
+
+int sys_read_u64(const char *path, uint64_t *out)
+{
+	char buf[32], *end;
+	int r = sys_read_file(path, buf, sizeof(buf));
+
+	if (r)
+		return r;
+	errno = 0;
+	*out = strtoull(buf, &end, 10);
+	if (end == buf || errno || (*end && *end != '\n'))
+		return -EINVAL;
+	return 0;
 }
 
 int64_t sys_meminfo_mib(const char *key)

@@ -2,6 +2,7 @@
 #include "wset.h"
 #include "console.h"
 #include "pattern.h"
+#include "system.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -15,23 +16,6 @@
 #define TICK_NS         (10 * 1000000ULL)
 #define FILL_ONCE_PPS   16384   /* 64 MiB/s a worker for RATE 0 */
 #define LOG_PER_SEC     5
-
-uint64_t boottime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (uint64_t)ts.tv_sec * NS_PER_SEC + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_until(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / NS_PER_SEC),
-			       .tv_nsec = (long)(ns % NS_PER_SEC) };
-
-	while (clock_nanosleep(CLOCK_BOOTTIME, TIMER_ABSTIME, &ts, NULL) == EINTR)
-		;
-}
 
 static uint64_t *page_ptr(const struct workload *wl, uint64_t page)
 {
@@ -80,22 +64,11 @@ static void write_page(struct wset_worker *w, uint64_t page)
 	atomic_fetch_add_explicit(&w->st.written, 1, memory_order_relaxed);
 }
 
-/* How many of a schedule's pages are due now; drops a backlog over 1 s
- * (the VM was paused, the CPU taken away) rather than catching it up. */
-static uint64_t due(uint64_t *done, uint64_t rate, uint64_t elapsed_ns)
-{
-	uint64_t target = (uint64_t)((unsigned __int128)elapsed_ns * rate / NS_PER_SEC);
-
-	if (target - *done > rate)
-		*done = target - rate;
-	return target - *done;
-}
-
 static void dirty_due(struct wset_worker *w, uint64_t elapsed)
 {
-	if (w->fill_once && w->filled >= w->hi - w->lo)
-		return;
-	for (uint64_t n = due(&w->wdone, w->wrate, elapsed); n; n--) {
+	if (w->hi == w->lo || (w->fill_once && w->filled >= w->hi - w->lo))
+		return;         /* more workers than pages: this one has none */
+	for (uint64_t n = rate_due(&w->wdone, w->wrate, 1, elapsed); n; n--) {
 		if (w->fill_once && w->filled++ >= w->hi - w->lo)
 			break;
 		write_page(w, w->wcur);
@@ -107,7 +80,9 @@ static void dirty_due(struct wset_worker *w, uint64_t elapsed)
 
 static void sweep_due(struct wset_worker *w, uint64_t elapsed)
 {
-	for (uint64_t n = due(&w->vdone, w->vrate, elapsed); n; n--) {
+	if (w->hi == w->lo)
+		return;
+	for (uint64_t n = rate_due(&w->vdone, w->vrate, 1, elapsed); n; n--) {
 		verify_page(w, w->vcur);
 		w->vdone++;
 		if (++w->vcur == w->hi)
@@ -148,7 +123,7 @@ static void *worker_main(void *arg)
 			inject(w);
 			inject_due = false;
 		}
-		sleep_until(inject_due && w->wl->inject_ns < tick ? w->wl->inject_ns : tick);
+		sleep_until_ns(inject_due && w->wl->inject_ns < tick ? w->wl->inject_ns : tick);
 	}
 	return NULL;
 }
@@ -249,9 +224,16 @@ int workload_start(struct workload *wl, uint64_t ws_mib, uint64_t rate_mib,
 	return r;
 }
 
-void workload_stop(struct workload *wl)
+uint64_t workload_stop(struct workload *wl)
 {
-	workload_stop_n(wl, wl->nworkers);
+	uint64_t v, c, w;
+
+	atomic_store(&wl->stop, true);
+	for (uint32_t k = 0; k < wl->nworkers; k++)
+		pthread_join(wl->workers[k].thread, NULL);
+	workload_totals(wl, &v, &c, &w);
+	workload_stop_n(wl, 0);         /* joined already */
+	return c;
 }
 
 void workload_totals(const struct workload *wl, uint64_t *verified,

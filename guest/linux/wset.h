@@ -73,14 +73,12 @@ int workload_start(struct workload *wl, uint64_t ws_mib, uint64_t rate_mib,
 		   const cpu_set_t *cpus, uint64_t inject_after_ns);
 
 /* Stops the workers (each within 10 ms), unmaps and frees; *wl is then
- * empty (no working set). After workload_start, successful or not. */
-void workload_stop(struct workload *wl);
+ * empty (no working set). After workload_start, successful or not.
+ * Returns the corrupt pages found, every worker's last check included. */
+uint64_t workload_stop(struct workload *wl);
 
 /* Sums of every worker's counters (0 without a working set). */
 void workload_totals(const struct workload *wl, uint64_t *verified,
 		     uint64_t *corrupt, uint64_t *written);
-
-/* CLOCK_BOOTTIME now, in ns. */
-uint64_t boottime_ns(void);
 
 #endif
