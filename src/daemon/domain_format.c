@@ -218,6 +218,11 @@ int domain_vmm_args(const struct domain_def *d, char ***argv_out)
 		ARG(strdup("--cmdline"));
 		ARG(strdup(d->cmdline));
 	}
+	/* on_reboot restart: ferry-vmm boots the guest again in place (it
+	 * says RESET); destroy and preserve: the VM ends (SHUTDOWN
+	 * guest-reset) and the domain is shut off. */
+	if (d->on_reboot != DOMAIN_LC_RESTART)
+		ARG(strdup("--no-reboot"));
 	for (unsigned i = 0; i < d->ndisks && !r; i++) {
 		const struct domain_disk *k = &d->disks[i];
 

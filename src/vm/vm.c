@@ -408,10 +408,18 @@ static int vm_init_state(struct vm *vm, const struct vm_config *cfg)
 	return vm->event_fd < 0 ? -errno : 0;
 }
 
-int vm_create(struct vm *vm, const struct vm_config *cfg)
+/* vm_create, with the console already open (console: moved in) or to
+ * open from cfg->serial (NULL). */
+static int vm_build(struct vm *vm, const struct vm_config *cfg, struct chardev *console)
 {
 	int ret = vm_init_state(vm, cfg);
 	int tsc;
+
+	if (console) {
+		vm->console = *console;
+		*console = (struct chardev){ .kind = CHARDEV_NULL, .out_fd = -1, .in_fd = -1,
+					     .listen_fd = -1 };
+	}
 
 	ret = ret ?: kvm_open(&vm->kvm);
 	ret = ret ?: vm_check_config(vm, cfg);
@@ -434,7 +442,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	}
 	tsc = ioctl(vm->fd, KVM_GET_TSC_KHZ, 0);
 	vm->tsc_khz = tsc > 0 ? (uint32_t)tsc : 0;
-	ret = chardev_open(&vm->console, cfg->serial, cfg->serial_append);
+	if (!console)
+		ret = chardev_open(&vm->console, cfg->serial, cfg->serial_append);
 	ret = ret ?: vm_create_devices(vm);
 	ret = ret ?: vm_create_vcpus(vm);
 	if (ret == 0 && cfg->kernel)
@@ -445,6 +454,30 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 fail:
 	vm_destroy(vm);
 	return ret;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	return vm_build(vm, cfg, NULL);
+}
+
+int vm_reboot(struct vm *vm, const char *kernel, const char *initrd, bool paused)
+{
+	struct vm_config cfg = vm->cfg;
+	struct chardev console = vm->console;
+	int ret;
+
+	cfg.kernel = kernel;
+	cfg.initrd = initrd;
+	cfg.start_paused = paused;
+	cfg.incoming = false;
+	/* The console goes on as it is (its clients stay connected); the
+	 * rest is made anew, as a power cycle would. */
+	vm->console = (struct chardev){ .kind = CHARDEV_NULL, .out_fd = -1, .in_fd = -1,
+					.listen_fd = -1 };
+	vm_destroy(vm);
+	ret = vm_build(vm, &cfg, &console);
+	return ret ?: vm_start(vm);
 }
 
 int vm_start(struct vm *vm)

@@ -51,6 +51,7 @@ enum vm_stop_reason {
 	VM_STOP_NONE,
 	VM_STOP_POWEROFF, /* the guest powered off (ACPI S5) */
 	VM_STOP_RESET,    /* the guest reset the machine */
+	VM_STOP_HOST_RESET, /* the operator reset it (QMP system_reset) */
 	VM_STOP_QUIT,     /* the operator said quit */
 	VM_STOP_SIGNAL,   /* SIGINT/SIGTERM */
 	VM_STOP_ERROR,    /* a vCPU hit something the VMM cannot handle */
@@ -109,6 +110,14 @@ struct vm {
  * the kernel loaded with its PVH start info. Returns 0 or -errno with one error line logged; on error
  * everything already made is undone. */
 int vm_create(struct vm *vm, const struct vm_config *cfg);
+
+/* A guest reset, as a power cycle: every vCPU, device and byte of RAM
+ * made anew from vm's configuration, kernel and initrd booted again (the
+ * kernel command line is the VM's), vCPUs started (paused: waiting for
+ * vm_resume); only the console (and its clients) carries over. Call it
+ * paused, with nothing else (migration, dirty-rate thread) using the VM.
+ * Returns 0, or -errno with the VM gone (vm_destroy is still safe). */
+int vm_reboot(struct vm *vm, const char *kernel, const char *initrd, bool paused);
 
 /* Starts one thread per vCPU. The VM runs (or, with start_paused, waits
  * for vm_resume()) until vm_destroy(). Fails (-errno, logged) when a device

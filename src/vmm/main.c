@@ -2,13 +2,20 @@
  *
  *   ferry-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--memory MIB]
  *             [--cpus N] [--serial stdio|file:PATH|unix:PATH|null]
- *             [--control PATH] [--name NAME] [--paused]
- *   ferry-vmm --restore FILE [--serial SPEC] [--control PATH] [--paused]
+ *             [--control PATH] [--name NAME] [--paused] [--no-reboot]
+ *   ferry-vmm --restore FILE [--kernel PATH [--initrd PATH]] [--serial SPEC]
+ *             [--control PATH] [--paused] [--no-reboot]
  *   ferry-vmm --incoming tcp:HOST:PORT|unix:PATH [--incoming-token TOKEN]
- *             [--serial SPEC] [--control PATH] [--paused]
+ *             [--kernel PATH [--initrd PATH]] [--serial SPEC] [--control PATH]
+ *             [--paused] [--no-reboot]
  *
- * Exit status: 0 when the guest powered off or reset, or on quit or
- * SIGINT/SIGTERM; 1 when the VM could not start or stopped on an error. */
+ * A guest reset (reboot) boots the kernel again in the same process, as
+ * QEMU does: with --no-reboot, or for a restored or migrated VM given no
+ * --kernel, the VM ends instead.
+ *
+ * Exit status: 0 when the guest powered off or reset (and did not
+ * reboot), or on quit or SIGINT/SIGTERM; 1 when the VM could not start or
+ * stopped on an error. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -36,7 +43,10 @@ struct options {
 	const char *incoming;  /* --incoming URI */
 	const char *incoming_token;
 	uint64_t incoming_timeout; /* --incoming-timeout S, 0: none */
-	bool shape_given;      /* --kernel/--initrd/--cmdline/--memory/--cpus */
+	bool shape_given;      /* --cmdline/--memory/--cpus */
+	const char *boot_kernel; /* --kernel, --initrd: what a reboot boots */
+	const char *boot_initrd;
+	bool no_reboot;        /* --no-reboot: a guest reset ends the VM */
 	bool serial_given;
 	bool name_given;
 	bool debug_ram_hash;
@@ -46,10 +56,13 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ferry-vmm --kernel PATH [options]\n"
-		"       ferry-vmm --restore FILE [--serial SPEC] [--control PATH] [--paused]\n"
-		"       ferry-vmm --incoming URI [--incoming-token TOKEN] [--serial SPEC]\n"
-		"                 [--control PATH] [--paused]\n"
-		"  --kernel PATH      PVH ELF kernel (Linux vmlinux, the ferry test guest)\n"
+		"       ferry-vmm --restore FILE [--kernel PATH [--initrd PATH]] [--serial SPEC]\n"
+		"                 [--control PATH] [--paused] [--no-reboot]\n"
+		"       ferry-vmm --incoming URI [--incoming-token TOKEN] [--kernel PATH\n"
+		"                 [--initrd PATH]] [--serial SPEC] [--control PATH] [--paused]\n"
+		"                 [--no-reboot]\n"
+		"  --kernel PATH      PVH ELF kernel (Linux vmlinux, the ferry test guest); with\n"
+		"                     --restore or --incoming, what a guest reboot boots\n"
 		"  --initrd PATH      initial ramdisk, passed as PVH module 0\n"
 		"  --cmdline STR      kernel command line\n"
 		"  --memory MIB       guest RAM in MiB (default %d)\n"
@@ -58,6 +71,8 @@ static void usage(FILE *f)
 		"  --control PATH     control socket (JSON lines, QMP-style)\n"
 		"  --name NAME        VM name\n"
 		"  --paused           do not run the guest until the control command cont\n"
+		"  --no-reboot        a guest reboot ends the VM (exit 0) instead of booting\n"
+		"                     the kernel again\n"
 		"  --disk PATH[,readonly=on][,cache=none|writeback][,serial=ID]\n"
 		"                     a virtio-blk disk on a raw image (repeatable; give the\n"
 		"                     same disks to --restore and --incoming)\n"
@@ -181,8 +196,9 @@ static int take_option(struct options *o, int c, const char *opt)
 	uint64_t v;
 
 	switch (c) {
-	case 'k': o->vm.kernel = optarg; o->shape_given = true; break;
-	case 'i': o->vm.initrd = optarg; o->shape_given = true; break;
+	case 'k': o->vm.kernel = o->boot_kernel = optarg; break;
+	case 'i': o->vm.initrd = o->boot_initrd = optarg; break;
+	case 'r': o->no_reboot = true; break;
 	case 'c': o->vm.cmdline = optarg; o->shape_given = true; break;
 	case 's': o->vm.serial = optarg; o->serial_given = true; break;
 	case 'C': o->control = optarg; break;
@@ -238,9 +254,12 @@ static int check_options(const struct options *o)
 		return -EINVAL;
 	}
 	if (o->incoming && o->shape_given) {
-		log_error("--incoming: the VM's kernel, command line, memory and vCPUs come from "
-			  "the migration stream; do not give --kernel, --initrd, --cmdline, "
-			  "--memory or --cpus");
+		log_error("--incoming: the VM's command line, memory and vCPUs come from the "
+			  "migration stream; do not give --cmdline, --memory or --cpus");
+		return -EINVAL;
+	}
+	if (o->boot_initrd && !o->boot_kernel) {
+		log_error("--initrd goes with --kernel");
 		return -EINVAL;
 	}
 	if (o->incoming_timeout && !o->incoming) {
@@ -257,9 +276,8 @@ static int check_options(const struct options *o)
 		return -EINVAL;
 	}
 	if (o->restore && o->shape_given) {
-		log_error("--restore: the VM's kernel, command line, memory and vCPUs come from "
-			  "the saved file; do not give --kernel, --initrd, --cmdline, --memory "
-			  "or --cpus");
+		log_error("--restore: the VM's command line, memory and vCPUs come from the "
+			  "saved file; do not give --cmdline, --memory or --cpus");
 		return -EINVAL;
 	}
 	if (!o->restore && !o->incoming && !o->vm.kernel) {
@@ -285,6 +303,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "control", required_argument, NULL, 'C' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "paused", no_argument, NULL, 'p' },
+		{ "no-reboot", no_argument, NULL, 'r' },
 		{ "restore", required_argument, NULL, 'R' },
 		{ "debug-ram-hash", no_argument, NULL, 'H' },
 		{ "incoming", required_argument, NULL, 'I' },
@@ -380,7 +399,8 @@ static void take_shape(struct options *o, const struct state_info *info)
 	o->vm.memory_mib = info->ram_size >> 20;
 	o->vm.cpus = info->ncpus;
 	o->vm.cmdline = info->cmdline;
-	o->vm.kernel = NULL;
+	o->vm.kernel = NULL; /* the state is loaded, not booted */
+	o->vm.initrd = NULL;
 	if (!o->name_given && info->name[0])
 		o->vm.name = info->name;
 	/* A stream names host paths; taking them on trust would let a crafted
@@ -494,6 +514,37 @@ out:
 	return ret;
 }
 
+/* A guest reset: the VM boots again, in place (vm_reboot), unless
+ * --no-reboot or there is no kernel to boot. 1 when it runs again, 0
+ * when it ends as it should, -errno when the reboot failed. */
+static int guest_reboot(struct vm *vm, const struct options *o, struct monitor *mon,
+			enum vm_stop_reason reason)
+{
+	const char *who = reason == VM_STOP_RESET ? "the guest" : "system_reset";
+	int ret;
+
+	if (o->no_reboot) {
+		log_info("%s reset the machine; --no-reboot: the VM ends here", who);
+		return 0;
+	}
+	if (!o->boot_kernel) {
+		log_info("%s reset the machine; this VM was %s without --kernel, so there is "
+			 "nothing to boot: the VM ends here", who,
+			 o->restore ? "restored" : "migrated in");
+		return 0;
+	}
+	log_info("%s reset the machine: booting %s again", who, o->boot_kernel);
+	monitor_before_reset(mon);
+	ret = vm_reboot(vm, o->boot_kernel, o->boot_initrd, mon->reset_paused);
+	if (ret) {
+		log_error("reboot: the VM could not be made again (%s): it ends here",
+			  strerror(-ret));
+		return ret;
+	}
+	monitor_reset_event(mon, reason);
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -533,11 +584,17 @@ int main(int argc, char **argv)
 		state_info_free(&info);
 		return 1;
 	}
-	reason = run_loop(&vm, &mon, sig_fd);
-	vm_pause(&vm);
-	if (reason == VM_STOP_RESET)
-		log_info("the guest reset the machine; ferry-vmm does not reboot guests yet, "
-			 "so the VM ends here");
+	for (;;) {
+		reason = run_loop(&vm, &mon, sig_fd);
+		vm_pause(&vm);
+		if (reason != VM_STOP_RESET && reason != VM_STOP_HOST_RESET)
+			break;
+		ret = guest_reboot(&vm, &o, &mon, reason);
+		if (ret < 0)
+			reason = VM_STOP_ERROR;
+		if (ret <= 0)
+			break;
+	}
 	if (reason == VM_STOP_ERROR)
 		control_event(&mon.ctl, "STOP", NULL);
 	monitor_shutdown_event(&mon, reason);

@@ -110,6 +110,22 @@ static int cmd_stop(void *ctx, struct json_object *args, struct json_object **re
  * Refused while a migration runs: the migration thread saves the PM device
  * without the io_lock (the vCPUs are parked then, the monitor is not), and
  * a press after that save would be lost with the source's copy. */
+/* system_reset: the machine resets at once, as if the guest did it, and
+ * boots again (paused if it was); with --no-reboot the VM ends, as QEMU's
+ * -no-reboot makes it. Refused while a migration runs. */
+static int cmd_system_reset(void *ctx, struct json_object *args, struct json_object **ret,
+			    char *err, size_t errlen)
+{
+	struct monitor *m = ctx;
+
+	(void)args, (void)ret;
+	if (monitor_check_live(m, err, errlen) || monitor_check_migration(m, err, errlen))
+		return -1;
+	m->reset_paused = vm_is_paused(m->vm);
+	vm_request_stop(m->vm, VM_STOP_HOST_RESET);
+	return 0;
+}
+
 static int cmd_system_powerdown(void *ctx, struct json_object *args, struct json_object **ret,
 				char *err, size_t errlen)
 {
@@ -478,6 +494,7 @@ static const struct control_command monitor_commands[] = {
 	{ "cont", cmd_cont },
 	{ "quit", cmd_quit },
 	{ "system_powerdown", cmd_system_powerdown },
+	{ "system_reset", cmd_system_reset },
 	{ "save", cmd_save },
 	{ "migrate", cmd_migrate },
 	{ "migrate_cancel", cmd_migrate_cancel },
@@ -532,11 +549,33 @@ void monitor_poll(struct monitor *m)
 	}
 }
 
+void monitor_before_reset(struct monitor *m)
+{
+	/* A migration of the machine that is going away fails here (QMP
+	 * shows it cancelled); a dirty-rate measurement ends. Parameters and
+	 * capabilities stay, as QEMU keeps them across a reset. */
+	migration_shutdown(&m->mig);
+}
+
+void monitor_reset_event(struct monitor *m, enum vm_stop_reason reason)
+{
+	struct json_object *data = json_object_new_object();
+	bool guest = reason == VM_STOP_RESET;
+
+	json_object_object_add(data, "guest", json_object_new_boolean(guest));
+	json_object_object_add(data, "reason", json_object_new_string(
+		guest ? "guest-reset" : "host-qmp-system-reset"));
+	control_event(&m->ctl, "RESET", data);
+	m->reported_paused = m->reset_paused;
+	m->reset_paused = false;
+}
+
 void monitor_shutdown_event(struct monitor *m, enum vm_stop_reason reason)
 {
 	static const char *const reasons[] = {
 		[VM_STOP_POWEROFF] = "guest-shutdown",
 		[VM_STOP_RESET] = "guest-reset",
+		[VM_STOP_HOST_RESET] = "host-qmp-system-reset",
 		[VM_STOP_QUIT] = "host-qmp-quit",
 		[VM_STOP_SIGNAL] = "host-signal",
 		[VM_STOP_ERROR] = "internal-error",

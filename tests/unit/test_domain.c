@@ -469,6 +469,20 @@ static void test_vmm_args(void **state)
 	assert_string_equal(argv[i], "null");
 	domain_vmm_args_free(argv);
 
+	/* on_reboot: restart (the default) reboots in place; destroy and
+	 * preserve end the VM, so ferry-vmm gets --no-reboot */
+	for (int lc = DOMAIN_LC_DESTROY; lc <= DOMAIN_LC_PRESERVE; lc++) {
+		bool given = false;
+
+		d.on_reboot = (enum domain_lifecycle)lc;
+		assert_int_equal(domain_vmm_args(&d, &argv), 0);
+		for (i = 0; argv[i]; i++)
+			given |= !strcmp(argv[i], "--no-reboot");
+		assert_int_equal(given, lc != DOMAIN_LC_RESTART);
+		domain_vmm_args_free(argv);
+	}
+	d.on_reboot = DOMAIN_LC_RESTART;
+
 	/* a path ferry-vmm's --disk cannot carry */
 	free(d.disks[1].path);
 	d.disks[1].path = strdup("/a,b");
