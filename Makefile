@@ -47,7 +47,8 @@ demo: all
 # Unit tests (normal + ASan/UBSan) on this machine; KVM payload tests,
 # end-to-end tests, the QEMU cross-checks and the Linux smoke test where
 # /dev/kvm is. Each meson test run may fail; the summary line decides, after
-# all ran, from the three logs (a run that left none counts as failed).
+# all ran, from their logs: three, four with the linux-vm run (linux.json)
+# on a kvm_pvm machine (a run that left none counts as failed).
 check: all $(ASAN_BUILD)/build.ninja
 	$(NINJA) -C $(ASAN_BUILD)
 	scripts/fetch-linux.sh $(BUILD)/linux

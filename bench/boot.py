@@ -49,9 +49,17 @@ def one(cmd):
         first = out.lines[out.wait_for(r"ferry-agent beat=1 ", SILENCE)][0] - t0
         if not out.wait_eof(SILENCE):
             raise HarnessError(f"{cmd[0]}: did not power off within {SILENCE} s")
-    finally:
-        if p.poll() is None and not out.eof:
+    except BaseException as e:
+        # The process is ended and reaped whatever went wrong; a failure
+        # says how it ended (it may have died on its own: the reason).
+        killed = p.poll() is None
+        if killed:
             p.kill()
+        rc = p.wait()
+        if isinstance(e, HarnessError):
+            how = f"killed (exit status {rc})" if killed else f"it had exited with status {rc}"
+            raise HarnessError(f"{e}; {how}") from None
+        raise
     rc = p.wait()
     total = time.monotonic() - t0
     if rc != 0:
@@ -63,6 +71,8 @@ print(f"boot of the ferry test guest, {CPUS} vCPUs, {MEM} MiB, median of {runs} 
 print(f"{'system':16} {'first heartbeat':>16} {'power-off at 1 s, exit':>24}")
 for name, cmd in SYSTEMS:
     if name.endswith("(qboot)") and not os.path.exists("/usr/share/qemu/qboot.rom"):
+        print(f"{name:16} skipped: /usr/share/qemu/qboot.rom is missing "
+              "(Debian's qemu-system-data has it)", flush=True)
         continue
     res = [one(cmd) for _ in range(runs)]
     fb = statistics.median(r[0] for r in res) * 1000

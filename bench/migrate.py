@@ -55,7 +55,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,7 +63,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "lib"))
 import ferry_harness as harness  # noqa: E402
-from ferry_harness import BAD_RE, HarnessError, Lines, parse_beat  # noqa: E402
+from ferry_harness import BAD_RE, HarnessError, Lines, free_port, parse_beat  # noqa: E402
 
 # Inside the test host QEMU/KVM runs under QEMU's emulated SVM, whose I/O
 # bitmap check the guest avoids with IOPL 3 (guest/entry.c says why).
@@ -168,14 +167,6 @@ def Qmp(path, proc, timeout=30):
                     alive=proc.alive)
     q.proc = proc
     return q
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_until(t):

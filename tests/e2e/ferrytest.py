@@ -3,15 +3,18 @@ test guest, read its console line by line with arrival times, talk to its
 control socket, and report SKIP (exit 77) / FAIL (exit 1) loudly."""
 
 import os
+import re
 import shutil
 import struct
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from ferry_harness import BAD_RE, BEAT_RE, READY_RE, HarnessError, Lines, Qmp, parse_beat  # noqa: E402
+from ferry_harness import (BAD_RE, BEAT_RE, READY_RE, HarnessError, Lines, Qmp,  # noqa: E402
+                           free_port, parse_beat, sh)
 
 BUILD = os.environ.get("FERRY_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build"))
 VMM = os.path.join(BUILD, "src", "ferry-vmm")
@@ -20,7 +23,8 @@ PAYLOADS = os.path.join(BUILD, "tests", "payloads")
 
 # Inside the test host (tests/host/run, docs/testing.md) the guest, KVM and
 # ferry all run under QEMU's TCG: every instruction emulated, tens of times
-# slower than on hardware, and the host's two vCPUs shared by everything.
+# slower than on hardware, and the test host's one CPU (tests/host/run,
+# FERRY_TESTHOST_CPUS, default 1) shared by everything.
 # Tests run shorter there and relax only what depends on the guest keeping
 # pace with the wall clock (how many heartbeats in a minute, a rate reached);
 # what they check of correctness stays as it is.
@@ -40,10 +44,21 @@ TIMEOUT_SCALE = scaled(1, 4)
 # harness's (tests/lib/ferry_harness.py), which bench/ and the demo share.
 Failure = HarnessError
 
+# What the QEMU cross-checks (test_qemu_net.py, test_qemu_virtio.py) refuse
+# in a console: more than BAD_RE, any line with a warning or an error in it,
+# the guest's, QEMU's or the firmware's.
+WARN_RE = re.compile(r"warning|error|PANIC|CORRUPT|" + BAD_RE.pattern)
+
 
 def check(cond, msg):
     if not cond:
         raise Failure(msg)
+
+
+def check_clean(lines):
+    """No line of a console (a list of texts) matches WARN_RE."""
+    bad = [l for l in lines if WARN_RE.search(l)]
+    check(not bad, f"unexpected lines: {bad}")
 
 
 def require_kvm():
@@ -117,14 +132,24 @@ class Vmm:
             try:
                 self.ctl = Control(self.control_path, self)
                 return self.ctl
-            except OSError:
+            # Only a socket not there yet, or not listening yet, is
+            # ferry-vmm still starting; any other error is one (a refused
+            # attempt's socket is closed by Qmp).
+            except (FileNotFoundError, ConnectionRefusedError) as e:
                 if time.monotonic() > deadline or self.p.poll() is not None:
-                    raise Failure("cannot connect to the control socket")
+                    raise Failure(f"cannot connect to the control socket: {e.strerror}") \
+                        from None
                 time.sleep(0.02)
 
     def wait_exit(self, timeout):
-        """Exit status, after reading the console to its end."""
+        """Exit status, after reading the console to its end (when it is
+        read: Vmm(read_console=False) has none to wait for)."""
         timeout *= TIMEOUT_SCALE
+        if self.console is None:
+            try:
+                return self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise Failure(f"ferry-vmm still running after {timeout}s") from None
         deadline = time.monotonic() + timeout
         while self.p.poll() is None or not self.console.eof:
             if time.monotonic() > deadline:
@@ -181,9 +206,10 @@ def testhost_pending(why):
 
 def run_tests(tests):
     """Runs test functions; prints one PASS/FAIL/SKIP line each and a
-    summary. FERRY_ONLY (name substrings, comma-separated) runs only the
-    tests it names, for debugging one; FERRY_RUN_PENDING=1 runs the tests
-    marked testhost_pending inside the test host too."""
+    summary. Any exception fails its test only (one that is not a Failure
+    with its traceback). FERRY_ONLY (name substrings, comma-separated) runs
+    only the tests it names, for debugging one; FERRY_RUN_PENDING=1 runs
+    the tests marked testhost_pending inside the test host too."""
     only = os.environ.get("FERRY_ONLY")
     if only:
         tests = [t for t in tests if any(w in t.__name__ for w in only.split(","))]
@@ -203,6 +229,13 @@ def run_tests(tests):
         except Failure as e:
             failed += 1
             print(f"FAIL {t.__name__}: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001
+            # An unexpected exception (a KeyError on a reply, a socket
+            # timeout) fails this test, with where it came from; the next
+            # tests still run.
+            failed += 1
+            print(f"FAIL {t.__name__}: {type(e).__name__}: {e}", flush=True)
+            print(traceback.format_exc(), end="", flush=True)
     print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""),
           flush=True)
     sys.exit(1 if failed else 77 if skipped else 0)

@@ -164,15 +164,20 @@ def test_console_reader_stalls():
         ctl = vm.connect()
         # The guest writes ~80 KB/s and the pipe is not read: it fills in
         # about a second, more on a loaded machine (a fixed 8 s wait once
-        # saw no drop in a clean make check run beside other VMs).
-        deadline = time.monotonic() + 40
+        # saw no drop in a clean make check run beside other VMs); 40 s is
+        # a limit for a hang, stretched like every other.
+        limit = 40 * TIMEOUT_SCALE
+        deadline = time.monotonic() + limit
         while pipe_fill(vm.p.stdout) < 60000 and time.monotonic() < deadline:
             time.sleep(0.5)
+        filled = pipe_fill(vm.p.stdout)
+        check(filled >= 60000, f"the console pipe holds {filled} bytes after {limit} s: "
+              "it never filled, so nothing was tested")
         time.sleep(2)
         check(ctl.execute("query-status")["return"]["status"] == "running", "query-status")
         check(ctl.execute("stop") == {"return": {}}, "stop with a stalled console")
         vm.p.terminate()
-        check(vm.p.wait(5) == 0, "SIGTERM with a stalled console")
+        check(vm.p.wait(5 * TIMEOUT_SCALE) == 0, "SIGTERM with a stalled console")
         check("dropping it" in vm.stderr(), "no word that console output is dropped")
     finally:
         vm.kill()

@@ -27,8 +27,8 @@ def test_dirty_256_at_50():
     try:
         vm.console.wait_for(r"ferry-agent ready cpus=2", 20)
         check(vm.wait_exit(SECONDS + 30) == 0, "ferry-vmm did not exit 0")
-        corrupt = [l for _, l in vm.console.lines if "CORRUPT" in l]
-        check(not corrupt, f"corruption reported: {corrupt[:3]}")
+        bad = [l for _, l in vm.console.lines if BAD_RE.search(l)]
+        check(not bad, f"corruption or an error reported: {bad[:3]}")
         beats = vm.console.beats()
         check(len(beats) >= SECONDS * MIN_BEATS_PER_S, f"only {len(beats)} beats in {SECONDS} s")
         check([b["beat"] for b in beats] == list(range(1, len(beats) + 1)),

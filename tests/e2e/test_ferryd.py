@@ -33,13 +33,6 @@ tmp = None
 hosts = []
 
 
-def sh(*args, check_rc=True):
-    r = subprocess.run(args, capture_output=True, text=True, timeout=60)
-    if check_rc and r.returncode:
-        raise Failure(f"{' '.join(args)}: {r.stderr.strip()}")
-    return r
-
-
 def make_network():
     sh("ip", "netns", "add", NS[0])
     sh("ip", "netns", "add", NS[1])

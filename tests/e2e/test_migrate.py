@@ -58,14 +58,6 @@ def source(cmdline="", cpus=1, memory=256, env=None):
     return vm
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def destination(tmp, kind="unix", extra=(), env=None, name=None):
     """An incoming ferry-vmm listening on a fresh unix: or tcp: URI;
     returns (vm, uri) once it said it is waiting."""
@@ -300,9 +292,9 @@ def after_handover(src, dst, q, t_migrate, watch=5.0, what="", min_ticks=None):
     nums = [b["beat"] for b in beats]
     check(nums == list(range(nums[0], nums[0] + len(nums))),
           f"{what}beat numbers not consecutive across the hand-over")
-    check(all(b["corrupt"] == 0 for b in beats) and
-          not any("CORRUPT" in l for vm in (src, dst) for _, l in vm.console.lines),
-          f"{what}corruption: {[b['corrupt'] for b in d_beats][-1]}")
+    bad = [l for vm in (src, dst) for _, l in vm.console.lines if BAD_RE.search(l)]
+    check(all(b["corrupt"] == 0 for b in beats) and not bad,
+          f"{what}corruption: {[b['corrupt'] for b in d_beats][-1]}; {bad[:3]}")
     ups = [b["uptime_ms"] for b in beats]
     check(all(b >= a for a, b in zip(ups, ups[1:])), f"{what}the guest's uptime went back")
     # the guest's clock may skip the downtime, not more than the host saw
@@ -317,13 +309,23 @@ def after_handover(src, dst, q, t_migrate, watch=5.0, what="", min_ticks=None):
     # all still tells a running vCPU from a stopped one.
     # The guest arms its tick when a vCPU sleeps: inside the test host (one
     # CPU for everything) CPU 0, which also prints the beats, was seen
-    # never to sleep in 2 s of the ladder test; there its beats going on
-    # show it runs.
+    # never to sleep in 2 s of the ladder test. There it need not reach
+    # min_ticks in `watch`, but a timer interrupt lost in the hand-over
+    # stops its ticks for good: it gets up to 10 s to show one (as in
+    # test_snapshot.py's mid-line test).
     min_ticks = min_ticks if min_ticks is not None else int(watch * scaled(40, 10))
     stopped = [i for i, (a, b) in enumerate(zip(d_first["ticks"], z["ticks"]))
-               if b - a < min_ticks and not (EMULATED and i == 0 and z["beat"] > d_first["beat"])]
+               if b - a < min_ticks and not (EMULATED and i == 0)]
     check(len(z["ticks"]) == len(d_first["ticks"]) and not stopped,
           f"{what}a vCPU stopped on the destination: ticks {d_first['ticks']} -> {z['ticks']}")
+    if EMULATED:
+        deadline = time.monotonic() + 10 * TIMEOUT_SCALE
+        while (y := dst.console.beats()[-1])["ticks"][0] - d_first["ticks"][0] < 1:
+            check(time.monotonic() < deadline,
+                  f"{what}CPU 0 never ticked on the destination: ticks {d_first['ticks']} "
+                  f"at beat {d_first['beat']} -> {y['ticks']} at beat {y['beat']}: its "
+                  "timer interrupt was lost")
+            dst.console.poll(0.2)
     check(z["uptime_ms"] - d_first["uptime_ms"] >= (watch - 1.5) * 1000,
           f"{what}the destination's guest ran {z['uptime_ms'] - d_first['uptime_ms']} ms")
     check(dctl.execute("quit") == {"return": {}}, "quit on the destination")
@@ -1023,7 +1025,8 @@ def test_ping_pong():
         nums = [b["beat"] for b in beats]
         check(nums == list(range(1, len(nums) + 1)),
               f"heartbeats across {PINGPONG + 1} processes are not 1, 2, 3, ...")
-        check(all(b["corrupt"] == 0 for b in beats) and "CORRUPT" not in text, "corruption")
+        check(all(b["corrupt"] == 0 for b in beats) and not BAD_RE.search(text),
+              f"corruption: {[l for l in text.splitlines() if BAD_RE.search(l)][:3]}")
         ups = [b["uptime_ms"] for b in beats]
         check(all(y >= x for x, y in zip(ups, ups[1:])), "uptime went back")
         print(f"  {PINGPONG} migrations (unix/tcp): beats 1..{nums[-1]} in order across "
@@ -1034,22 +1037,6 @@ def test_ping_pong():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def reported(t):
-    """An unexpected exception (a KeyError on a reply, a socket timeout) is
-    a failure of that test, not the end of the run."""
-    def run():
-        try:
-            t()
-        except Failure:
-            raise
-        except Exception as e:  # noqa: BLE001
-            import traceback
-            raise Failure(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
-    run.__name__ = t.__name__
-    run.__dict__.update(t.__dict__)  # testhost_pending, if marked
-    return run
-
-
 if __name__ == "__main__":
     require_kvm()
     tests = [test_live_idle, test_live_256_at_50, test_live_256_at_500,
@@ -1058,4 +1045,4 @@ if __name__ == "__main__":
                test_destination_killed_after_ready, test_destination_dies_after_go,
                test_cancel_during_bulk_copy, test_connection_cut, test_garbage_streams,
                test_incoming_token, test_calc_dirty_rate, test_ping_pong]
-    run_tests([reported(t) for t in tests])
+    run_tests(tests)

@@ -64,13 +64,16 @@ class NsVmm:
         self.console = Console(self.p.stdout)
 
     def connect(self, timeout=10):
+        timeout *= TIMEOUT_SCALE  # a limit for a hang, like ferrytest's waits
         deadline = time.monotonic() + timeout
         while True:
             try:
                 return Control(self.control_path)
-            except OSError:
+            # only a ferry-vmm still starting, as in ferrytest's Vmm.connect
+            except (FileNotFoundError, ConnectionRefusedError) as e:
                 if time.monotonic() > deadline or self.p.poll() is not None:
-                    raise Failure("cannot connect to the control socket")
+                    raise Failure(f"cannot connect to the control socket: {e.strerror}") \
+                        from None
                 time.sleep(0.02)
 
     def kill(self):

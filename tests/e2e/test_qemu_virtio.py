@@ -64,9 +64,7 @@ def qemu_run(image, cmdline, readonly=False, cpus=2, timeout=60):
             p.kill()
             p.wait()
     lines = [l for _, l in c.lines]
-    bad = [l for l in lines if "warning" in l or "error" in l or "PANIC" in l
-           or "CORRUPT" in l]
-    check(not bad, f"unexpected lines: {bad}")
+    check_clean(lines)
     return lines
 
 

@@ -9,7 +9,8 @@ end-to-end tests (tests/e2e/ferrytest.py builds on it), the benchmarks
   however long its reader looks elsewhere (a ferry-vmm whose serial output
   stalls drops console bytes after a while: docs/architecture.md);
 - Qmp: a client of a QMP socket, QEMU's or ferry-vmm's control socket
-  (docs/control-protocol.md): commands, replies and the events between.
+  (docs/control-protocol.md): commands, replies and the events between;
+- sh (a command's output, its exit status checked) and free_port.
 
 Waits raise HarnessError with what was awaited and what was seen instead."""
 
@@ -17,6 +18,7 @@ import json
 import os
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -27,7 +29,7 @@ BEAT_RE = re.compile(r"ferry-agent beat=(\d+) uptime_ms=(\d+) verified=(\d+) cor
                      r"((?: [a-z_]+=\d+)*)")
 READY_RE = re.compile(r"ferry-agent ready cpus=(\d+) mem_mib=(\d+)")
 # What the guest prints when something is wrong with it.
-BAD_RE = re.compile(r"ferry-agent (CORRUPT|PANIC|panic|error)")
+BAD_RE = re.compile(r"ferry-agent (CORRUPT|DISK-CORRUPT|PANIC|panic|error)")
 
 
 class HarnessError(Exception):
@@ -107,12 +109,17 @@ class Lines:
         self.thread.join()
 
     def poll(self, timeout):
-        """Waits up to `timeout` seconds for anything new (or the end)."""
+        """Waits up to `timeout` seconds for anything new (or the end).
+        Once at the end nothing new can come: it then sleeps a little
+        (up to 50 ms), so that a caller polling until something else
+        happens (a process's exit) does not spin."""
         with self.cv:
             n, partial = len(self.lines), self.buf
             if not self.eof:
                 self.cv.wait_for(lambda: len(self.lines) != n or self.buf != partial or self.eof,
                                  timeout)
+                return
+        time.sleep(min(timeout, 0.05))
 
     def wait_for(self, pattern, timeout, start=0, what=None):
         """Index of the first line from `start` that matches pattern."""
@@ -190,6 +197,10 @@ class Qmp:
                 break
             except OSError as e:
                 self.s.close()
+                # Only a socket not there yet or not listening yet is
+                # worth another try; any other error is one.
+                if not isinstance(e, (FileNotFoundError, ConnectionRefusedError)):
+                    raise
                 if alive is not None and not alive():
                     raise HarnessError(f"{name} exited before its control socket {path} "
                                        f"could be reached") from None
@@ -201,8 +212,20 @@ class Qmp:
                 time.sleep(0.01)
         self.f = self.s.makefile("rb")
         self.events = []
-        self.greeting = self.recv(30)
+        # a limit for a hang, scaled like every other; a socket that never
+        # greets is closed, not left open behind the error
+        greeting_timeout = 30 * scale
+        try:
+            self.greeting = self.recv(greeting_timeout)
+        except socket.timeout:
+            self.close()
+            raise HarnessError(f"{name}: no QMP greeting within {greeting_timeout:g} s "
+                               f"on {path}") from None
+        except BaseException:
+            self.close()
+            raise
         if "QMP" not in self.greeting:
+            self.close()
             raise HarnessError(f"{name}: unexpected greeting {self.greeting}")
         if negotiate:
             self.cmd("qmp_capabilities")
@@ -274,7 +297,31 @@ class Qmp:
                 self.events.append((time.monotonic(), msg))
 
     def close(self):
-        try:
-            self.s.close()
-        except OSError:
-            pass
+        for c in (self.f, self.s):
+            try:
+                c.close()
+            except OSError:
+                pass
+
+
+def sh(*args, check_rc=True, timeout=60):
+    """Runs a command (no shell), its output captured as text, and returns
+    the CompletedProcess. With check_rc, an exit status other than 0 raises
+    HarnessError naming the command and what it printed. timeout is a limit
+    for a hang (subprocess.TimeoutExpired); None for a command that may
+    take long."""
+    r = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if check_rc and r.returncode:
+        raise HarnessError(f"{' '.join(args)}: exit status {r.returncode}: "
+                           f"{(r.stdout + r.stderr).strip()}")
+    return r
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (another process
+    may take it before the caller's listener binds it)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
