@@ -9,6 +9,8 @@
 #define STS_OBF 0x01
 #define STS_SYS 0x04
 #define STS_CMD 0x08 /* last write was to the command port */
+#define STS_UNLOCKED 0x10 /* the keylock switch is off (Linux warns "Keylock
+			   * active" without it; QEMU sets it too) */
 
 static void i8042_output(struct i8042 *k, uint8_t v)
 {
@@ -75,7 +77,8 @@ static void i8042_read(void *dev, uint64_t off, uint8_t *data, unsigned size)
 		data[0] = k->s.out;
 		k->s.out_full = 0;
 	} else if (off == I8042_CMD) {
-		data[0] = STS_SYS | (k->s.out_full ? STS_OBF : 0) | (k->s.pending ? STS_CMD : 0);
+		data[0] = STS_SYS | STS_UNLOCKED | (k->s.out_full ? STS_OBF : 0) |
+			  (k->s.pending ? STS_CMD : 0);
 	} else {
 		data[0] = 0xff;
 	}
