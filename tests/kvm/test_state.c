@@ -778,6 +778,48 @@ static void test_vcpu_tsc_rate(void **state)
 	free(vm);
 }
 
+/* The clock goes on through a save and a load by the wall time between
+ * them: a VM loaded 300 ms after the save reads kvmclock at least 300 ms
+ * past the saved value, and not much more. A record without the
+ * realtime flag loads the clock as it was. */
+static void test_clock_advances_by_wall_time(void **state)
+{
+	struct vm *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	struct x86_kvm_devices d;
+	struct kvm_clock_data c = { 0 };
+	struct saved s;
+	uint64_t saved;
+	uint8_t *rec;
+
+	(void)state;
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(vm_make(a, "spin"), 0);
+	state_save(a, &s);
+	saved = clock_of(&s.dev[DEV_CLOCK]);
+	assert_true(get_le32(s.dev[DEV_CLOCK].data + 8) & KVM_CLOCK_REALTIME);
+	vm_destroy(a);
+	usleep(300 * 1000);
+	assert_int_equal(vm_make(b, "spin"), 0);
+	d.vm_fd = b->fd;
+	assert_int_equal(x86_clock_ops.load(&d, x86_clock_ops.version, s.dev[DEV_CLOCK].data,
+					    s.dev[DEV_CLOCK].len), 0);
+	assert_int_equal(ioctl(b->fd, KVM_GET_CLOCK, &c), 0);
+	assert_true(c.clock >= saved + 300 * 1000000ull);
+	assert_true(c.clock < saved + 10 * 1000000000ull);
+	/* flag cleared: as saved, plus what passes until KVM_GET_CLOCK */
+	rec = s.dev[DEV_CLOCK].data;
+	put_le32(rec + 8, get_le32(rec + 8) & ~(uint32_t)KVM_CLOCK_REALTIME);
+	assert_int_equal(x86_clock_ops.load(&d, x86_clock_ops.version, rec,
+					    s.dev[DEV_CLOCK].len), 0);
+	assert_int_equal(ioctl(b->fd, KVM_GET_CLOCK, &c), 0);
+	assert_true(c.clock >= saved && c.clock < saved + 300 * 1000000ull);
+	saved_free(&s);
+	vm_destroy(b);
+	free(a);
+	free(b);
+}
+
 static void test_device_rejects(void **state)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
@@ -823,6 +865,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_expired_timer_after_load),
 		cmocka_unit_test(test_vcpu_rejects),
 		cmocka_unit_test(test_vcpu_tsc_rate),
+		cmocka_unit_test(test_clock_advances_by_wall_time),
 		cmocka_unit_test(test_device_rejects),
 	};
 	int fd;

@@ -4,6 +4,7 @@
 #include <linux/kvm.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 #include <sys/ioctl.h>
 
 #include "arch/x86/kvm_ioctl.h"
@@ -215,17 +216,29 @@ const struct device_ops x86_pit_ops = {
 /* ---- kvm-clock ----
  * Record (version 1): u64 clock (guest kvmclock, ns), u32 flags as
  * KVM_GET_CLOCK gave them (KVM_CLOCK_TSC_STABLE, _REALTIME, _HOST_TSC),
- * u64 realtime (host wall clock, ns; valid with KVM_CLOCK_REALTIME),
- * u64 host_tsc (valid with KVM_CLOCK_HOST_TSC). 28 bytes.
+ * u64 realtime (host wall clock, ns, when the clock was read; valid with
+ * KVM_CLOCK_REALTIME), u64 host_tsc (valid with KVM_CLOCK_HOST_TSC).
+ * 28 bytes. KVM gives realtime only on hosts whose clocksource is the
+ * TSC; elsewhere ferry reads CLOCK_REALTIME itself right after
+ * KVM_GET_CLOCK and sets the flag, so that realtime is always there.
  *
- * Load sets the clock to the saved value with flags 0: the guest's clock
- * resumes where it stopped, and the time the VM spent stopped (the
- * migration's downtime, or a saved file's time on disk) does not show in
- * it, as with QEMU by default; the guest's wall clock catches up through
- * NTP. realtime and host_tsc are kept so that a later version can advance
- * the clock by the wall time elapsed (KVM_CLOCK_REALTIME) where wanted.
- * The clock is loaded after the vCPUs, whose MSR_IA32_TSC was restored to
- * the saved value too, so kvmclock and the TSC agree. */
+ * Load advances the clock by the wall time that passed since it was read
+ * (the migration's downtime, a saved file's time on disk): the guest's
+ * kvmclock, and so its wall clock, goes on as the host's did while the VM
+ * was stopped, rather than lagging by that much until NTP catches up
+ * (QEMU's default). Never backwards: a destination whose wall clock is
+ * behind the source's adds nothing. The guest's TSC keeps its saved value
+ * (vCPU state, loaded before this); KVM maps TSC to kvmclock anew for each
+ * vCPU, so the two stay consistent for the guest. A stream without
+ * realtime (flag clear) loads the clock as it was. */
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static int clock_save(void *dev, struct buf *out)
 {
@@ -236,6 +249,10 @@ static int clock_save(void *dev, struct buf *out)
 	ret = KVM_IOCTL(vm_dev_fd(dev), KVM_GET_CLOCK, &c);
 	if (ret)
 		return ret;
+	if (!(c.flags & KVM_CLOCK_REALTIME)) {
+		c.realtime = realtime_ns();
+		c.flags |= KVM_CLOCK_REALTIME;
+	}
 	buf_put_u64(out, c.clock);
 	buf_put_u32(out, c.flags);
 	buf_put_u64(out, c.realtime);
@@ -247,17 +264,22 @@ static int clock_load(void *dev, uint32_t version, const uint8_t *data, size_t l
 {
 	struct kvm_clock_data c;
 	struct reader r;
+	uint64_t realtime, now;
+	uint32_t flags;
 
 	if (version != X86_CLOCK_VERSION)
 		return -EPROTO;
 	memset(&c, 0, sizeof(c));
 	reader_init(&r, data, len);
 	c.clock = reader_u64(&r);
-	(void)reader_u32(&r); /* flags, realtime, host_tsc: for information */
-	(void)reader_u64(&r);
-	(void)reader_u64(&r);
+	flags = reader_u32(&r);
+	realtime = reader_u64(&r);
+	(void)reader_u64(&r); /* host_tsc: for information */
 	if (reader_finish(&r))
 		return -EINVAL;
+	now = realtime_ns();
+	if ((flags & KVM_CLOCK_REALTIME) && now > realtime)
+		c.clock += now - realtime;
 	return KVM_IOCTL(vm_dev_fd(dev), KVM_SET_CLOCK, &c);
 }
 
