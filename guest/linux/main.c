@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/reboot.h>
 #include <sys/timerfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CMDLINE_MAX     4096
@@ -261,6 +262,7 @@ static int agent_setup(struct agent *a, const char *host_cmdline_str)
 static void heartbeat(struct agent *a)
 {
 	uint64_t expirations, v, c, w;
+	struct timespec wall;
 	char dev[160] = "";
 	int n = 0;
 
@@ -275,9 +277,12 @@ static void heartbeat(struct agent *a)
 		snprintf(dev + n, sizeof(dev) - (size_t)n,
 			 " net_sent=%llu net_recv=%llu net_lost=%llu", LOAD(a->ping.sent),
 			 LOAD(a->ping.recv), LOAD(a->ping.lost));
-	say("beat=%lu uptime_ms=%lu verified=%lu corrupt=%lu written=%lu%s",
+	clock_gettime(CLOCK_REALTIME, &wall);
+	say("beat=%lu uptime_ms=%lu verified=%lu corrupt=%lu written=%lu wall_ms=%llu%s",
 	    (unsigned long)++a->beat, (unsigned long)(boottime_ns() / NS_PER_MS),
-	    (unsigned long)v, (unsigned long)c, (unsigned long)w, dev);
+	    (unsigned long)v, (unsigned long)c, (unsigned long)w,
+	    (unsigned long long)wall.tv_sec * 1000 + (unsigned long long)wall.tv_nsec / NS_PER_MS,
+	    dev);
 }
 
 enum { PFD_BEAT, PFD_OFF, PFD_REBOOT, PFD_KMSG, PFD_BUTTON,

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PAGE_BYTES      4096ULL
 #define MIB             (1024ULL * 1024)
@@ -103,11 +105,20 @@ static void inject(struct wset_worker *w)
 	say("inject page=%d", p < w->hi);
 }
 
+/* Workers yield to the rest of the agent: a working set that takes a
+ * whole CPU (a high rate on a slow, emulated one) must not hold back the
+ * heartbeat, the disk writer or the pings. Nice 10 (Linux's nice is per
+ * thread). */
+#define WORKER_NICE 10
+
 static void *worker_main(void *arg)
 {
 	struct wset_worker *w = arg;
 	uint64_t tick = w->wl->t0_ns;
 	bool inject_due = w->index == 0 && w->wl->inject_ns != UINT64_MAX;
+
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), WORKER_NICE))
+		say("warning: worker %u: setpriority: %s", w->index, strerror(errno));
 
 	while (!atomic_load(&w->wl->stop)) {
 		uint64_t now = boottime_ns();

@@ -101,6 +101,10 @@ def settle(vms, img, last_vm, pause_ms):
     check(all(d[2] == 0 for d in db), "disk_corrupt")
     n, last = check_records(img, writer_nonce(vms))
     check(last >= db[-1][1], f"last record {last} < written {db[-1][1]}")
+    clock = check_wall_clock(vms[0], last_vm)
+    if clock:
+        print(f"  the guest's wall clock minus the host's: {clock[0]:+.0f} ms before the "
+              f"hand-over, {clock[1]:+.0f} ms after it")
     lost = net_lost(last_vm)
     check(lost is not None, "no net_lost in the beats")
     allowed = pause_ms // 10 + 1

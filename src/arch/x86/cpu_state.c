@@ -652,6 +652,13 @@ static int vcpu_state_set(int kvm_fd, int vcpu_fd, struct x86_vcpu_state *s, boo
 	ret = ret ?: tsc_deadline_set(vcpu_fd, s->msrs, err, errlen);
 	ret = ret ?: events_set(vcpu_fd, &s->events, err, errlen);
 	ret = ret ?: KVM_SET(vcpu_fd, KVM_SET_DEBUGREGS, &s->dbg);
+	/* The guest was stopped (a save, a migration's pause) and its
+	 * kvm-clock jumps by that time (x86_clock_ops): PVCLOCK_GUEST_STOPPED
+	 * tells a Linux guest so, and its soft-lockup and RCU-stall watchdogs
+	 * let the jump pass, as QEMU does on every resume. A guest without
+	 * kvm-clock refuses it (EINVAL): nothing to tell. */
+	if (ret == 0)
+		(void)ioctl(vcpu_fd, KVM_KVMCLOCK_CTRL, 0);
 	return ret;
 }
 
