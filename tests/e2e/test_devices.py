@@ -1,6 +1,7 @@
 """Devices seen through the ferry-vmm binary with tiny payloads: serial
 input from stdin (every byte delivered, in order, even when typed faster
-than the guest drains the FIFO), resets through the i8042 and port 0xCF9,
+than the guest drains the FIFO), resets through the i8042 and port 0xCF9
+(a reboot, or the end with --no-reboot),
 and the report of an instruction KVM cannot run."""
 
 import os
@@ -27,6 +28,9 @@ def test_serial_input():
 
 
 def reset_by(how):
+    """The payload resets the machine as soon as it runs: ferry-vmm boots
+    it again (RESET guest-reset), so it resets again; with --no-reboot the
+    first reset ends the VM (SHUTDOWN guest-reset, exit 0)."""
     vm = Vmm(kernel=payload("reset"), cmdline=how, extra=["--paused"])
     try:
         ctl = vm.connect()
@@ -34,10 +38,23 @@ def reset_by(how):
         vm.console.collect(0.3)
         check(not vm.console.lines, "the guest ran before cont")
         ctl.execute("cont")
+        for _ in range(2):
+            ev = ctl.wait_event("RESET", 10)
+            check(ev["data"] == {"guest": True, "reason": "guest-reset"}, str(ev))
+        vm.console.wait_for(r"reset " + how, 10, 1)  # the reboot ran it again
+        check(vm.console.lines[0][1] == "reset " + how, str(vm.console.lines))
+        ctl.execute("quit")
+        check(vm.wait_exit(5) == 0, "exit status after quit")
+    finally:
+        vm.kill()
+    vm = Vmm(kernel=payload("reset"), cmdline=how, extra=["--paused", "--no-reboot"])
+    try:
+        ctl = vm.connect()
+        ctl.execute("cont")
         ev = ctl.wait_event("SHUTDOWN", 10)
         check(ev["data"] == {"guest": True, "reason": "guest-reset"}, str(ev))
-        check(vm.wait_exit(5) == 0, "reset did not exit 0")
-        check(vm.console.lines[0][1] == "reset " + how, str(vm.console.lines))
+        check(vm.wait_exit(5) == 0, "reset with --no-reboot did not exit 0")
+        check([l for _, l in vm.console.lines] == ["reset " + how], str(vm.console.lines))
     finally:
         vm.kill()
 
@@ -51,7 +68,8 @@ def test_cf9_reset():
 
 
 def test_unrunnable_instruction():
-    vm = Vmm(kernel=payload("reset"), cmdline="b", control=False)
+    # --no-reboot: on VMX/SVM the triple fault's reset ends the VM
+    vm = Vmm(kernel=payload("reset"), cmdline="b", control=False, extra=["--no-reboot"])
     try:
         rc = vm.wait_exit(10)
         err = vm.stderr()

@@ -28,8 +28,9 @@ INIT_RE = re.compile(r"ferry-linux-smoke: user space reached, cpus=(\d+) uptime_
 def linux_on_pvm():
     """Today's expectation on kvm_pvm: the banner, then ferry-vmm's one-line
     report of the emulation failure and exit status 1."""
+    # --no-reboot: a panic (panic=-1) or a reset ends the VM, so it shows
     vm = Vmm(kernel=VMLINUX, cmdline="earlyprintk=serial console=ttyS0 panic=-1",
-             cpus=1, memory=512, control=False)
+             cpus=1, memory=512, control=False, extra=["--no-reboot"])
     try:
         i = vm.console.wait_for(BANNER_RE, 60)
         print(f"  {vm.console.lines[i][1][:100]}")
@@ -55,7 +56,7 @@ def linux_to_user_space():
     # KERN_INFO lines: a serial console costs an exit per byte, which is
     # most of the boot time under emulation.
     vm = Vmm(kernel=VMLINUX, initrd=INITRAMFS, cmdline="console=ttyS0 loglevel=6 panic=-1",
-             cpus=CPUS, memory=256)
+             cpus=CPUS, memory=256, extra=["--no-reboot"])
     try:
         ctl = vm.connect()
         i = vm.console.wait_for(BANNER_RE, 120)

@@ -73,11 +73,12 @@ def check_build():
     print(f"  kernel {kernel}")
 
 
-def boot(cmdline):
+def boot(cmdline, reboot=False):
     """A VM running the agent, past its ready line: (vm, control, index of
-    the ready line)."""
+    the ready line). Without reboot, --no-reboot: a panic (panic=-1) ends
+    the VM rather than booting it again."""
     vm = Vmm(kernel=VMLINUX, initrd=INITRAMFS, cmdline=f"{KERNEL_ARGS} {cmdline}",
-             cpus=CPUS, memory=MEMORY)
+             cpus=CPUS, memory=MEMORY, extra=[] if reboot else ["--no-reboot"])
     try:
         ctl = vm.connect()
         i = vm.console.wait_for(r"ferry-agent ready|Kernel panic", 90)
@@ -181,7 +182,7 @@ def test_agent_reboot():
     boots the kernel again in place (RESET guest-reset) and the agent comes
     back; with --no-reboot the VM ends (SHUTDOWN guest-reset, exit 0)."""
     check_build()
-    vm, ctl, i = boot("ferry.dirty=16@8 ferry.reboot=2")
+    vm, ctl, i = boot("ferry.dirty=16@8 ferry.reboot=2", reboot=True)
     try:
         vm.console.wait_for(r"ferry-agent reboot$", 30, i)
         ev = ctl.wait_event("RESET", 30)
@@ -241,7 +242,8 @@ def linux_guest(ns, tmp, extra_cmdline, disk, poweroff, extra=()):
            f"{extra_cmdline}").strip()
     vm = track(Vmm(kernel=VMLINUX, initrd=INITRAMFS, cmdline=cmd, cpus=IO_CPUS,
                    memory=MEMORY, netns=ns, extra=["--net", f"tap=tap0,mac={MAC}", "--disk",
-                                                   f"{disk},cache=none", *extra, "--verbose"]))
+                                                   f"{disk},cache=none", *extra, "--verbose",
+                                                   "--no-reboot"]))
     vm.connect(10)
     vm.console.wait_for(r"ferry-agent ready|Kernel panic", 90)
     vm.console.wait_for(r"ferry-agent beat=20 ", 30)
@@ -377,7 +379,7 @@ def test_agent_under_qemu():
         vm = track(Vmm(kernel=VMLINUX, initrd=INITRAMFS, cmdline=cmd, cpus=IO_CPUS,
                        memory=MEMORY, netns=ns, extra=["--net", f"tap=tap0,mac={MAC}", "--disk",
                                         f"{img},cache=none", "--disk",
-                                        f"{ro},readonly=on,cache=none"]))
+                                        f"{ro},readonly=on,cache=none", "--no-reboot"]))
         vm.connect(10)
         vm.console.wait_for(r"ferry-agent ready|Kernel panic", 90)
         t_ready = time.monotonic() - t0
@@ -453,7 +455,8 @@ def test_agent_ping_pong():
         disk = ["--disk", f"{img},cache=none"]
         dirty = scaled("ferry.dirty=128@50", "ferry.dirty=16@4")
         cur = track(Vmm(kernel=VMLINUX, initrd=INITRAMFS, cpus=IO_CPUS, memory=MEMORY,
-                        cmdline=f"{KERNEL_ARGS} {dirty} ferry.disk-writer=512", extra=disk))
+                        cmdline=f"{KERNEL_ARGS} {dirty} ferry.disk-writer=512",
+                        extra=disk + ["--no-reboot"]))
         vms.append(cur)
         cur.connect(10)
         cur.console.wait_for(r"ferry-agent ready|Kernel panic", 90)
