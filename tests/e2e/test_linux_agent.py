@@ -182,7 +182,7 @@ def test_agent_reboot():
     boots the kernel again in place (RESET guest-reset) and the agent comes
     back; with --no-reboot the VM ends (SHUTDOWN guest-reset, exit 0)."""
     check_build()
-    vm, ctl, i = boot("ferry.dirty=16@8 ferry.reboot=2", reboot=True)
+    vm, ctl, i = boot("ferry.dirty=16@8 ferry.reboot=3", reboot=True)
     try:
         vm.console.wait_for(r"ferry-agent reboot$", 30, i)
         ev = ctl.wait_event("RESET", 30)
@@ -190,12 +190,15 @@ def test_agent_reboot():
         j = vm.console.wait_for(r"ferry-agent ready|Kernel panic", 90, i + 1)
         check(READY_RE.search(vm.console.lines[j][1]), f"after the reboot: {vm.console.tail(5)}")
         print(f"  booted again: {vm.console.lines[j][1]}")
-        k = vm.console.wait_for(r"ferry-agent beat=3 ", 30, j)
-        beats = [b["beat"] for b in map(parse_beat, (l for _, l in vm.console.lines[j:k + 1])) if b]
-        check(beats == [1, 2, 3], f"the heartbeat after the reboot: {beats}")
-        # and again 2 s later (each boot does); then quit ends it
-        vm.console.wait_for(r"ferry-agent reboot$", 30, j)
+        # and again 3 s later (each boot does); then quit ends it
+        k = vm.console.wait_for(r"ferry-agent reboot$", 30, j)
         ctl.wait_event("RESET", 30)
+        # the second boot's heartbeat: from 1, one by one (under emulation
+        # a busy boot may print few beats in its 3 s: missed ones are
+        # skipped, the count still goes by one)
+        beats = [b["beat"] for b in map(parse_beat, (l for _, l in vm.console.lines[j:k])) if b]
+        check(beats and beats == list(range(1, len(beats) + 1)),
+              f"the heartbeat after the reboot: {beats}")
         vm.console.wait_for(r"ferry-agent ready", 90, k)
         check(ctl.execute("quit") == {"return": {}}, "quit")
         check(vm.wait_exit(30) == 0, "exit status after quit")
@@ -347,7 +350,7 @@ def test_agent_under_qemu():
         shutil.copyfile(img, qimg)
         ro = image(tmp, 4, "ro.img")
         want = {"vda": sha256(img), "vdb": sha256(ro)}
-        poweroff = scaled(8, 30)
+        poweroff = scaled(8, 45)
         cmd = (f"{KERNEL_ARGS} ferry.ip={GUEST_IP}/24 ferry.ping={HOST_IP} ferry.dirty=4@1 "
                f"ferry.disk-writer=512 ferry.poweroff={poweroff}")
         env = dict(os.environ, FERRY_QEMU_ARGS=(
@@ -366,7 +369,9 @@ def test_agent_under_qemu():
         t0 = time.monotonic()
         qc.wait_for(r"ferry-agent ready|Kernel panic", 300)
         t_ready = time.monotonic() - t0
-        qc.wait_for(r"ferry-agent beat=20 ", 30)
+        # a few beats, not 20: QEMU's guest inside the test host was seen
+        # to print 14 in 30 s
+        qc.wait_for(r"ferry-agent beat=5 ", 60)
         got, tail = ping_from(ns)
         check(got == 20, f"host -> guest under QEMU: {got}/20 {tail}")
         qc.wait_for(r"ferry-agent poweroff", poweroff + 60)
@@ -383,7 +388,7 @@ def test_agent_under_qemu():
         vm.connect(10)
         vm.console.wait_for(r"ferry-agent ready|Kernel panic", 90)
         t_ready = time.monotonic() - t0
-        vm.console.wait_for(r"ferry-agent beat=20 ", 30)
+        vm.console.wait_for(r"ferry-agent beat=5 ", 60)
         got, tail = ping_from(ns)
         check(got == 20, f"host -> guest under ferry: {got}/20 {tail}")
         rc = finish(vm, poweroff + 60)
