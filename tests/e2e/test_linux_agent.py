@@ -424,7 +424,12 @@ def test_agent_under_qemu():
         for k in sorted(qk - fk):
             if not DUMP_RE.search(k):
                 print(f"  only QEMU: {k[:150]}")
-        check(not fk - qk, f"Linux warns under ferry only: {sorted(fk - qk)}")
+        # Inside the test host Linux's timer interrupt may take long under
+        # either VMM (seen once under ferry, with no migration): a timing
+        # notice of the emulator's, as QEMU's clocksource one is there.
+        noise = ("hrtimer: interrupt took",) if EMULATED else ()
+        only = sorted(k for k in fk - qk if not k.startswith(noise))
+        check(not only, f"Linux warns under ferry only: {only}")
     finally:
         if q and q.poll() is None:
             q.kill()
