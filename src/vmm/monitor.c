@@ -106,10 +106,6 @@ static int cmd_stop(void *ctx, struct json_object *args, struct json_object **re
 	return 0;
 }
 
-/* system_powerdown: QMP's name; the guest sees the ACPI power button.
- * Refused while a migration runs: the migration thread saves the PM device
- * without the io_lock (the vCPUs are parked then, the monitor is not), and
- * a press after that save would be lost with the source's copy. */
 /* system_reset: the machine resets at once, as if the guest did it, and
  * boots again (paused if it was); with --no-reboot the VM ends, as QEMU's
  * -no-reboot makes it. Refused while a migration runs. */
@@ -126,6 +122,10 @@ static int cmd_system_reset(void *ctx, struct json_object *args, struct json_obj
 	return 0;
 }
 
+/* system_powerdown: QMP's name; the guest sees the ACPI power button.
+ * Refused while a migration runs: the migration thread saves the PM device
+ * without the io_lock (the vCPUs are parked then, the monitor is not), and
+ * a press after that save would be lost with the source's copy. */
 static int cmd_system_powerdown(void *ctx, struct json_object *args, struct json_object **ret,
 				char *err, size_t errlen)
 {
@@ -557,20 +557,8 @@ void monitor_before_reset(struct monitor *m)
 	migration_shutdown(&m->mig);
 }
 
-void monitor_reset_event(struct monitor *m, enum vm_stop_reason reason)
-{
-	struct json_object *data = json_object_new_object();
-	bool guest = reason == VM_STOP_RESET;
-
-	json_object_object_add(data, "guest", json_object_new_boolean(guest));
-	json_object_object_add(data, "reason", json_object_new_string(
-		guest ? "guest-reset" : "host-qmp-system-reset"));
-	control_event(&m->ctl, "RESET", data);
-	m->reported_paused = m->reset_paused;
-	m->reset_paused = false;
-}
-
-void monitor_shutdown_event(struct monitor *m, enum vm_stop_reason reason)
+/* QMP's {"guest": bool, "reason": ...} of an event for why the VM stopped. */
+static struct json_object *stop_reason_data(enum vm_stop_reason reason)
 {
 	static const char *const reasons[] = {
 		[VM_STOP_POWEROFF] = "guest-shutdown",
@@ -586,5 +574,17 @@ void monitor_shutdown_event(struct monitor *m, enum vm_stop_reason reason)
 	json_object_object_add(data, "guest", json_object_new_boolean(guest));
 	json_object_object_add(data, "reason",
 			       json_object_new_string(reasons[reason] ? reasons[reason] : "unknown"));
-	control_event(&m->ctl, "SHUTDOWN", data);
+	return data;
+}
+
+void monitor_reset_event(struct monitor *m, enum vm_stop_reason reason)
+{
+	control_event(&m->ctl, "RESET", stop_reason_data(reason));
+	m->reported_paused = m->reset_paused;
+	m->reset_paused = false;
+}
+
+void monitor_shutdown_event(struct monitor *m, enum vm_stop_reason reason)
+{
+	control_event(&m->ctl, "SHUTDOWN", stop_reason_data(reason));
 }
