@@ -563,12 +563,21 @@ bool vm_is_paused(struct vm *vm)
 	return paused;
 }
 
+static bool stop_is_reset(enum vm_stop_reason r)
+{
+	return r == VM_STOP_RESET || r == VM_STOP_HOST_RESET;
+}
+
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 {
 	uint64_t one = 1;
 
 	pthread_mutex_lock(&vm->run_lock);
-	if (vm->stop_reason == VM_STOP_NONE)
+	/* The first reason stands; but a reset only boots the VM again, so a
+	 * stop for good (quit, a signal, an error, a power-off) that comes
+	 * before the reboot replaces it, and is not lost with the old VM. */
+	if (vm->stop_reason == VM_STOP_NONE ||
+	    (stop_is_reset(vm->stop_reason) && !stop_is_reset(reason)))
 		vm->stop_reason = reason;
 	/* Nothing of the guest runs after a power-off or an error. */
 	vm->pause_req = true;

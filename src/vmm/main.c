@@ -347,24 +347,34 @@ static int signals_open(void)
 
 /* The main loop: control clients, console input, signals and the vCPUs'
  * stop requests. Returns the reason the VM stopped. */
+/* Until the VM stops: signals, the console's input, control clients. A
+ * pass over them is made even when the VM stopped already, so that a guest
+ * that resets as soon as it runs cannot starve quit and signals (which a
+ * pending reset gives way to, vm_request_stop). */
 static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_fd)
 {
 	enum vm_stop_reason reason;
 
-	while ((reason = vm_stop_reason(vm)) == VM_STOP_NONE) {
+	for (bool first = true;; first = false) {
 		struct pollfd fds[3 + CONTROL_MAX_CLIENTS + 1];
 		int console_fd = chardev_poll_fd(&vm->console);
 		bool want_console = console_fd >= 0 &&
 				    (vm->console.kind == CHARDEV_UNIX && vm->console.in_fd < 0 ?
 				     true : vm_console_wants_input(vm));
 		unsigned n = 0, nctl;
+		int timeout = console_fd >= 0 && !want_console ? 10 : -1;
 
+		reason = vm_stop_reason(vm);
+		if (reason != VM_STOP_NONE && !first)
+			break;
+		if (reason != VM_STOP_NONE)
+			timeout = 0;
 		fds[n++] = (struct pollfd){ .fd = vm->event_fd, .events = POLLIN };
 		fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		fds[n++] = (struct pollfd){ .fd = want_console ? console_fd : -1, .events = POLLIN };
 		nctl = control_poll_fds(&mon->ctl, fds + n);
 		/* A full UART FIFO is polled again shortly, once the guest read it. */
-		if (poll(fds, n + nctl, console_fd >= 0 && !want_console ? 10 : -1) < 0) {
+		if (poll(fds, n + nctl, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error("poll: %s", strerror(errno));
