@@ -66,11 +66,16 @@ static void write_page(struct wset_worker *w, uint64_t page)
 	atomic_fetch_add_explicit(&w->st.written, 1, memory_order_relaxed);
 }
 
-static void dirty_due(struct wset_worker *w, uint64_t elapsed)
+/* At most `chunk` of the pages due to be written by `elapsed`; how many
+ * were written. */
+static uint64_t dirty_due(struct wset_worker *w, uint64_t elapsed, uint64_t chunk)
 {
+	uint64_t n, k;
+
 	if (w->hi == w->lo || (w->fill_once && w->filled >= w->hi - w->lo))
-		return;         /* more workers than pages: this one has none */
-	for (uint64_t n = rate_due(&w->wdone, w->wrate, 1, elapsed); n; n--) {
+		return 0;       /* more workers than pages: this one has none */
+	n = rate_due(&w->wdone, w->wrate, 1, elapsed);
+	for (k = 0; k < n && k < chunk; k++) {
 		if (w->fill_once && w->filled++ >= w->hi - w->lo)
 			break;
 		write_page(w, w->wcur);
@@ -78,18 +83,42 @@ static void dirty_due(struct wset_worker *w, uint64_t elapsed)
 		if (++w->wcur == w->hi)
 			w->wcur = w->lo;
 	}
+	return k;
 }
 
-static void sweep_due(struct wset_worker *w, uint64_t elapsed)
+/* The same for the pages due to be verified. */
+static uint64_t sweep_due(struct wset_worker *w, uint64_t elapsed, uint64_t chunk)
 {
+	uint64_t n, k;
+
 	if (w->hi == w->lo)
-		return;
-	for (uint64_t n = rate_due(&w->vdone, w->vrate, 1, elapsed); n; n--) {
+		return 0;
+	n = rate_due(&w->vdone, w->vrate, 1, elapsed);
+	for (k = 0; k < n && k < chunk; k++) {
 		verify_page(w, w->vcur);
 		w->vdone++;
 		if (++w->vcur == w->hi)
 			w->vcur = w->lo;
 	}
+	return k;
+}
+
+/* What is due now, writes and verifies in turns of CHUNK pages, for at
+ * most a tick: a worker that falls behind (a slow or busy CPU; up to a
+ * second's worth is owed) goes on with both, the writes at their rate
+ * while it can, instead of doing nothing but one of them for as long as
+ * the other's debt takes. */
+#define CHUNK 64
+
+static void work_due(struct wset_worker *w)
+{
+	uint64_t start = boottime_ns(), now = start, done;
+
+	do {
+		done = dirty_due(w, now - w->wl->t0_ns, CHUNK);
+		done += sweep_due(w, now - w->wl->t0_ns, CHUNK);
+		now = boottime_ns();
+	} while (done && now - start < TICK_NS && !atomic_load(&w->wl->stop));
 }
 
 /* ferry.inject: flips one bit of the first written page of the slice,
@@ -124,8 +153,7 @@ static void *worker_main(void *arg)
 		uint64_t now = boottime_ns();
 
 		if (now >= tick) {
-			dirty_due(w, now - w->wl->t0_ns);
-			sweep_due(w, now - w->wl->t0_ns);
+			work_due(w);
 			tick += TICK_NS;
 			if (tick <= now)        /* absolute grid, missed slots skipped */
 				tick += ((now - tick) / TICK_NS + 1) * TICK_NS;
