@@ -259,13 +259,17 @@ def analyse(src, dst, t0, i_dst_first):
     if step < 1 or db[0][1]["beat"] == 1:
         problems.append(f"destination beat={db[0][1]['beat']} after source beat="
                         f"{last_src[1]['beat']}")
-    for where, lines, beats in (("source", sl, sb), ("destination", dl, db)):
+    for where, proc, lines, beats in (("source", src, sl, sb), ("destination", dst, dl, db)):
         for (_, a), (_, b) in zip(beats, beats[1:]):
             if b["beat"] != a["beat"] + 1:
                 # what the console had where the beats in between should be
                 between = [l for _, l in lines if "beat=" in l and not BEAT_RE.fullmatch(l)]
+                # ferry-vmm's UART drops what a reader stalled for 100 ms
+                # does not take (src/vm/chardev.c), and says so once
+                dropped = [l for _, l in proc.err.snapshot() if "dropping it" in l]
                 problems.append(f"{where} beats {a['beat']} -> {b['beat']}" +
-                                (f"; a garbled line: {between[0][:240]!r}" if between else ""))
+                                (f"; a garbled line: {between[0][:240]!r}" if between else "") +
+                                (f"; {proc.name} said: {dropped[0]}" if dropped else ""))
                 break
     bad_corrupt = [b for _, b in sb + db if b["corrupt"] != 0]
     if bad_corrupt:
