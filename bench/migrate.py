@@ -228,8 +228,7 @@ def poll_migration(q, proc_other):
 def analyse(src, dst, t0, i_dst_first):
     """Heartbeat figures and checks from both consoles."""
     sl, dl = src.out.snapshot(), dst.out.snapshot()
-    with src.out.cv:
-        spart = src.out.buf.decode(errors="replace").rstrip("\r")  # Linux's tty: \r\n
+    spart = src.out.partial()
     # A line the guest was printing when it stopped on the source ends on the
     # destination: it arrives, whole, when its newline does.
     split = None

@@ -346,11 +346,10 @@ static int signals_open(void)
 }
 
 /* The main loop: control clients, console input, signals and the vCPUs'
- * stop requests. Returns the reason the VM stopped. */
-/* Until the VM stops: signals, the console's input, control clients. A
- * pass over them is made even when the VM stopped already, so that a guest
- * that resets as soon as it runs cannot starve quit and signals (which a
- * pending reset gives way to, vm_request_stop). */
+ * stop requests. Returns the reason the VM stopped. A pass over them is
+ * made even when the VM stopped already, so that a guest that resets as
+ * soon as it runs cannot starve quit and signals (which a pending reset
+ * gives way to, vm_request_stop). */
 static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_fd)
 {
 	enum vm_stop_reason reason;

@@ -227,11 +227,8 @@ def joined_beats(*vms):
         marks.append(len(text))
         text += vm.console.transcript() if vm is not vms[-1] else complete_lines(vm)
     beats, firsts, pos = [], [None] * len(vms), 0
-    for raw in text.split("\n"):
-        end = pos + len(raw)
-        # a guest's tty ends lines with "\r\n"; a source paused between the
-        # two leaves the "\r" in its partial line
-        line = raw.rstrip("\r")
+    for line in text.split("\n"):
+        end = pos + len(line)
         b = parse_beat(line) if "beat=" in line else None
         if "beat=" in line:
             check(b is not None and BEAT_RE.fullmatch(line),
@@ -304,8 +301,7 @@ def after_handover(src, dst, q, t_migrate, watch=5.0, what="", min_ticks=None):
     # destination's first. (Not from the source's last: a throttled vCPU
     # can take seconds to print a line, whose uptime is older than its
     # arrival by that much.)
-    before = [(t, parse_beat(l)) for t, l in src.console.lines
-              if "beat=" in l and t <= t_migrate and parse_beat(l)]
+    before = [(t, b) for t, b in beat_times(src) if t <= t_migrate]
     t0, b0 = before[-1] if before else (t_migrate, s_last)
     jump = d_first["uptime_ms"] - b0["uptime_ms"]
     host_gap = (t_first - t0) * 1000
@@ -1026,7 +1022,7 @@ def test_ping_pong():
         cur.ctl.execute("quit")
         check(finish(cur) == 0, "last quit")
         text += complete_lines(cur)
-        lines = [l.rstrip("\r") for l in text.split("\n") if "beat=" in l]
+        lines = [l for l in text.split("\n") if "beat=" in l]
         beats = [parse_beat(l) for l in lines]
         check(all(beats) and all(BEAT_RE.fullmatch(l) for l in lines),
               "a heartbeat line was cut or garbled across the hand-overs")

@@ -161,11 +161,18 @@ class Lines:
                 out.append(self.buf.decode(errors="replace") + "  [no newline]")
             return out
 
+    def partial(self):
+        """The last line, not ended yet, as its complete lines are kept: a
+        tty's "\r" before its "\n" left off (a guest may stop between the
+        two, and another process end the line)."""
+        with self.cv:
+            return self.buf.decode(errors="replace").rstrip("\r")
+
     def transcript(self):
         """Everything read so far, as the bytes arrived (a last partial line
         included)."""
         with self.cv:
-            return "".join(l + "\n" for _, l in self.lines) + self.buf.decode(errors="replace")
+            return "".join(l + "\n" for _, l in self.lines) + self.partial()
 
     def beats(self, start=0):
         """The heartbeats from line `start` on, parsed."""
