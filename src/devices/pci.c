@@ -334,30 +334,59 @@ int pci_host_plug(struct pci_host *h, struct pci_function *f)
 	return (int)slot;
 }
 
-/* The function 0xCF8 addresses, and the offset in its config space. */
-static struct pci_function *cfg_target(struct pci_host *h, unsigned port_off, unsigned *off,
-				       bool *bridge)
+/* Configuration reads and writes of function fn in slot on bus 0, the
+ * host bridge's own at slot 0, by either mechanism: absent functions read
+ * as all ones and ignore writes, and so does the bridge's (read-only)
+ * space on writes. off and size are within the 256-byte space. */
+static struct pci_function *cfg_function(struct pci_host *h, unsigned bus, unsigned slot,
+					 unsigned fn, bool *bridge)
+{
+	*bridge = bus == 0 && slot == 0 && fn == 0;
+	if (bus != 0 || fn != 0 || slot == 0)
+		return NULL;
+	return h->slots[slot];
+}
+
+static void host_cfg_read(struct pci_host *h, unsigned bus, unsigned slot, unsigned fn,
+			  unsigned off, uint8_t *data, unsigned size)
+{
+	bool bridge;
+	struct pci_function *f = cfg_function(h, bus, slot, fn, &bridge);
+
+	if (bridge)
+		memcpy(data, h->bridge_cfg + off, size);
+	else if (f)
+		cfg_read(f, off, data, size);
+}
+
+static void host_cfg_write(struct pci_host *h, unsigned bus, unsigned slot, unsigned fn,
+			   unsigned off, const uint8_t *data, unsigned size)
+{
+	bool bridge;
+	struct pci_function *f = cfg_function(h, bus, slot, fn, &bridge);
+
+	if (f)
+		cfg_write(f, off, data, size);
+}
+
+/* Mechanism #1: port_off 4-7 is the data window onto the register the
+ * 0xCF8 latch selects. False when the latch is off (nothing is accessed). */
+static bool latch_target(const struct pci_host *h, unsigned port_off, unsigned *bus,
+			 unsigned *slot, unsigned *fn, unsigned *off)
 {
 	uint32_t a = h->config_address;
-	unsigned bus = (a >> 16) & 0xff, slot = (a >> 11) & 0x1f, fn = (a >> 8) & 7;
 
-	*bridge = false;
+	*bus = (a >> 16) & 0xff;
+	*slot = (a >> 11) & 0x1f;
+	*fn = (a >> 8) & 7;
 	*off = (a & 0xfc) + (port_off - 4);
-	if (!(a & CFG_ADDR_ENABLE) || bus != 0 || fn != 0)
-		return NULL;
-	if (slot == 0) {
-		*bridge = true;
-		return NULL;
-	}
-	return h->slots[slot];
+	return a & CFG_ADDR_ENABLE;
 }
 
 static void host_pio_read(void *dev, uint64_t off, uint8_t *data, unsigned size)
 {
 	struct pci_host *h = dev;
-	struct pci_function *f;
-	unsigned cfg_off;
-	bool bridge;
+	unsigned bus, slot, fn, cfg_off;
 
 	memset(data, 0xff, size);
 	if (off == 0 && size == 4) {
@@ -370,19 +399,14 @@ static void host_pio_read(void *dev, uint64_t off, uint8_t *data, unsigned size)
 	}
 	if (off < 4 || !range_within(off - 4, size, 4))
 		return;
-	f = cfg_target(h, (unsigned)off, &cfg_off, &bridge);
-	if (bridge)
-		memcpy(data, h->bridge_cfg + cfg_off, size);
-	else if (f)
-		cfg_read(f, cfg_off, data, size);
+	if (latch_target(h, (unsigned)off, &bus, &slot, &fn, &cfg_off))
+		host_cfg_read(h, bus, slot, fn, cfg_off, data, size);
 }
 
 static void host_pio_write(void *dev, uint64_t off, const uint8_t *data, unsigned size)
 {
 	struct pci_host *h = dev;
-	struct pci_function *f;
-	unsigned cfg_off;
-	bool bridge;
+	unsigned bus, slot, fn, cfg_off;
 
 	if (off == 0 && size == 4) {
 		h->config_address = get_le32(data) & 0x80fffffcu;
@@ -394,9 +418,8 @@ static void host_pio_write(void *dev, uint64_t off, const uint8_t *data, unsigne
 	}
 	if (off < 4 || !range_within(off - 4, size, 4))
 		return;
-	f = cfg_target(h, (unsigned)off, &cfg_off, &bridge);
-	if (f)
-		cfg_write(f, cfg_off, data, size); /* the bridge is read-only */
+	if (latch_target(h, (unsigned)off, &bus, &slot, &fn, &cfg_off))
+		host_cfg_write(h, bus, slot, fn, cfg_off, data, size);
 }
 
 const struct bus_ops pci_host_pio_ops = {
@@ -448,6 +471,42 @@ static void host_mmio_write(void *dev, uint64_t off, const uint8_t *data, unsign
 const struct bus_ops pci_host_mmio_ops = {
 	.read = host_mmio_read,
 	.write = host_mmio_write,
+};
+
+/* ECAM: the offset in the area names bus, device, function and register
+ * (PCIe 5.0 table 7-1). Accesses past the 256-byte space, or across its
+ * end, read as all ones and write nothing, as QEMU does for a
+ * conventional function. */
+static bool ecam_target(uint64_t off, unsigned size, unsigned *bus, unsigned *slot,
+			unsigned *fn, unsigned *reg)
+{
+	*bus = (unsigned)(off >> 20);
+	*slot = (off >> 15) & 0x1f;
+	*fn = (off >> 12) & 7;
+	*reg = off & 0xfff;
+	return range_within(*reg, size, PCI_CFG_SIZE);
+}
+
+static void host_ecam_read(void *dev, uint64_t off, uint8_t *data, unsigned size)
+{
+	unsigned bus, slot, fn, reg;
+
+	memset(data, 0xff, size);
+	if (ecam_target(off, size, &bus, &slot, &fn, &reg))
+		host_cfg_read(dev, bus, slot, fn, reg, data, size);
+}
+
+static void host_ecam_write(void *dev, uint64_t off, const uint8_t *data, unsigned size)
+{
+	unsigned bus, slot, fn, reg;
+
+	if (ecam_target(off, size, &bus, &slot, &fn, &reg))
+		host_cfg_write(dev, bus, slot, fn, reg, data, size);
+}
+
+const struct bus_ops pci_host_ecam_ops = {
+	.read = host_ecam_read,
+	.write = host_ecam_write,
 };
 
 static int pci_host_save(void *dev, struct buf *out)

@@ -55,9 +55,21 @@
 #define MSIX_VEC_MASKED   0x1
 #define MSIX_MAX_VECTORS  64
 
-/* Where the guest's 32-bit PCI memory window lies (ACPI _CRS says so too). */
+/* The enhanced configuration access mechanism (ECAM, PCI Express 5.0
+ * §7.2.2; "MMCONFIG" to Linux): each function's configuration space as
+ * 4 KiB of memory at PCI_ECAM_BASE + (bus << 20 | device << 15 |
+ * function << 12), for bus 0 only — 1 MiB, just below the IOAPIC. The
+ * MCFG table points the guest here, and the memory map and a motherboard
+ * device in the DSDT reserve it. The functions are conventional PCI with
+ * the 256-byte space: the rest of each 4 KiB reads as all ones. */
+#define PCI_ECAM_BASE     0xfeb00000ull
+#define PCI_ECAM_SIZE     0x100000ull
+#define PCI_ECAM_BUS_END  0 /* the last bus it covers */
+
+/* Where the guest's 32-bit PCI memory window lies (ACPI _CRS says so too):
+ * above the RAM below 4 GiB, up to the ECAM area. */
 #define PCI_MMIO_BASE     0xc0000000ull
-#define PCI_MMIO_END      0xfec00000ull /* the IOAPIC starts here */
+#define PCI_MMIO_END      PCI_ECAM_BASE
 
 /* How the VMM delivers a message-signalled interrupt (KVM_SIGNAL_MSI or an
  * irqfd); returns 0 or -errno. */
@@ -133,10 +145,11 @@ struct pci_host {
 /* The host bridge at 00:00.0; cf9 handles byte accesses to port 0xCF9. */
 void pci_host_init(struct pci_host *h, const struct bus_ops *cf9_ops, void *cf9_dev);
 
-/* Port range 0xCF8-0xCFF, and the memory window [PCI_MMIO_BASE,
- * PCI_MMIO_END). */
+/* Port range 0xCF8-0xCFF, the memory window [PCI_MMIO_BASE,
+ * PCI_MMIO_END), and the ECAM area [PCI_ECAM_BASE, + PCI_ECAM_SIZE). */
 extern const struct bus_ops pci_host_pio_ops;
 extern const struct bus_ops pci_host_mmio_ops;
+extern const struct bus_ops pci_host_ecam_ops;
 
 /* Sets up f's header: IDs, class (0xCCSSPP), subsystem IDs. */
 void pci_function_init(struct pci_function *f, uint16_t vendor, uint16_t device,

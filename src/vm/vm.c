@@ -324,11 +324,14 @@ static int vm_create_devices(struct vm *vm)
 	ret = ret ?: bus_register(pio, PORT_RTC, 2, &rtc_bus_ops, &vm->rtc);
 	ret = ret ?: bus_register(pio, PORT_ACPI_PM, 12, &acpi_pm_bus_ops, &vm->pm);
 	/* 0xCF8-0xCFF: PCI configuration mechanism #1, with the reset
-	 * control register at 0xCF9 in its midst. */
+	 * control register at 0xCF9 in its midst; the same spaces through
+	 * ECAM for guests that prefer it (Linux, once MCFG names it). */
 	pci_host_init(&vm->pci, &acpi_cf9_bus_ops, &vm->pm);
 	ret = ret ?: bus_register(pio, PORT_PCI_CONFIG, 8, &pci_host_pio_ops, &vm->pci);
 	ret = ret ?: bus_register(&vm->mmio, PCI_MMIO_BASE, PCI_MMIO_END - PCI_MMIO_BASE,
 				  &pci_host_mmio_ops, &vm->pci);
+	ret = ret ?: bus_register(&vm->mmio, PCI_ECAM_BASE, PCI_ECAM_SIZE, &pci_host_ecam_ops,
+				  &vm->pci);
 	if (ret == 0) {
 		ret = vm_create_pci_devices(vm);
 		if (ret)

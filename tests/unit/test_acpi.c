@@ -33,7 +33,7 @@ struct tables {
 	uint8_t *area;
 	uint64_t gpa;
 	size_t cap;
-	const uint8_t *rsdp, *rsdt, *xsdt, *fadt, *facs, *dsdt, *madt;
+	const uint8_t *rsdp, *rsdt, *xsdt, *fadt, *facs, *dsdt, *madt, *mcfg;
 	uint64_t rsdp_gpa, facs_gpa;
 	size_t end; /* offset one past the last byte used by any table */
 };
@@ -95,6 +95,7 @@ static void build(struct tables *t, unsigned ncpus)
 	t->xsdt = sdt_at(t, get_le64(p + 24), "XSDT");
 	t->fadt = sdt_at(t, get_le64(t->xsdt + HDR), "FACP");
 	t->madt = sdt_at(t, get_le64(t->xsdt + HDR + 8), "APIC");
+	t->mcfg = sdt_at(t, get_le64(t->xsdt + HDR + 16), "MCFG");
 	t->dsdt = sdt_at(t, get_le64(t->fadt + 140), "DSDT");
 	t->facs_gpa = get_le64(t->fadt + 132);
 	t->facs = at(t, t->facs_gpa, 64);
@@ -136,12 +137,12 @@ static void test_rsdt_xsdt(void **state)
 		struct tables t;
 
 		build(&t, cpu_counts[i]);
-		assert_int_equal(get_le32(t.rsdt + 4), HDR + 2 * 4);
-		assert_int_equal(get_le32(t.xsdt + 4), HDR + 2 * 8);
+		assert_int_equal(get_le32(t.rsdt + 4), HDR + 3 * 4);
+		assert_int_equal(get_le32(t.xsdt + 4), HDR + 3 * 8);
 		assert_int_equal(t.rsdt[8], 1);
 		assert_int_equal(t.xsdt[8], 1);
-		/* The same two tables, in the same order, in both. */
-		for (unsigned j = 0; j < 2; j++)
+		/* The same three tables, in the same order, in both. */
+		for (unsigned j = 0; j < 3; j++)
 			assert_int_equal(get_le32(t.rsdt + HDR + 4 * j), get_le64(t.xsdt + HDR + 8 * j));
 		unbuild(&t);
 	}
@@ -459,7 +460,8 @@ static void read_dsdt(struct aml_doc *d, const uint8_t *dsdt)
 
 /* One resource descriptor, decoded. */
 struct res {
-	uint8_t tag;    /* 0x47 IO; 0x88/0x87/0x8a Word/DWord/QWord Address Space */
+	uint8_t tag;    /* 0x47 IO; 0x88/0x87/0x8a Word/DWord/QWord Address Space;
+			 * 0x86 Memory32Fixed (tflags: read/write; min, len) */
 	uint8_t type;   /* address space: 0 memory, 1 I/O, 2 bus numbers */
 	uint8_t gflags; /* address space: general flags */
 	uint8_t tflags; /* address space: type-specific flags; IO: information */
@@ -507,6 +509,16 @@ static unsigned read_resources(const uint8_t *p, size_t len, struct res *out, un
 			body = le(d + 1, 2);
 			item = 3 + body;
 			assert_true(item <= len - off);
+			if (d[0] == 0x86) { /* Memory32Fixed */
+				assert_int_equal(body, 9);
+				assert_true(n < max);
+				*r = (struct res){ .tag = d[0], .tflags = d[3], .min = le(d + 4, 4),
+						   .len = le(d + 8, 4) };
+				r->max = r->min + r->len - 1;
+				n++;
+				off += item;
+				continue;
+			}
 			w = d[0] == 0x88 ? 2 : d[0] == 0x87 ? 4 : d[0] == 0x8a ? 8 : 0;
 			if (!w)
 				fail_msg("unexpected large resource item 0x%02x", d[0]);
@@ -529,7 +541,7 @@ static unsigned read_resources(const uint8_t *p, size_t len, struct res *out, un
 static void dump_tables(const struct tables *t)
 {
 	const char *dir = getenv("FERRY_ACPI_DUMP");
-	const uint8_t *all[] = { t->rsdt, t->xsdt, t->fadt, t->facs, t->dsdt, t->madt };
+	const uint8_t *all[] = { t->rsdt, t->xsdt, t->fadt, t->facs, t->dsdt, t->madt, t->mcfg };
 
 	if (!dir)
 		return;
@@ -552,7 +564,8 @@ static void test_dsdt_terms(void **state)
 {
 	static const char *const names[] = {
 		"\\_S5_", "\\_SB_.PCI0", "\\_SB_.PCI0._HID", "\\_SB_.PCI0._ADR", "\\_SB_.PCI0._UID",
-		"\\_SB_.PCI0._BBN", "\\_SB_.PCI0._SEG", "\\_SB_.PCI0._CRS",
+		"\\_SB_.PCI0._BBN", "\\_SB_.PCI0._SEG", "\\_SB_.PCI0._CRS", "\\_SB_.PCI0.ECAM",
+		"\\_SB_.PCI0.ECAM._HID", "\\_SB_.PCI0.ECAM._CRS",
 	};
 	struct tables t;
 	struct aml_doc d;
@@ -626,9 +639,68 @@ static void test_dsdt_pci0(void **state)
 		snprintf(path, sizeof(path), "\\_SB_.PCI0.%s", zero[i]);
 		assert_int_equal(find_int(&d, path)->value, 0);
 	}
-	/* MSI-X only: no INTx routing; no _OSC (and no MCFG: test_rsdt_xsdt). */
+	/* MSI-X only: no INTx routing; no _OSC; the ECAM area from MCFG
+	 * (test_mcfg), not _CBA. */
 	assert_null(find(&d, "\\_SB_.PCI0._PRT"));
 	assert_null(find(&d, "\\_SB_.PCI0._OSC"));
+	assert_null(find(&d, "\\_SB_.PCI0._CBA"));
+	unbuild(&t);
+}
+
+/* MCFG: one allocation, segment 0, bus 0, at the area the VMM decodes. */
+static void test_mcfg(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(cpu_counts); i++) {
+		struct tables t;
+		const uint8_t *e;
+
+		build(&t, cpu_counts[i]);
+		assert_int_equal(get_le32(t.mcfg + 4), HDR + 8 + 16);
+		assert_int_equal(t.mcfg[8], 1);
+		for (unsigned j = 0; j < 8; j++)
+			assert_int_equal(t.mcfg[HDR + j], 0); /* reserved */
+		e = t.mcfg + HDR + 8;
+		assert_int_equal(get_le64(e), PCI_ECAM_BASE);
+		assert_int_equal(get_le16(e + 8), 0);
+		assert_int_equal(e[10], 0);
+		assert_int_equal(e[11], 0);
+		assert_int_equal(get_le32(e + 12), 0);
+		/* 1 MiB per bus, 1 MiB-aligned, outside RAM, the BAR window
+		 * and the IOAPIC. */
+		assert_int_equal(PCI_ECAM_SIZE, (uint64_t)(e[11] - e[10] + 1) << 20);
+		assert_int_equal(PCI_ECAM_BASE % PCI_ECAM_SIZE, 0);
+		assert_true(PCI_ECAM_BASE >= PCI_MMIO_END && PCI_ECAM_BASE >= MEM_LOW_LIMIT);
+		assert_true(PCI_ECAM_BASE + PCI_ECAM_SIZE <= IOAPIC_ADDR);
+		unbuild(&t);
+	}
+}
+
+/* PCI0.ECAM reserves the MCFG area as a motherboard resource. */
+static void test_dsdt_ecam(void **state)
+{
+	struct tables t;
+	struct aml_doc d;
+	const struct aml_obj *o;
+	struct res got[2];
+	char id[8];
+
+	(void)state;
+	build(&t, 1);
+	read_dsdt(&d, t.dsdt);
+	o = find(&d, "\\_SB_.PCI0.ECAM");
+	assert_non_null(o);
+	assert_int_equal(o->kind, OBJ_DEVICE);
+	eisaid_string((uint32_t)find_int(&d, "\\_SB_.PCI0.ECAM._HID")->value, id);
+	assert_string_equal(id, "PNP0C02");
+	o = find(&d, "\\_SB_.PCI0.ECAM._CRS");
+	assert_non_null(o);
+	assert_int_equal(o->kind, OBJ_BUFFER);
+	assert_int_equal(read_resources(o->data, o->len, got, ARRAY_SIZE(got)), 1);
+	assert_int_equal(got[0].tag, 0x86);
+	assert_int_equal(got[0].tflags, 1); /* read/write */
+	assert_int_equal(got[0].min, get_le64(t.mcfg + HDR + 8));
+	assert_int_equal(got[0].len, PCI_ECAM_SIZE);
 	unbuild(&t);
 }
 
@@ -643,7 +715,7 @@ static void test_dsdt_pci0_crs(void **state)
 		{ .tag = 0x88, .type = 1, .gflags = 0x0c, .tflags = 3, .min = 0xd00, .max = 0xffff,
 		  .len = 0xf300 },
 		{ .tag = 0x87, .type = 0, .gflags = 0x0c, .tflags = 1, .min = 0xc0000000,
-		  .max = 0xfebfffff, .len = 0x3ec00000 },
+		  .max = 0xfeafffff, .len = 0x3eb00000 },
 	};
 	static const uint16_t legacy[] = { PORT_COM1, PORT_I8042_DATA, PORT_I8042_CMD, PORT_RTC,
 					   PORT_ACPI_PM, PORT_ACPI_PM_TMR + 3 };
@@ -937,6 +1009,15 @@ static void test_aml_restemplate(void **state)
 	assert_int_equal(r[3].len, 0x20000);
 	assert_int_equal(r[4].tflags, 0x01); /* non-cacheable, read/write */
 	assert_int_equal(r[4].len, 0xffffffff);
+
+	/* Memory32Fixed (ReadWrite, 0xFEB00000, 0x100000), as iasl writes it. */
+	static const struct aml_case fixed = {
+		"memory32fixed",
+		{ 0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0xb0, 0xfe, 0x00, 0x00, 0x10, 0x00 }, 12
+	};
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_memory32_fixed(&a, 0xfeb00000, 0x100000);
+	check_bytes(&a, &fixed);
 }
 
 /* Ranges whose length does not fit the descriptor, or that end before
@@ -955,6 +1036,9 @@ static void test_aml_bad_ranges(void **state)
 	assert_true(a.error);
 	aml_init(&a, buf, sizeof(buf));
 	aml_res_dword_memory(&a, 0, 0, 0xffffffff); /* 4 GiB: 33 bits */
+	assert_true(a.error);
+	aml_init(&a, buf, sizeof(buf));
+	aml_res_memory32_fixed(&a, 0xfff00000, 0x100001); /* past 4 GiB */
 	assert_true(a.error);
 	aml_init(&a, buf, sizeof(buf));
 	aml_end(&a, (struct aml_mark){ .at = 1 }); /* a mark from the future */
@@ -1184,6 +1268,8 @@ int main(void)
 		cmocka_unit_test(test_dsdt_s5),
 		cmocka_unit_test(test_dsdt_pci0),
 		cmocka_unit_test(test_dsdt_pci0_crs),
+		cmocka_unit_test(test_mcfg),
+		cmocka_unit_test(test_dsdt_ecam),
 		cmocka_unit_test(test_aml_int),
 		cmocka_unit_test(test_aml_names),
 		cmocka_unit_test(test_aml_eisaid),

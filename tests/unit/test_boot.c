@@ -17,6 +17,7 @@
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
 #include "common/util.h"
+#include "devices/pci.h"
 
 #define RAM_SIZE MiB(4)
 #define IMG_SIZE 0x2000
@@ -562,8 +563,9 @@ static void check_memmap_invariants(const struct guest_mem *mem, const struct e8
 				    unsigned n)
 {
 	uint64_t ram = 0;
+	unsigned i;
 
-	for (unsigned i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		assert_true(map[i].size > 0);
 		assert_true(map[i].type == E820_RAM || map[i].type == E820_RESERVED);
 		if (i)
@@ -581,6 +583,13 @@ static void check_memmap_invariants(const struct guest_mem *mem, const struct e8
 		}
 	}
 	assert_true(ram <= mem->size);
+	/* The ECAM area is reserved, whatever the RAM. */
+	for (i = 0; i < n; i++)
+		if (map[i].addr == PCI_ECAM_BASE)
+			break;
+	assert_true(i < n);
+	assert_int_equal(map[i].size, PCI_ECAM_SIZE);
+	assert_int_equal(map[i].type, E820_RESERVED);
 }
 
 static void test_memmap_low_only(void **state)
@@ -590,7 +599,7 @@ static void test_memmap_low_only(void **state)
 	unsigned n = pvh_memmap(&mem, map, BOOT_MEMMAP_MAX);
 
 	(void)state;
-	assert_int_equal(n, 4);
+	assert_int_equal(n, 5);
 	assert_int_equal(map[0].addr, 0);
 	assert_int_equal(map[0].size, LOWMEM_TOP);
 	assert_int_equal(map[0].type, E820_RAM);
@@ -602,6 +611,7 @@ static void test_memmap_low_only(void **state)
 	assert_int_equal(map[3].addr, KERNEL_MIN_ADDR);
 	assert_int_equal(map[3].size, MiB(256) - KERNEL_MIN_ADDR);
 	assert_int_equal(map[3].type, E820_RAM);
+	assert_int_equal(map[4].addr, PCI_ECAM_BASE);
 	check_memmap_invariants(&mem, map, n);
 }
 
@@ -613,11 +623,13 @@ static void test_memmap_high(void **state)
 	unsigned n = pvh_memmap(&mem, map, BOOT_MEMMAP_MAX);
 
 	(void)state;
-	assert_int_equal(n, 5);
+	assert_int_equal(n, 6);
 	assert_int_equal(map[3].size, MEM_LOW_LIMIT - KERNEL_MIN_ADDR);
-	assert_int_equal(map[4].addr, MEM_HIGH_BASE);
-	assert_int_equal(map[4].size, GiB(8) - MEM_LOW_LIMIT);
-	assert_int_equal(map[4].type, E820_RAM);
+	assert_int_equal(map[4].addr, PCI_ECAM_BASE);
+	assert_true(map[3].addr + map[3].size <= PCI_ECAM_BASE);
+	assert_int_equal(map[5].addr, MEM_HIGH_BASE);
+	assert_int_equal(map[5].size, GiB(8) - MEM_LOW_LIMIT);
+	assert_int_equal(map[5].type, E820_RAM);
 	check_memmap_invariants(&mem, map, n);
 }
 
@@ -642,7 +654,7 @@ static void test_memmap_1mib(void **state)
 	unsigned n = pvh_memmap(&mem, map, BOOT_MEMMAP_MAX);
 
 	(void)state;
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 4);
 	check_memmap_invariants(&mem, map, n);
 }
 
@@ -797,7 +809,7 @@ static void test_start_info_initrd_low(void **state)
 	assert_int_equal(pvh_write_start_info(&mem, &p), BOOT_START_INFO);
 	assert_int_equal(get_le64(mem.host + BOOT_MODLIST), MiB(8) - 4096);
 	assert_memory_equal(mem.host + MiB(8) - 4096, initrd, sizeof(initrd));
-	assert_int_equal(get_le32(mem.host + BOOT_START_INFO + 48), 5);
+	assert_int_equal(get_le32(mem.host + BOOT_START_INFO + 48), 6);
 	free(mem.host);
 }
 

@@ -558,6 +558,62 @@ static void test_pci_host_absent_functions(void **state)
 	free(x);
 }
 
+/* ECAM: the same spaces as mechanism #1, at bus << 20 | slot << 15 |
+ * function << 12 | register, whatever the 0xCF8 latch holds. */
+static uint64_t ecam_rd(struct pci_host *h, unsigned slot, unsigned fn, unsigned reg,
+			unsigned size)
+{
+	return rd(&pci_host_ecam_ops, h, (uint64_t)slot << 15 | fn << 12 | reg, size);
+}
+
+static void ecam_wr(struct pci_host *h, unsigned slot, unsigned reg, unsigned size, uint64_t v)
+{
+	wr(&pci_host_ecam_ops, h, (uint64_t)slot << 15 | reg, size, v);
+}
+
+static void test_pci_ecam(void **state)
+{
+	struct pci_fix *x = pci_fix_new();
+	static const unsigned sizes[] = { 1, 2, 4 };
+
+	(void)state;
+	wr(&pci_host_pio_ops, &x->h, 0, 4, 0); /* the latch has no say */
+	/* Every register of the bridge and the function, read both ways. */
+	for (unsigned slot = 0; slot < 2; slot++)
+		for (unsigned reg = 0; reg < PCI_CFG_SIZE; reg += 4)
+			for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+				unsigned off = reg + (sizes[i] == 4 ? 0 : 4 - sizes[i]);
+				uint64_t via_ecam = ecam_rd(&x->h, slot, 0, off, sizes[i]);
+
+				if (via_ecam != cfg_rd(&x->h, slot, off, sizes[i]))
+					fail_msg("00:%02x.0 register 0x%02x (%u bytes): ECAM 0x%llx",
+						 slot, off, sizes[i], (unsigned long long)via_ecam);
+			}
+	/* Writes land where mechanism #1 sees them, with the same effects. */
+	ecam_wr(&x->h, 1, PCI_INT_LINE, 1, 0x0b);
+	assert_int_equal(cfg_rd(&x->h, 1, PCI_INT_LINE, 1), 0x0b);
+	ecam_wr(&x->h, 1, PCI_COMMAND, 2, PCI_CMD_MEMORY);
+	assert_int_equal(cfg_rd(&x->h, 1, PCI_COMMAND, 2), PCI_CMD_MEMORY);
+	assert_true(x->bars_changed > 0);
+	ecam_wr(&x->h, 0, PCI_COMMAND, 2, 0x0007); /* the bridge is read-only */
+	assert_int_equal(cfg_rd(&x->h, 0, PCI_COMMAND, 2), 0);
+	/* Absent functions, and past the 256-byte space (a conventional
+	 * function has no extended capabilities): all ones, writes lost. */
+	assert_int_equal(ecam_rd(&x->h, 2, 0, 0, 4), 0xffffffff);
+	assert_int_equal(ecam_rd(&x->h, 31, 0, 0, 2), 0xffff);
+	assert_int_equal(ecam_rd(&x->h, 1, 1, 0, 4), 0xffffffff);
+	assert_int_equal(ecam_rd(&x->h, 0, 7, 0, 1), 0xff);
+	assert_int_equal(ecam_rd(&x->h, 1, 0, 0x100, 4), 0xffffffff);
+	assert_int_equal(ecam_rd(&x->h, 1, 0, 0xffc, 4), 0xffffffff);
+	assert_int_equal(ecam_rd(&x->h, 1, 0, 0xfe, 4), 0xffffffff); /* across the end */
+	ecam_wr(&x->h, 1, 0x100, 4, 0x12345678);
+	ecam_wr(&x->h, 1, 0xfe, 4, 0x12345678);
+	assert_int_equal(cfg_rd(&x->h, 1, 0xfc, 4), 0);
+	wr(&pci_host_ecam_ops, &x->h, 1 << 15 | 1 << 12 | PCI_INT_LINE, 1, 0x0c);
+	assert_int_equal(cfg_rd(&x->h, 1, PCI_INT_LINE, 1), 0x0b);
+	free(x);
+}
+
 static void test_pci_bar_sizing(void **state)
 {
 	struct pci_fix *x = pci_fix_new();
@@ -3821,6 +3877,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pci_host_bridge_ids),
 		cmocka_unit_test(test_pci_host_absent_functions),
+		cmocka_unit_test(test_pci_ecam),
 		cmocka_unit_test(test_pci_bar_sizing),
 		cmocka_unit_test(test_pci_cf9),
 		cmocka_unit_test(test_pci_plug_full),

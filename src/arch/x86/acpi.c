@@ -13,6 +13,7 @@
 #define ACPI_HDR_LEN 36
 #define FADT_LEN 276 /* revision 6 */
 #define FACS_LEN 64
+#define MCFG_LEN (ACPI_HDR_LEN + 8 + 16) /* one allocation: segment 0 */
 #define DSDT_AML_MAX 512 /* the DSDT's AML, built on the stack first */
 
 /* A bump allocator over the ACPI area. */
@@ -127,11 +128,13 @@ static void dsdt_pci0_crs(struct aml *a)
  * MSI-X only, and Linux asks _PRT for nothing else — acpi_pci_irq_enable
  * returns early for a function without a pin. No _OSC either: without it
  * Linux keeps native control of PCIe hot-plug, AER, PME and LTR off, none
- * of which this conventional bus has. No MCFG/ECAM: configuration goes
- * through 0xCF8 only, the 256-byte space. */
+ * of which this conventional bus has. No _CBA: the MCFG table gives the
+ * bus's ECAM area, which PCI0.ECAM, a motherboard resource (PNP0C02),
+ * reserves — where Linux looks before it trusts an MCFG entry (else
+ * "fail to add MMCONFIG information" and no ECAM). */
 static void dsdt_pci0(struct aml *a)
 {
-	struct aml_mark sb, dev;
+	struct aml_mark sb, dev, ecam, crs;
 
 	sb = aml_scope(a, "\\_SB");
 	dev = aml_device(a, "PCI0");
@@ -146,6 +149,14 @@ static void dsdt_pci0(struct aml *a)
 	aml_name_int(a, "_BBN", 0); /* base bus number */
 	aml_name_int(a, "_SEG", 0); /* PCI segment group */
 	dsdt_pci0_crs(a);
+	ecam = aml_device(a, "ECAM");
+	aml_name(a, "_HID");
+	aml_eisaid(a, "PNP0C02"); /* motherboard resources */
+	aml_name(a, "_CRS");
+	crs = aml_restemplate_begin(a);
+	aml_res_memory32_fixed(a, PCI_ECAM_BASE, PCI_ECAM_SIZE);
+	aml_restemplate_end(a, crs);
+	aml_end(a, ecam);
 	aml_end(a, dev);
 	aml_end(a, sb);
 }
@@ -227,6 +238,25 @@ static uint64_t acpi_fadt(struct acpi_area *a, uint64_t dsdt, uint64_t facs)
 	return gpa;
 }
 
+/* MCFG (PCI Firmware 3.3 §4.1.2): where segment 0's ECAM area is, for
+ * buses 0 to PCI_ECAM_BUS_END. */
+static uint64_t acpi_mcfg(struct acpi_area *a)
+{
+	uint64_t gpa = 0;
+	uint8_t *t = acpi_alloc(a, MCFG_LEN, &gpa), *e;
+
+	if (!t)
+		return 0;
+	acpi_header(t, "MCFG", MCFG_LEN, 1);
+	e = t + ACPI_HDR_LEN + 8; /* after 8 reserved bytes */
+	put_le64(e, PCI_ECAM_BASE);
+	put_le16(e + 8, 0); /* segment group */
+	e[10] = 0;          /* start bus */
+	e[11] = PCI_ECAM_BUS_END;
+	acpi_seal(t, MCFG_LEN);
+	return gpa;
+}
+
 static uint64_t acpi_madt(struct acpi_area *a, unsigned ncpus)
 {
 	uint32_t len = ACPI_HDR_LEN + 8 + 8 * ncpus + 12 + 10 * 2 + 6;
@@ -305,7 +335,7 @@ static void acpi_rsdp(uint8_t *r, uint64_t rsdt, uint64_t xsdt)
 int64_t acpi_build(uint8_t *area, uint64_t gpa, size_t cap, const struct acpi_config *cfg)
 {
 	struct acpi_area a = { .base = area, .gpa = gpa, .cap = cap };
-	uint64_t rsdp_gpa = 0, tables[2], rsdt, xsdt;
+	uint64_t rsdp_gpa = 0, tables[3], rsdt, xsdt;
 	uint8_t *rsdp;
 
 	if (cfg->ncpus == 0 || cfg->ncpus > ACPI_MAX_CPUS || gpa + cap > 0x100000000ull)
@@ -318,8 +348,9 @@ int64_t acpi_build(uint8_t *area, uint64_t gpa, size_t cap, const struct acpi_co
 
 	tables[0] = acpi_fadt(&a, dsdt, facs);
 	tables[1] = acpi_madt(&a, cfg->ncpus);
-	rsdt = acpi_sdt(&a, "RSDT", tables, 2, 4);
-	xsdt = acpi_sdt(&a, "XSDT", tables, 2, 8);
+	tables[2] = acpi_mcfg(&a);
+	rsdt = acpi_sdt(&a, "RSDT", tables, ARRAY_SIZE(tables), 4);
+	xsdt = acpi_sdt(&a, "XSDT", tables, ARRAY_SIZE(tables), 8);
 	if (a.full || !rsdp)
 		return -E2BIG;
 	acpi_rsdp(rsdp, rsdt, xsdt);

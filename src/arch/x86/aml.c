@@ -28,6 +28,7 @@
  * length of what follows the 3-byte header. */
 #define RES_IO            0x47 /* small type 0x08, 7 bytes */
 #define RES_END_TAG       0x79 /* small type 0x0f, 1 byte */
+#define RES_MEM32_FIXED   0x86 /* large type 0x06, 9 bytes follow */
 #define RES_DWORD_ADDR    0x87
 #define RES_WORD_ADDR     0x88
 #define RES_ADDR_MEM      0    /* address space resource types */
@@ -374,4 +375,17 @@ void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max)
 void aml_res_dword_memory(struct aml *a, uint8_t mem_flags, uint32_t min, uint32_t max)
 {
 	aml_res_window(a, 4, RES_ADDR_MEM, mem_flags & 0x07, min, max);
+}
+
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len)
+{
+	if ((uint64_t)base + len > 0x100000000ull) {
+		a->error = true;
+		return;
+	}
+	aml_byte(a, RES_MEM32_FIXED);
+	aml_le(a, 9, 2);
+	aml_byte(a, AML_MEM_READWRITE);
+	aml_le(a, base, 4);
+	aml_le(a, len, 4);
 }

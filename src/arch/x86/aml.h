@@ -96,4 +96,8 @@ void aml_res_word_io(struct aml *a, uint16_t min, uint16_t max);
 #define AML_MEM_READWRITE    0x01
 void aml_res_dword_memory(struct aml *a, uint8_t mem_flags, uint32_t min, uint32_t max);
 
+/* Memory32Fixed (ReadWrite, base, len): memory the device itself decodes
+ * (a consumer), as a motherboard resource says what it reserves. */
+void aml_res_memory32_fixed(struct aml *a, uint32_t base, uint32_t len);
+
 #endif

@@ -7,6 +7,7 @@
 #include "arch/x86/layout.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "devices/pci.h"
 
 /* One program header, whatever the ELF class. */
 struct phdr {
@@ -222,6 +223,9 @@ unsigned pvh_memmap(const struct guest_mem *mem, struct e820_entry *map, unsigne
 		{ LOWMEM_TOP, 0xa0000 - LOWMEM_TOP, E820_RESERVED },
 		{ ACPI_BASE, ACPI_SIZE, E820_RESERVED },
 		{ KERNEL_MIN_ADDR, mem->low_size - KERNEL_MIN_ADDR, E820_RAM },
+		/* ECAM: Linux uses the area MCFG names only when the memory
+		 * map or the firmware's motherboard resources reserve it. */
+		{ PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED },
 		{ MEM_HIGH_BASE, mem->high_size, E820_RAM },
 	};
 	unsigned n = 0;
