@@ -263,8 +263,9 @@ def analyse(src, dst, t0, i_dst_first):
             if b["beat"] != a["beat"] + 1:
                 # what the console had where the beats in between should be
                 between = [l for _, l in lines if "beat=" in l and not BEAT_RE.fullmatch(l)]
-                # ferry-vmm's UART drops what a reader stalled for 100 ms
-                # does not take (src/vm/chardev.c), and says so once
+                # ferry-vmm's UART holds a slow reader's output back; it
+                # drops output only on a write error (src/vm/chardev.c),
+                # and says so once
                 dropped = [l for _, l in proc.err.snapshot() if "dropping it" in l]
                 problems.append(f"{where} beats {a['beat']} -> {b['beat']}" +
                                 (f"; a garbled line: {between[0][:240]!r}" if between else "") +

@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/util.h"
+
 #define UART_RBR 0
 #define UART_IER 1
 #define UART_IIR 2
@@ -27,6 +29,7 @@
 #define LSR_TEMT 0x40
 #define FCR_ENABLE 0x01
 #define FCR_CLEAR_RX 0x02
+#define FCR_CLEAR_TX 0x04
 #define MSR_CONNECTED 0xb0 /* DCD | DSR | CTS: a terminal is attached */
 
 static unsigned serial_fifo_cap(const struct serial *s)
@@ -109,7 +112,10 @@ static uint8_t serial_read_reg(struct serial *s, unsigned reg)
 	case UART_MCR:
 		return s->s.mcr;
 	case UART_LSR:
-		v = LSR_THRE | LSR_TEMT | (s->s.rx_count ? LSR_DR : 0) | s->s.lsr_err;
+		/* No shift register of its own: a byte is on the line as
+		 * soon as the sink took it, so TEMT follows THRE. */
+		v = (s->s.tx_count ? 0 : LSR_THRE | LSR_TEMT) | (s->s.rx_count ? LSR_DR : 0) |
+		    s->s.lsr_err;
 		s->s.lsr_err = 0;
 		return v;
 	case UART_MSR:
@@ -119,14 +125,61 @@ static uint8_t serial_read_reg(struct serial *s, unsigned reg)
 	}
 }
 
+/* Hands the TX FIFO to the sink, oldest byte first, in one call; drops
+ * what it took. The FIFO becoming empty is the THRE interrupt. */
+static void serial_tx_offer(struct serial *s)
+{
+	uint8_t buf[SERIAL_FIFO];
+	size_t n = s->s.tx_count;
+
+	if (!n)
+		return;
+	for (size_t i = 0; i < n; i++)
+		buf[i] = s->s.tx[(s->s.tx_head + i) % SERIAL_FIFO];
+	if (s->out) {
+		size_t took = s->out(s->out_ctx, buf, n);
+
+		n = MIN(took, n);
+	}
+	s->s.tx_head = (uint8_t)((s->s.tx_head + n) % SERIAL_FIFO);
+	s->s.tx_count = (uint8_t)(s->s.tx_count - n);
+	if (n && !s->s.tx_count)
+		s->s.thr_ipending = 1;
+}
+
 static void serial_transmit(struct serial *s, uint8_t byte)
 {
-	if (s->s.mcr & MCR_LOOP)
+	if (s->s.mcr & MCR_LOOP) {
+		/* The byte reaches RX at once; THR is empty again (unless
+		 * bytes from before loopback still wait for the sink). */
 		serial_rx_push(s, byte);
-	else if (s->out)
-		s->out(s->out_ctx, byte);
-	/* The byte leaves at once: THR is empty again. */
-	s->s.thr_ipending = 1;
+		if (!s->s.tx_count)
+			s->s.thr_ipending = 1;
+		return;
+	}
+	/* Writing THR acknowledges a pending THRE interrupt. A full FIFO
+	 * loses the byte, as on hardware: a driver that waits for THRE never
+	 * writes more than the FIFO holds. */
+	s->s.thr_ipending = 0;
+	if (s->s.tx_count < serial_fifo_cap(s)) {
+		s->s.tx[(s->s.tx_head + s->s.tx_count) % SERIAL_FIFO] = byte;
+		s->s.tx_count++;
+	}
+	/* Offered at once: with a reader that keeps up the byte is out before
+	 * the guest's next access, THRE stays set, nothing is delayed. */
+	serial_tx_offer(s);
+}
+
+static void serial_write_fcr(struct serial *s, uint8_t v)
+{
+	if (v & FCR_CLEAR_RX)
+		s->s.rx_head = s->s.rx_count = 0;
+	if ((v & FCR_CLEAR_TX) && s->s.tx_count) {
+		/* What was not sent yet is gone; THR is empty again. */
+		s->s.tx_head = s->s.tx_count = 0;
+		s->s.thr_ipending = 1;
+	}
+	s->s.fcr = v & 0xc9; /* enable, DMA mode, trigger level */
 }
 
 static void serial_write_reg(struct serial *s, unsigned reg, uint8_t v)
@@ -144,14 +197,12 @@ static void serial_write_reg(struct serial *s, unsigned reg, uint8_t v)
 			break;
 		}
 		/* Enabling THRI with THR empty raises it (Linux starts TX so). */
-		if ((v & IER_THRI) && !(s->s.ier & IER_THRI))
+		if ((v & IER_THRI) && !(s->s.ier & IER_THRI) && !s->s.tx_count)
 			s->s.thr_ipending = 1;
 		s->s.ier = v & 0x0f;
 		break;
 	case UART_IIR:
-		if (v & FCR_CLEAR_RX)
-			s->s.rx_head = s->s.rx_count = 0;
-		s->s.fcr = v & 0xc9; /* enable, DMA mode, trigger level */
+		serial_write_fcr(s, v);
 		break;
 	case UART_LCR:
 		s->s.lcr = v;
@@ -209,6 +260,18 @@ unsigned serial_receive(struct serial *s, const uint8_t *data, unsigned len)
 	return n;
 }
 
+unsigned serial_tx_pending(const struct serial *s)
+{
+	return s->s.tx_count;
+}
+
+unsigned serial_tx_drain(struct serial *s)
+{
+	serial_tx_offer(s);
+	serial_update_irq(s);
+	return s->s.tx_count;
+}
+
 static void serial_reset(void *dev)
 {
 	struct serial *s = dev;
@@ -220,8 +283,7 @@ static void serial_reset(void *dev)
 	serial_update_irq(s);
 }
 
-void serial_init(struct serial *s, struct irq_line irq,
-		 void (*out)(void *ctx, uint8_t byte), void *out_ctx)
+void serial_init(struct serial *s, struct irq_line irq, serial_out_fn *out, void *out_ctx)
 {
 	memset(s, 0, sizeof(*s));
 	s->irq = irq;
@@ -230,18 +292,39 @@ void serial_init(struct serial *s, struct irq_line irq,
 	serial_reset(s);
 }
 
+/* Version 2: version 1 (10 register bytes, rx_count, the RX FIFO) followed
+ * by tx_count and the TX FIFO. */
+static void serial_put_fifo(struct buf *out, const uint8_t *fifo, uint8_t head, uint8_t count)
+{
+	buf_put_u8(out, count);
+	for (unsigned i = 0; i < count; i++)
+		buf_put_u8(out, fifo[(head + i) % SERIAL_FIFO]);
+}
+
 static int serial_save(void *dev, struct buf *out)
 {
 	const struct serial_state *st = &((struct serial *)dev)->s;
 	const uint8_t regs[] = { st->ier, st->lcr, st->mcr, st->msr, st->scr,
 				 st->dll, st->dlm, st->fcr, st->lsr_err, st->thr_ipending };
 	buf_put(out, regs, sizeof(regs));
-	/* The receive FIFO in order, oldest first: bytes the guest has not
-	 * read yet must survive a migration. */
-	buf_put_u8(out, st->rx_count);
-	for (unsigned i = 0; i < st->rx_count; i++)
-		buf_put_u8(out, st->rx[(st->rx_head + i) % SERIAL_FIFO]);
+	/* Both FIFOs in order, oldest first: bytes the guest has not read,
+	 * and bytes it wrote that the console has not taken yet (the guest
+	 * believes them sent; they come out on the destination), must
+	 * survive a migration. */
+	serial_put_fifo(out, st->rx, st->rx_head, st->rx_count);
+	serial_put_fifo(out, st->tx, st->tx_head, st->tx_count);
 	return buf_finish(out);
+}
+
+/* Reads a FIFO's count and bytes into fifo[0..count); -EINVAL for a count
+ * no FIFO holds (before reading the bytes). */
+static int serial_get_fifo(struct reader *r, uint8_t *fifo, uint8_t *count)
+{
+	*count = reader_u8(r);
+	if (*count > SERIAL_FIFO)
+		return -EINVAL;
+	reader_get(r, fifo, *count);
+	return 0;
 }
 
 static int serial_load(void *dev, uint32_t version, const uint8_t *data, size_t len)
@@ -250,7 +333,7 @@ static int serial_load(void *dev, uint32_t version, const uint8_t *data, size_t 
 	struct serial_state st = { 0 };
 	struct reader r;
 
-	if (version != 1)
+	if (version != 1 && version != 2)
 		return -EPROTO;
 	reader_init(&r, data, len);
 	st.ier = reader_u8(&r);
@@ -263,11 +346,15 @@ static int serial_load(void *dev, uint32_t version, const uint8_t *data, size_t 
 	st.fcr = reader_u8(&r);
 	st.lsr_err = reader_u8(&r);
 	st.thr_ipending = reader_u8(&r);
-	st.rx_count = reader_u8(&r);
-	if (st.rx_count > SERIAL_FIFO || st.ier > 0x0f || st.mcr > 0x1f ||
-	    (st.lsr_err & ~LSR_OE) || st.thr_ipending > 1)
+	if (st.ier > 0x0f || st.mcr > 0x1f || (st.lsr_err & ~LSR_OE) || st.thr_ipending > 1 ||
+	    serial_get_fifo(&r, st.rx, &st.rx_count))
 		return -EINVAL;
-	reader_get(&r, st.rx, st.rx_count);
+	/* Version 1 transmitted every byte at once: its TX FIFO is empty. */
+	if (version >= 2 && serial_get_fifo(&r, st.tx, &st.tx_count))
+		return -EINVAL;
+	/* THRE cannot be pending while bytes wait to be sent. */
+	if (st.tx_count && st.thr_ipending)
+		return -EINVAL;
 	if (reader_finish(&r))
 		return -EINVAL;
 	s->s = st;
@@ -278,7 +365,7 @@ static int serial_load(void *dev, uint32_t version, const uint8_t *data, size_t 
 
 const struct device_ops serial_device_ops = {
 	.name = "serial",
-	.version = 1,
+	.version = 2,
 	.save = serial_save,
 	.load = serial_load,
 	.reset = serial_reset,

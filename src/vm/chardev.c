@@ -14,6 +14,15 @@
 #include "common/log.h"
 #include "common/util.h"
 
+/* A socket gets send(MSG_DONTWAIT): non-blocking without touching the
+ * file status flags, which stdout shares with the parent (a terminal). */
+static bool fd_is_socket(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
 static int chardev_unix_listen(struct chardev *c, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -47,6 +56,7 @@ int chardev_open(struct chardev *c, const char *spec, bool append)
 		c->kind = CHARDEV_STDIO;
 		c->out_fd = STDOUT_FILENO;
 		c->in_fd = STDIN_FILENO;
+		c->out_sock = fd_is_socket(STDOUT_FILENO);
 		return 0;
 	}
 	if (!strcmp(spec, "null")) {
@@ -87,6 +97,7 @@ static void chardev_drop_client(struct chardev *c)
 		return;
 	close(c->in_fd);
 	c->in_fd = c->out_fd = -1;
+	c->out_blocked = false;
 }
 
 void chardev_close(struct chardev *c)
@@ -102,55 +113,83 @@ void chardev_close(struct chardev *c)
 	*c = (struct chardev){ .kind = CHARDEV_NULL, .out_fd = -1, .in_fd = -1, .listen_fd = -1 };
 }
 
-/* Waits briefly for out_fd to take data: at most 100 ms, and not at all
- * while the reader is known to be stalled. True when a write will not
- * block (or will report an error). */
-static bool chardev_writable(struct chardev *c)
+/* One attempt at sending, without blocking: the count taken, 0 when the
+ * reader is not ready for more, or -errno. A pipe, FIFO or terminal is
+ * not made O_NONBLOCK (stdout is shared with whoever started us): poll
+ * says whether it takes a write now, and a write of at most PIPE_BUF
+ * after POLLOUT does not block on a pipe. A regular file always polls
+ * writable. */
+static ssize_t chardev_send(struct chardev *c, const uint8_t *data, size_t len)
 {
 	struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
-	int n;
+	ssize_t n;
 
-	do
-		n = poll(&p, 1, c->stalled ? 0 : 100);
-	while (n < 0 && errno == EINTR);
-	c->stalled = n == 0;
-	return n > 0;
+	if (c->out_sock) {
+		n = send(c->out_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} else {
+		n = poll(&p, 1, 0);
+		if (n > 0)
+			n = write(c->out_fd, data, MIN(len, (size_t)PIPE_BUF));
+	}
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+	return n;
 }
 
-static void chardev_drop(struct chardev *c, size_t len)
+/* Output that cannot be sent at all (the reader went away, the disk is
+ * full): discarded, so that the guest never waits for it. A UNIX client
+ * that failed is dropped: the next one starts afresh. */
+static void chardev_discard(struct chardev *c, int err, size_t len)
 {
+	if (c->kind == CHARDEV_UNIX) {
+		chardev_drop_client(c);
+		return;
+	}
 	if (!c->dropped)
-		log_warn("serial: nobody reads the console output; dropping it");
+		log_warn("serial: cannot write the console output (%s); dropping it",
+			 strerror(err));
 	c->dropped += len;
 }
 
-void chardev_write(struct chardev *c, const uint8_t *data, size_t len)
+size_t chardev_write(struct chardev *c, const uint8_t *data, size_t len)
 {
-	while (len && c->out_fd >= 0) {
-		size_t chunk = MIN(len, (size_t)PIPE_BUF); /* never a partial pipe write */
-		ssize_t n;
+	size_t done = 0;
 
-		if (c->kind == CHARDEV_UNIX) {
-			n = send(c->out_fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		} else {
-			if (!chardev_writable(c)) {
-				chardev_drop(c, len);
-				return;
-			}
-			n = write(c->out_fd, data, chunk);
-		}
-		if (n < 0 && errno == EINTR)
+	while (done < len && c->out_fd >= 0 && !c->out_blocked) {
+		ssize_t n = chardev_send(c, data + done, len - done);
+
+		if (n == -EINTR)
 			continue;
-		if (n <= 0) {
-			/* A client that does not keep up loses output, like a
-			 * UART without flow control; a dead one is dropped. */
-			if (c->kind == CHARDEV_UNIX && n < 0 && errno != EAGAIN)
-				chardev_drop_client(c);
-			return;
+		if (n < 0) {
+			chardev_discard(c, (int)-n, len - done);
+			return len;
 		}
-		data += n;
-		len -= (size_t)n;
+		/* A slow reader holds the output back (the UART keeps it),
+		 * rather than losing it or stalling the vCPU. */
+		if (n == 0)
+			c->out_blocked = true;
+		done += (size_t)n;
 	}
+	return c->out_fd < 0 ? len : done;
+}
+
+int chardev_out_fd(const struct chardev *c)
+{
+	return c->out_blocked ? c->out_fd : -1;
+}
+
+void chardev_out_retry(struct chardev *c)
+{
+	c->out_blocked = false;
+}
+
+void chardev_out_wait(struct chardev *c, int timeout_ms)
+{
+	struct pollfd p = { .fd = chardev_out_fd(c), .events = POLLOUT };
+
+	if (p.fd >= 0 && timeout_ms > 0)
+		(void)poll(&p, 1, timeout_ms); /* EINTR: the caller's deadline decides */
+	chardev_out_retry(c);
 }
 
 int chardev_poll_fd(const struct chardev *c)
@@ -167,8 +206,10 @@ size_t chardev_ready(struct chardev *c, uint8_t *buf, size_t cap)
 	if (c->kind == CHARDEV_UNIX && c->in_fd < 0) {
 		int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 
-		if (fd >= 0)
+		if (fd >= 0) {
 			c->in_fd = c->out_fd = fd;
+			c->out_sock = true;
+		}
 		return 0;
 	}
 	if (c->in_fd < 0 || cap == 0)

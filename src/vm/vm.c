@@ -79,11 +79,28 @@ static void vm_machine_request(void *ctx, enum machine_request req)
 	vm_request_stop(ctx, req == MACHINE_POWEROFF ? VM_STOP_POWEROFF : VM_STOP_RESET);
 }
 
-static void vm_console_out(void *ctx, uint8_t byte)
+/* Tells the main loop to look at the VM again (its poll set changed). */
+static void vm_wake_main_loop(struct vm *vm)
+{
+	uint64_t one = 1;
+
+	if (write(vm->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("waking the main loop: %s", strerror(errno));
+}
+
+/* The UART's sink, on a vCPU thread under io_lock. When the console stops
+ * taking output, the UART keeps the rest with THRE clear and the main loop
+ * must start waiting for POLLOUT (vm_console_output): wake it, once, when
+ * the console becomes blocked. */
+static size_t vm_console_out(void *ctx, const uint8_t *data, size_t len)
 {
 	struct vm *vm = ctx;
+	bool was_blocked = chardev_out_fd(&vm->console) >= 0;
+	size_t n = chardev_write(&vm->console, data, len);
 
-	chardev_write(&vm->console, &byte, 1);
+	if (!was_blocked && chardev_out_fd(&vm->console) >= 0)
+		vm_wake_main_loop(vm);
+	return n;
 }
 
 /* GSI routing as on a PC with an IOAPIC: ISA IRQs 0-15 reach both PICs and
@@ -536,6 +553,11 @@ void vm_pause(struct vm *vm)
 	/* Then the devices' own threads: requests in flight finish, none
 	 * starts, so RAM and device state hold still. */
 	device_list_pause(&vm->devices);
+	/* And the main loop's console drain: one in progress ends before we
+	 * return (the caller may save the UART next, without io_lock), and
+	 * none starts while paused (vm_console_output checks). */
+	pthread_mutex_lock(&vm->io_lock);
+	pthread_mutex_unlock(&vm->io_lock);
 }
 
 int vm_flush_devices(struct vm *vm)
@@ -554,6 +576,8 @@ void vm_resume(struct vm *vm)
 		pthread_cond_broadcast(&vm->run_cond);
 	}
 	pthread_mutex_unlock(&vm->run_lock);
+	/* The UART may hold output that waited for the pause to end. */
+	vm_wake_main_loop(vm);
 }
 
 bool vm_is_paused(struct vm *vm)
@@ -726,5 +750,41 @@ void vm_console_input(struct vm *vm)
 	n = chardev_ready(&vm->console, buf, serial_rx_room(&vm->serial));
 	if (n)
 		serial_receive(&vm->serial, buf, (unsigned)n);
+	pthread_mutex_unlock(&vm->io_lock);
+}
+
+int vm_console_output(struct vm *vm, bool writable)
+{
+	int fd = -1;
+
+	pthread_mutex_lock(&vm->io_lock);
+	/* With nothing pending a held-up console is tried afresh, so that the
+	 * next byte that does not go out wakes us again (vm_console_out). */
+	if (writable || !serial_tx_pending(&vm->serial))
+		chardev_out_retry(&vm->console);
+	/* Paused, the UART's state holds still: a migration may be saving it
+	 * (pending bytes then come out on the destination, not here too).
+	 * While the console is held up, the drain takes nothing and costs no
+	 * system call. */
+	if (serial_tx_pending(&vm->serial) && !vm_is_paused(vm) &&
+	    serial_tx_drain(&vm->serial))
+		fd = chardev_out_fd(&vm->console);
+	pthread_mutex_unlock(&vm->io_lock);
+	return fd;
+}
+
+void vm_console_flush(struct vm *vm, unsigned timeout_ms)
+{
+	uint64_t deadline = time_now_ns() + timeout_ms * 1000000ull;
+
+	pthread_mutex_lock(&vm->io_lock);
+	chardev_out_retry(&vm->console);
+	while (serial_tx_drain(&vm->serial) && chardev_out_fd(&vm->console) >= 0) {
+		uint64_t now = time_now_ns();
+
+		if (now >= deadline)
+			break;
+		chardev_out_wait(&vm->console, (int)((deadline - now + 999999) / 1000000));
+	}
 	pthread_mutex_unlock(&vm->io_lock);
 }

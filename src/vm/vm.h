@@ -72,8 +72,8 @@ struct vm {
 	struct vcpu *vcpus;
 
 	/* Devices and buses: vCPU threads dispatch under io_lock; the main
-	 * loop takes it to feed serial input. Lock order: io_lock, then
-	 * run_lock. */
+	 * loop takes it to feed serial input and drain serial output. Lock
+	 * order: io_lock, then run_lock. */
 	pthread_mutex_t io_lock;
 	struct bus pio;
 	struct bus mmio;
@@ -165,5 +165,21 @@ void vm_console_input(struct vm *vm);
 
 /* True when the UART can take more input (poll the console fd then). */
 bool vm_console_wants_input(struct vm *vm);
+
+/* Serial output to the host: offers what the UART holds (bytes a slow
+ * console reader did not take when the guest wrote them) to the console
+ * again; THRE and its interrupt follow. Call it from the main loop on each
+ * pass, with writable set when the fd it returned last polled POLLOUT (a
+ * vCPU that leaves bytes pending wakes the loop through event_fd, and so
+ * does vm_resume). Returns the fd to poll for POLLOUT, or -1 when nothing
+ * waits for the console (all out, or paused: nothing drains until the VM
+ * runs). */
+int vm_console_output(struct vm *vm, bool writable);
+
+/* At the end of the guest's run (it powered off or reset itself; the VM
+ * paused): sends what the UART still holds, waiting at most timeout_ms for
+ * a slow reader, so that the guest's last words are not lost. Not after a
+ * migration: the destination sends those bytes. */
+void vm_console_flush(struct vm *vm, unsigned timeout_ms);
 
 #endif

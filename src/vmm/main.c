@@ -345,17 +345,18 @@ static int signals_open(void)
 	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
-/* The main loop: control clients, console input, signals and the vCPUs'
- * stop requests. Returns the reason the VM stopped. A pass over them is
- * made even when the VM stopped already, so that a guest that resets as
- * soon as it runs cannot starve quit and signals (which a pending reset
- * gives way to, vm_request_stop). */
+/* The main loop: control clients, console input and output, signals and
+ * the vCPUs' stop requests. Returns the reason the VM stopped. A pass over
+ * them is made even when the VM stopped already, so that a guest that
+ * resets as soon as it runs cannot starve quit and signals (which a
+ * pending reset gives way to, vm_request_stop). */
 static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_fd)
 {
 	enum vm_stop_reason reason;
+	bool console_writable = false;
 
 	for (bool first = true;; first = false) {
-		struct pollfd fds[3 + CONTROL_MAX_CLIENTS + 1];
+		struct pollfd fds[4 + CONTROL_MAX_CLIENTS + 1];
 		int console_fd = chardev_poll_fd(&vm->console);
 		bool want_console = console_fd >= 0 &&
 				    (vm->console.kind == CHARDEV_UNIX && vm->console.in_fd < 0 ?
@@ -371,6 +372,10 @@ static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_
 		fds[n++] = (struct pollfd){ .fd = vm->event_fd, .events = POLLIN };
 		fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
 		fds[n++] = (struct pollfd){ .fd = want_console ? console_fd : -1, .events = POLLIN };
+		/* Output a slow console reader held back: sent as it catches up. */
+		fds[n++] = (struct pollfd){ .fd = vm_console_output(vm, console_writable),
+					    .events = POLLOUT };
+		console_writable = false;
 		nctl = control_poll_fds(&mon->ctl, fds + n);
 		/* A full UART FIFO is polled again shortly, once the guest read it. */
 		if (poll(fds, n + nctl, timeout) < 0) {
@@ -395,6 +400,7 @@ static enum vm_stop_reason run_loop(struct vm *vm, struct monitor *mon, int sig_
 		}
 		if (fds[2].revents)
 			vm_console_input(vm);
+		console_writable = fds[3].revents != 0;
 		control_dispatch(&mon->ctl, fds + n, nctl);
 		monitor_poll(mon);
 	}
@@ -596,6 +602,10 @@ int main(int argc, char **argv)
 	for (;;) {
 		reason = run_loop(&vm, &mon, sig_fd);
 		vm_pause(&vm);
+		/* The guest's last words before it powered off or reset: a
+		 * slow console reader gets a moment for them. */
+		if (reason == VM_STOP_POWEROFF || reason == VM_STOP_RESET)
+			vm_console_flush(&vm, 1000);
 		if (reason != VM_STOP_RESET && reason != VM_STOP_HOST_RESET)
 			break;
 		ret = guest_reboot(&vm, &o, &mon, reason);

@@ -58,17 +58,28 @@ static void fake_request(void *ctx, enum machine_request req)
 		fail_msg("unknown machine request %d", req);
 }
 
+/* A console sink that takes at most room bytes (SIZE_MAX: a reader that
+ * keeps up; 0: one that stalled). */
 struct fake_out {
 	uint8_t bytes[256];
 	unsigned n;
+	size_t room;
+	unsigned calls;
 };
 
-static void fake_out_byte(void *ctx, uint8_t byte)
+static size_t fake_out_take(void *ctx, const uint8_t *data, size_t len)
 {
 	struct fake_out *o = ctx;
+	size_t n = MIN(len, o->room);
 
-	assert_true(o->n < sizeof(o->bytes));
-	o->bytes[o->n++] = byte;
+	o->calls++;
+	assert_true(len > 0 && len <= SERIAL_FIFO);
+	assert_true(o->n + n <= sizeof(o->bytes));
+	memcpy(o->bytes + o->n, data, n);
+	o->n += (unsigned)n;
+	if (o->room != SIZE_MAX)
+		o->room -= n;
+	return n;
 }
 
 static uint64_t fake_ns;
@@ -118,7 +129,8 @@ struct serial_fix {
 static void serial_fix_init(struct serial_fix *f)
 {
 	memset(f, 0, sizeof(*f));
-	serial_init(&f->s, (struct irq_line){ fake_irq_set, &f->irq, IRQ_COM1 }, fake_out_byte,
+	f->out.room = SIZE_MAX;
+	serial_init(&f->s, (struct irq_line){ fake_irq_set, &f->irq, IRQ_COM1 }, fake_out_take,
 		    &f->out);
 }
 
@@ -158,7 +170,107 @@ static void test_serial_transmit(void **state)
 	sw(&f, RBR, '\n');
 	assert_int_equal(f.out.n, 3);
 	assert_memory_equal(f.out.bytes, "ok\n", 3);
-	assert_true(sr(&f, LSR) & 0x20);
+	/* A sink that keeps up: each byte out at once, THR never busy. */
+	assert_int_equal(f.out.calls, 3);
+	assert_int_equal(serial_tx_pending(&f.s), 0);
+	assert_int_equal(sr(&f, LSR), 0x60);
+}
+
+/* A stalled reader: the TX FIFO holds what the guest wrote, THRE clear,
+ * up to 16 bytes (the 17th is lost, as on hardware); once the sink takes
+ * some, they come out in order, and the FIFO running empty is the THRE
+ * interrupt. */
+static void test_serial_tx_backpressure(void **state)
+{
+	const char *msg = "0123456789abcdefX";
+	struct serial_fix f;
+
+	(void)state;
+	serial_fix_init(&f);
+	sw(&f, FCR, 0x07);
+	sw(&f, IER, 0x02);
+	assert_int_equal(sr(&f, IIR), 0xc2); /* THR empty at enable */
+	f.out.room = 0;
+	sw(&f, RBR, (uint8_t)msg[0]);
+	assert_int_equal(f.out.n, 0);
+	assert_int_equal(serial_tx_pending(&f.s), 1);
+	assert_int_equal(sr(&f, LSR), 0x00); /* neither THRE nor TEMT */
+	assert_false(f.irq.level);
+	for (unsigned i = 1; i < 17; i++)
+		sw(&f, RBR, (uint8_t)msg[i]);
+	assert_int_equal(serial_tx_pending(&f.s), SERIAL_FIFO);
+	assert_int_equal(sr(&f, IIR), 0xc1);
+	/* Draining with no room changes nothing. */
+	assert_int_equal(serial_tx_drain(&f.s), SERIAL_FIFO);
+	assert_false(f.irq.level);
+	/* A partial drain: the oldest bytes, THRE still clear. */
+	f.out.room = 5;
+	assert_int_equal(serial_tx_drain(&f.s), SERIAL_FIFO - 5);
+	assert_int_equal(f.out.n, 5);
+	assert_memory_equal(f.out.bytes, msg, 5);
+	assert_false(sr(&f, LSR) & 0x60);
+	assert_false(f.irq.level);
+	/* Room again: the rest, in order, then THRE and its interrupt. */
+	f.out.room = SIZE_MAX;
+	assert_int_equal(serial_tx_drain(&f.s), 0);
+	assert_int_equal(f.out.n, SERIAL_FIFO);
+	assert_memory_equal(f.out.bytes, msg, SERIAL_FIFO);
+	assert_true(f.irq.level);
+	assert_int_equal(sr(&f, LSR), 0x60);
+	assert_int_equal(sr(&f, IIR), 0xc2);
+	assert_false(f.irq.level); /* acknowledged by the IIR read */
+	assert_int_equal(serial_tx_drain(&f.s), 0);
+	assert_false(f.irq.level);
+}
+
+/* FIFO off: THR holds one byte; a second written while it is busy is
+ * lost. Writing THR acknowledges a pending THRE interrupt; enabling THRI
+ * while THR is busy raises nothing until it empties. */
+static void test_serial_tx_thr_only(void **state)
+{
+	struct serial_fix f;
+
+	(void)state;
+	serial_fix_init(&f);
+	f.out.room = 0;
+	sw(&f, RBR, 'a');
+	sw(&f, RBR, 'b');
+	assert_int_equal(serial_tx_pending(&f.s), 1);
+	sw(&f, IER, 0x02);
+	assert_false(f.irq.level);
+	assert_int_equal(sr(&f, IIR), 0x01);
+	f.out.room = SIZE_MAX;
+	assert_int_equal(serial_tx_drain(&f.s), 0);
+	assert_int_equal(f.out.n, 1);
+	assert_int_equal(f.out.bytes[0], 'a');
+	assert_true(f.irq.level);
+	f.out.room = 0;
+	sw(&f, RBR, 'c');
+	assert_false(f.irq.level); /* the write acknowledged it */
+	assert_int_equal(sr(&f, IIR), 0x01);
+}
+
+/* FCR bit 2 empties the TX FIFO: what waited is gone, THR is empty. */
+static void test_serial_tx_clear(void **state)
+{
+	struct serial_fix f;
+
+	(void)state;
+	serial_fix_init(&f);
+	sw(&f, FCR, 0x01);
+	sw(&f, IER, 0x02);
+	sr(&f, IIR);
+	f.out.room = 0;
+	sw(&f, RBR, 'a');
+	sw(&f, RBR, 'b');
+	assert_false(f.irq.level);
+	sw(&f, FCR, 0x05);
+	assert_int_equal(serial_tx_pending(&f.s), 0);
+	assert_int_equal(sr(&f, LSR), 0x60);
+	assert_true(f.irq.level);
+	f.out.room = SIZE_MAX;
+	assert_int_equal(serial_tx_drain(&f.s), 0);
+	assert_int_equal(f.out.n, 0);
 }
 
 static void test_serial_divisor_latch(void **state)
@@ -221,9 +333,12 @@ static void test_serial_loopback_data(void **state)
 
 	(void)state;
 	serial_fix_init(&f);
+	f.out.room = 0; /* a stalled console does not matter to loopback */
 	sw(&f, MCR, 0x10);
 	sw(&f, RBR, 'x');
 	assert_int_equal(f.out.n, 0);
+	assert_int_equal(f.out.calls, 0);
+	assert_int_equal(serial_tx_pending(&f.s), 0);
 	assert_true(sr(&f, LSR) & 0x01);
 	assert_int_equal(sr(&f, RBR), 'x');
 	assert_false(sr(&f, LSR) & 0x01);
@@ -927,7 +1042,7 @@ struct dev_case {
 	void (*fresh)(void *dev);
 	void (*busy)(void *dev);
 	/* Out-of-range edits of a good record: each must be refused. */
-	void (*corrupt[6])(struct buf *rec);
+	void (*corrupt[8])(struct buf *rec);
 };
 
 static void serial_fresh(void *dev)
@@ -956,10 +1071,21 @@ static void serial_busy(void *dev)
 	for (unsigned i = 0; i < 7; i++)
 		sr(f, RBR);
 	serial_receive(&f->s, in, 9);
+	/* A stalled console: a TX FIFO whose oldest byte is not at index 0
+	 * either ("c", "w", "x" wait). */
+	f->out.room = 0;
+	sw(f, RBR, 'a');
+	sw(f, RBR, 'b');
+	sw(f, RBR, 'c');
+	f->out.room = 2;
+	serial_tx_drain(&f->s);
+	f->out.room = 0;
 	sw(f, RBR, 'w');
+	sw(f, RBR, 'x');
 }
 
-/* Record layout: 10 register bytes, rx_count, the FIFO bytes. */
+/* Record layout (version 2; fresh: both FIFOs empty): 10 register bytes,
+ * rx_count, the RX bytes, tx_count, the TX bytes. */
 static void serial_bad_count(struct buf *rec)
 {
 	/* A complete record holding 17 FIFO bytes. */
@@ -972,6 +1098,20 @@ static void serial_bad_ier(struct buf *rec) { rec->data[0] = 0x10; }
 static void serial_bad_mcr(struct buf *rec) { rec->data[2] = 0x20; }
 static void serial_bad_lsr_err(struct buf *rec) { rec->data[8] = 0x01; }
 static void serial_bad_thr(struct buf *rec) { rec->data[9] = 2; }
+static void serial_bad_tx_count(struct buf *rec)
+{
+	/* A complete record holding 17 TX FIFO bytes. */
+	rec->data[11] = SERIAL_FIFO + 1;
+	for (unsigned i = 0; i < SERIAL_FIFO + 1; i++)
+		buf_put_u8(rec, 'A');
+}
+static void serial_bad_thr_busy(struct buf *rec)
+{
+	/* THRE pending while a byte waits in the TX FIFO. */
+	rec->data[9] = 1;
+	rec->data[11] = 1;
+	buf_put_u8(rec, 'A');
+}
 
 static void i8042_fresh(void *dev)
 {
@@ -1034,7 +1174,7 @@ static void rtc_busy(void *dev)
 static const struct dev_case dev_cases[] = {
 	{ "serial", &serial_device_ops, sizeof(struct serial_fix), serial_fresh, serial_busy,
 	  { serial_bad_count, serial_bad_count_short, serial_bad_ier, serial_bad_mcr,
-	    serial_bad_lsr_err, serial_bad_thr } },
+	    serial_bad_lsr_err, serial_bad_thr, serial_bad_tx_count, serial_bad_thr_busy } },
 	{ "i8042", &i8042_device_ops, sizeof(struct i8042_fix), i8042_fresh, i8042_busy,
 	  { i8042_bad_full, i8042_bad_pending } },
 	{ "acpi-pm", &acpi_pm_device_ops, sizeof(struct pm_fix), pm_fresh, pm_busy,
@@ -1182,8 +1322,9 @@ static void test_load_rejects(void **state)
 	}
 }
 
-/* The serial FIFO content survives in order, and the interrupt line is
- * driven from the loaded state. */
+/* Both serial FIFOs' content survives in order, and the interrupt line is
+ * driven from the loaded state: the bytes the source's console had not
+ * taken come out on the destination's. */
 static void test_serial_migrates_fifo(void **state)
 {
 	struct serial_fix a, b;
@@ -1194,14 +1335,54 @@ static void test_serial_migrates_fifo(void **state)
 	save(&dev_cases[0], &a, &rec);
 	serial_fix_init(&b);
 	b.irq.calls = 0;
-	assert_int_equal(serial_device_ops.load(&b.s, 1, rec.data, rec.len), 0);
+	assert_int_equal(serial_device_ops.version, 2);
+	assert_int_equal(serial_device_ops.load(&b.s, 2, rec.data, rec.len), 0);
 	assert_true(b.irq.level);
 	assert_int_equal(b.irq.calls, 1);
+	assert_int_equal(b.out.n, 0); /* a load sends nothing by itself */
+	assert_int_equal(serial_tx_pending(&b.s), 3);
 	assert_int_equal(sr(&a, IIR), sr(&b, IIR));
+	assert_int_equal(sr(&a, LSR), sr(&b, LSR));
+	assert_false(sr(&b, LSR) & 0x20);
 	for (unsigned i = 0; i < SERIAL_FIFO + 1; i++)
 		assert_int_equal(sr(&a, RBR), sr(&b, RBR));
-	assert_int_equal(sr(&a, LSR), sr(&b, LSR));
 	assert_int_equal(sr(&a, SCR), sr(&b, SCR));
+	assert_int_equal(serial_tx_drain(&b.s), 0);
+	assert_int_equal(b.out.n, 3);
+	assert_memory_equal(b.out.bytes, "cwx", 3);
+	assert_int_equal(sr(&b, LSR), 0x60);
+	assert_int_equal(sr(&b, IIR), 0xc2); /* RX read empty above: THRE shows */
+	buf_free(&rec);
+}
+
+/* A version-1 record (an older ferry's: no TX FIFO) loads, with THR
+ * empty; a version-2 record is not taken for one. */
+static void test_serial_loads_v1(void **state)
+{
+	/* ier lcr mcr msr scr dll dlm fcr lsr_err thr_ipending, rx_count, rx */
+	const uint8_t v1[] = { 0x03, 0x03, 0x0b, 0xb0, 0x42, 0x01, 0x00, 0x81, 0x00, 0x01,
+			       2, 'h', 'i' };
+	struct serial_fix f;
+	struct buf rec;
+
+	(void)state;
+	serial_fix_init(&f);
+	assert_int_equal(serial_device_ops.load(&f.s, 1, v1, sizeof(v1)), 0);
+	assert_int_equal(serial_tx_pending(&f.s), 0);
+	assert_int_equal(sr(&f, SCR), 0x42);
+	assert_int_equal(sr(&f, LSR), 0x61);
+	assert_int_equal(sr(&f, IIR), 0xc4);
+	assert_int_equal(sr(&f, RBR), 'h');
+	assert_int_equal(sr(&f, RBR), 'i');
+	assert_int_equal(sr(&f, IIR), 0xc2);
+	/* Saved again, it is a version-2 record with an empty TX FIFO. */
+	save(&dev_cases[0], &f, &rec);
+	assert_int_equal(rec.len, 10 + 1 + 1);
+	assert_int_equal(rec.data[11], 0);
+	/* Read as version 1, a version-2 record has a trailing byte; a
+	 * version-1 record read as version 2 is short. */
+	expect_refused(&dev_cases[0], 1, rec.data, rec.len, -EINVAL, "v2 record as v1");
+	expect_refused(&dev_cases[0], 2, v1, sizeof(v1), -EINVAL, "v1 record as v2");
 	buf_free(&rec);
 }
 
@@ -1353,6 +1534,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_serial_reset_state),
 		cmocka_unit_test(test_serial_transmit),
+		cmocka_unit_test(test_serial_tx_backpressure),
+		cmocka_unit_test(test_serial_tx_thr_only),
+		cmocka_unit_test(test_serial_tx_clear),
 		cmocka_unit_test(test_serial_divisor_latch),
 		cmocka_unit_test(test_serial_scratch),
 		cmocka_unit_test(test_serial_loopback_probe),
@@ -1383,6 +1567,7 @@ int main(void)
 		cmocka_unit_test(test_reset_is_fresh),
 		cmocka_unit_test(test_load_rejects),
 		cmocka_unit_test(test_serial_migrates_fifo),
+		cmocka_unit_test(test_serial_loads_v1),
 		cmocka_unit_test(test_pm_timer_migrates),
 		cmocka_unit_test(test_rtc_migrates),
 		cmocka_unit_test(test_rtc_load_rejects_huge_offset),
