@@ -58,6 +58,7 @@ class Capture:
     CODE = ("import socket,sys,time\n"
             "s=socket.socket(socket.AF_PACKET,socket.SOCK_RAW,socket.htons(0x8035))\n"
             "s.bind(('tap0',0)); s.settimeout(0.2); end=time.time()+float(sys.argv[1])\n"
+            "print('bound', flush=True)\n"
             "n=0\n"
             "while time.time()<end and n<5:\n"
             " try: f=s.recv(2000)\n"
@@ -68,6 +69,11 @@ class Capture:
         self.seconds = seconds
         self.p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", self.CODE,
                                    str(seconds)], stdout=subprocess.PIPE, text=True)
+        # Frames sent before the socket is bound are not seen: a non-live
+        # hand-over inside the test host announced itself before a
+        # capture that started 0.3 s earlier was listening.
+        line = self.p.stdout.readline()
+        check(line == "bound\n", f"the capture on {ns}'s tap0 did not start: {line!r}")
 
     def macs(self):
         out, _ = self.p.communicate(timeout=self.seconds + 60)
@@ -162,7 +168,6 @@ def migrate_between_hosts(live, make_guest=None):
         # a live one of Linux there, after more than 40 s. The capture ends
         # at the 5th frame anyway.
         cap = Capture(b, scaled(4, 150))
-        time.sleep(0.3)  # the capture socket is bound
         t0 = time.monotonic()
         start_migration(src, uri, live=live)
         q = wait_migration(src, [dst], 60)
