@@ -312,6 +312,38 @@ static int parse_os(struct pctx *c, const xmlNode *os, struct domain_def *d)
 	return 0;
 }
 
+/* <cpu>/<feature policy= name=>, libvirt's: disable and require (what
+ * ferry-vmm's --cpu host,-NAME / +NAME does; optional and forbid need CPU
+ * models, which ferry has not yet). The name is checked for its form here
+ * and against ferry's feature table when ferry-vmm starts. */
+static int parse_cpu_feature(struct pctx *c, const xmlNode *k, struct domain_def *d)
+{
+	static const char *const allowed[] = { "policy", "name", NULL };
+	const char *policy = xml_attr(k, "policy"), *name = xml_attr(k, "name");
+	struct domain_cpu_feature *f;
+	int r;
+
+	if ((r = xml_empty_elem(c, k, "cpu", allowed)))
+		return r;
+	if (!policy || (strcmp(policy, "disable") && strcmp(policy, "require")))
+		return xml_fail(c, "bad value '%s' of 'policy' on <cpu>/<feature> (disable, "
+			    "require)", policy ? policy : "");
+	if (!name || !*name || strlen(name) > DOMAIN_CPU_FEATURE_NAME_MAX ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(name))
+		return xml_fail(c, "bad value '%s' of 'name' on <cpu>/<feature> (a CPU feature "
+			    "such as kvm_pv_unhalt or avx2)", name ? name : "");
+	for (unsigned i = 0; i < d->ncpu_features; i++)
+		if (!strcmp(d->cpu_features[i].name, name))
+			return xml_fail(c, "duplicate <cpu>/<feature name='%s'>", name);
+	if (d->ncpu_features == DOMAIN_MAX_CPU_FEATURES)
+		return xml_fail(c, "more than %d <cpu>/<feature> elements",
+			    DOMAIN_MAX_CPU_FEATURES);
+	f = &d->cpu_features[d->ncpu_features++];
+	strcpy(f->name, name);
+	f->require = !strcmp(policy, "require");
+	return 0;
+}
+
 static int parse_cpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 {
 	static const char *const allowed[] = { "mode", NULL };
@@ -319,15 +351,19 @@ static int parse_cpu(struct pctx *c, const xmlNode *n, struct domain_def *d)
 	xmlNode *k = NULL;
 	int r;
 
-	if ((r = xml_check_attrs(c, n, "domain", allowed)) || (r = xml_next_elem(c, n, &k)))
+	if ((r = xml_check_attrs(c, n, "domain", allowed)))
 		return r;
-	if (k)
-		return xml_fail(c, "unsupported element <cpu>/<%s>", xml_nm(k));
 	if (!mode || (strcmp(mode, "host-passthrough") && strcmp(mode, "host-model")))
 		return xml_fail(c, "bad value '%s' of 'mode' on <domain>/<cpu> (host-passthrough, "
 			    "host-model)", mode ? mode : "");
 	strcpy(d->cpu_mode, mode);
-	return 0;
+	while (!(r = xml_next_elem(c, n, &k)) && k) {
+		if (!xml_is(k, "feature"))
+			return xml_fail(c, "unsupported element <cpu>/<%s>", xml_nm(k));
+		if ((r = parse_cpu_feature(c, k, d)))
+			return r;
+	}
+	return r;
 }
 
 /* ---- <devices> ---- */
@@ -541,6 +577,9 @@ bool domain_def_equal(const struct domain_def *a, const struct domain_def *b)
 	    a->vcpus != b->vcpus || a->arch_given != b->arch_given ||
 	    !str_eq(a->kernel, b->kernel) || !str_eq(a->initrd, b->initrd) ||
 	    !str_eq(a->cmdline, b->cmdline) || strcmp(a->cpu_mode, b->cpu_mode) ||
+	    a->ncpu_features != b->ncpu_features ||
+	    memcmp(a->cpu_features, b->cpu_features,
+		   a->ncpu_features * sizeof(a->cpu_features[0])) ||
 	    a->on_poweroff != b->on_poweroff || a->on_reboot != b->on_reboot ||
 	    a->on_crash != b->on_crash || a->ndisks != b->ndisks || a->nnets != b->nnets ||
 	    a->serial != b->serial || !str_eq(a->serial_path, b->serial_path))

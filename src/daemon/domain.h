@@ -38,6 +38,15 @@ struct domain_net {
 	uint8_t mac[6];                      /* <mac address=>, generated if absent */
 };
 
+/* <cpu>/<feature policy= name=>: a CPUID feature turned off (disable) or
+ * required of the host (require); ferry-vmm's --cpu checks the name. */
+#define DOMAIN_MAX_CPU_FEATURES 32
+#define DOMAIN_CPU_FEATURE_NAME_MAX 32
+struct domain_cpu_feature {
+	char name[DOMAIN_CPU_FEATURE_NAME_MAX + 1];
+	bool require;
+};
+
 struct domain_def {
 	enum domain_type type;
 	char name[DOMAIN_NAME_MAX + 1];
@@ -49,6 +58,8 @@ struct domain_def {
 	bool arch_given;                     /* <type arch='x86_64'> */
 	char *kernel, *initrd, *cmdline;     /* malloc'ed; initrd, cmdline may be NULL */
 	char cpu_mode[24];                   /* "host-passthrough", "host-model" or "" */
+	struct domain_cpu_feature cpu_features[DOMAIN_MAX_CPU_FEATURES]; /* in order */
+	unsigned ncpu_features;
 	enum domain_lifecycle on_poweroff, on_reboot, on_crash;
 	struct domain_disk disks[DOMAIN_MAX_DISKS];
 	unsigned ndisks;

@@ -146,8 +146,16 @@ int domain_format(const struct domain_def *d, bool migratable, struct buf *out)
 	if (d->cmdline)
 		ok &= put_elem(out, "    ", "cmdline", d->cmdline);
 	put(out, "  </os>\n");
-	if (d->cpu_mode[0])
+	if (d->cpu_mode[0] && !d->ncpu_features)
 		putf(out, "  <cpu mode='%s'/>\n", d->cpu_mode);
+	if (d->cpu_mode[0] && d->ncpu_features) {
+		putf(out, "  <cpu mode='%s'>\n", d->cpu_mode);
+		for (unsigned i = 0; i < d->ncpu_features; i++)
+			putf(out, "    <feature policy='%s' name='%s'/>\n",
+			     d->cpu_features[i].require ? "require" : "disable",
+			     d->cpu_features[i].name);
+		put(out, "  </cpu>\n");
+	}
 	putf(out, "  <on_poweroff>%s</on_poweroff>\n", lifecycle_names[d->on_poweroff]);
 	putf(out, "  <on_reboot>%s</on_reboot>\n", lifecycle_names[d->on_reboot]);
 	putf(out, "  <on_crash>%s</on_crash>\n", lifecycle_names[d->on_crash]);
@@ -192,8 +200,8 @@ static char *xasprintf(const char *fmt, ...)
 
 int domain_vmm_args(const struct domain_def *d, char ***argv_out)
 {
-	/* ferry-vmm + 6 pairs + disks + nets + serial, each a pair, + NULL */
-	unsigned max = 1 + 12 + 2 * (DOMAIN_MAX_DISKS + DOMAIN_MAX_NETS) + 2 + 1, n = 0;
+	/* ferry-vmm + 7 pairs + disks + nets + serial, each a pair, + NULL */
+	unsigned max = 1 + 14 + 2 * (DOMAIN_MAX_DISKS + DOMAIN_MAX_NETS) + 2 + 1, n = 0;
 	char **argv = calloc(max, sizeof(*argv));
 	int r = 0;
 
@@ -208,6 +216,18 @@ int domain_vmm_args(const struct domain_def *d, char ***argv_out)
 	ARG(xasprintf("%" PRIu64, d->memory >> 20));
 	ARG(strdup("--cpus"));
 	ARG(xasprintf("%u", d->vcpus));
+	if (d->ncpu_features) {
+		char spec[4 + DOMAIN_MAX_CPU_FEATURES * (2 + DOMAIN_CPU_FEATURE_NAME_MAX) + 1] =
+			"host";
+		size_t at = 4;
+
+		for (unsigned i = 0; i < d->ncpu_features; i++)
+			at += (size_t)snprintf(spec + at, sizeof(spec) - at, ",%c%s",
+					       d->cpu_features[i].require ? '+' : '-',
+					       d->cpu_features[i].name);
+		ARG(strdup("--cpu"));
+		ARG(strdup(spec));
+	}
 	ARG(strdup("--kernel"));
 	ARG(strdup(d->kernel ? d->kernel : ""));
 	if (d->initrd) {

@@ -78,6 +78,10 @@ int state_write_info(struct vm *vm, struct stream_writer *w)
 	put_string(&b, vm->cfg.cmdline);
 	put_string(&b, vm->cfg.kernel);
 	put_string(&b, vm->cfg.serial);
+	/* Since the CPU spec: the destination builds the same CPUID again
+	 * when the guest reboots there (the vCPUs' own records carry the
+	 * CPUID the guest runs with now). */
+	put_string(&b, vm->cfg.cpu ? vm->cfg.cpu : "host");
 	ret = buf_finish(&b) ?: stream_write_record(w, REC_VM_INFO, b.data, b.len);
 	buf_free(&b);
 	return ret;
@@ -378,6 +382,10 @@ static int parse_info(struct stream_reader *r, const uint8_t *p, size_t len,
 	info->cmdline = get_string(&rd);
 	info->kernel = get_string(&rd);
 	info->serial = get_string(&rd);
+	/* Absent from the streams of earlier versions: the host's CPU. */
+	info->cpu = rd.off < rd.len || rd.short_read ? get_string(&rd) : strdup("host");
+	if (!info->cpu)
+		rd.short_read = true;
 	if (reader_finish(&rd))
 		return load_fail(r, -EINVAL, "VM_INFO record is malformed");
 	return 0;
@@ -418,6 +426,7 @@ void state_info_free(struct state_info *info)
 	free(info->cmdline);
 	free(info->kernel);
 	free(info->serial);
+	free(info->cpu);
 	memset(info, 0, sizeof(*info));
 }
 

@@ -23,6 +23,7 @@ struct state_info {
 	char *cmdline;
 	char *kernel;
 	char *serial;
+	char *cpu;     /* the CPU spec (--cpu); "host" in streams without one */
 };
 
 struct state_stats {

@@ -204,9 +204,9 @@ static int run(const char *path, bool dump)
 	if (ret == 0) {
 		if (dump)
 			printf("%10u  VM_INFO: %llu MiB RAM, %u vCPUs, name \"%s\", cmdline \"%s\", "
-			       "kernel \"%s\", serial \"%s\"\n", STREAM_HEADER_SIZE,
+			       "kernel \"%s\", serial \"%s\", cpu \"%s\"\n", STREAM_HEADER_SIZE,
 			       (unsigned long long)(info.ram_size >> 20), info.ncpus, info.name,
-			       info.cmdline, info.kernel, info.serial);
+			       info.cmdline, info.kernel, info.serial, info.cpu);
 		ret = check_records(&r, &info, dump, &t);
 		state_info_free(&info);
 	}

@@ -433,6 +433,7 @@ static int vm_init_state(struct vm *vm, const struct vm_config *cfg)
 static int vm_build(struct vm *vm, const struct vm_config *cfg, struct chardev *console)
 {
 	int ret = vm_init_state(vm, cfg);
+	char err[160];
 	int tsc;
 
 	if (console) {
@@ -458,6 +459,11 @@ static int vm_build(struct vm *vm, const struct vm_config *cfg, struct chardev *
 	ret = x86_cpuid_supported(vm->kvm.fd, &vm->cpuid);
 	if (ret) {
 		log_error("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		goto fail;
+	}
+	ret = x86_cpuid_apply_spec(&vm->cpuid, cfg->cpu, err, sizeof(err));
+	if (ret) {
+		log_error("--cpu %s: %s", cfg->cpu, err);
 		goto fail;
 	}
 	tsc = ioctl(vm->fd, KVM_GET_TSC_KHZ, 0);

@@ -34,6 +34,7 @@ struct vm_config {
 	const char *cmdline;  /* may be NULL */
 	uint64_t memory_mib;
 	unsigned cpus;
+	const char *cpu;      /* CPU spec (x86_cpuid_apply_spec); NULL: host */
 	const char *serial;   /* chardev spec */
 	bool serial_append;   /* file: append rather than truncate (restore) */
 	bool start_paused;    /* vCPUs wait for vm_resume() (QEMU -S) */

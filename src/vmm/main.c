@@ -43,7 +43,7 @@ struct options {
 	const char *incoming;  /* --incoming URI */
 	const char *incoming_token;
 	uint64_t incoming_timeout; /* --incoming-timeout S, 0: none */
-	bool shape_given;      /* --cmdline/--memory/--cpus */
+	bool shape_given;      /* --cmdline/--memory/--cpus/--cpu */
 	const char *boot_kernel; /* --kernel, --initrd: what a reboot boots */
 	const char *boot_initrd;
 	bool no_reboot;        /* --no-reboot: a guest reset ends the VM */
@@ -67,6 +67,10 @@ static void usage(FILE *f)
 		"  --cmdline STR      kernel command line\n"
 		"  --memory MIB       guest RAM in MiB (default %d)\n"
 		"  --cpus N           vCPUs (default 1)\n"
+		"  --cpu host[,-FEATURE|FEATURE=off|+FEATURE...]\n"
+		"                     the guest's CPUID: what KVM supports here (default),\n"
+		"                     less the features turned off (libvirt's or QEMU's\n"
+		"                     names: kvm_pv_unhalt, avx2); +FEATURE requires one\n"
 		"  --serial SPEC      console: stdio (default), file:PATH, unix:PATH, null\n"
 		"  --control PATH     control socket (JSON lines, QMP-style)\n"
 		"  --name NAME        VM name\n"
@@ -200,6 +204,7 @@ static int take_option(struct options *o, int c, const char *opt)
 	case 'i': o->vm.initrd = o->boot_initrd = optarg; break;
 	case 'r': o->no_reboot = true; break;
 	case 'c': o->vm.cmdline = optarg; o->shape_given = true; break;
+	case 'U': o->vm.cpu = optarg; o->shape_given = true; break;
 	case 's': o->vm.serial = optarg; o->serial_given = true; break;
 	case 'C': o->control = optarg; break;
 	case 'N': o->vm.name = optarg; o->name_given = true; break;
@@ -255,7 +260,7 @@ static int check_options(const struct options *o)
 	}
 	if (o->incoming && o->shape_given) {
 		log_error("--incoming: the VM's command line, memory and vCPUs come from the "
-			  "migration stream; do not give --cmdline, --memory or --cpus");
+			  "migration stream; do not give --cmdline, --memory, --cpus or --cpu");
 		return -EINVAL;
 	}
 	if (o->boot_initrd && !o->boot_kernel) {
@@ -277,7 +282,7 @@ static int check_options(const struct options *o)
 	}
 	if (o->restore && o->shape_given) {
 		log_error("--restore: the VM's command line, memory and vCPUs come from the "
-			  "saved file; do not give --cmdline, --memory or --cpus");
+			  "saved file; do not give --cmdline, --memory, --cpus or --cpu");
 		return -EINVAL;
 	}
 	if (!o->restore && !o->incoming && !o->vm.kernel) {
@@ -299,6 +304,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 		{ "cmdline", required_argument, NULL, 'c' },
 		{ "memory", required_argument, NULL, 'm' },
 		{ "cpus", required_argument, NULL, 'n' },
+		{ "cpu", required_argument, NULL, 'U' },
 		{ "serial", required_argument, NULL, 's' },
 		{ "control", required_argument, NULL, 'C' },
 		{ "name", required_argument, NULL, 'N' },
@@ -413,6 +419,7 @@ static void take_shape(struct options *o, const struct state_info *info)
 {
 	o->vm.memory_mib = info->ram_size >> 20;
 	o->vm.cpus = info->ncpus;
+	o->vm.cpu = info->cpu;
 	o->vm.cmdline = info->cmdline;
 	o->vm.kernel = NULL; /* the state is loaded, not booted */
 	o->vm.initrd = NULL;

@@ -76,6 +76,12 @@ def test_sizes():
     expect_error(["--kernel", GUEST, "--cpus", "0"], "--cpus 0")
     expect_error(["--kernel", GUEST, "--cpus", "100000"], "--cpus 100000")
     expect_error(["--kernel", GUEST, "--cpus", "2x"], "--cpus")
+    expect_error(["--kernel", GUEST, "--cpu", "Skylake-Client"],
+                 "--cpu Skylake-Client: 'Skylake-Client' is not a CPU ferry offers")
+    expect_error(["--kernel", GUEST, "--cpu", "host,-nosuch"],
+                 "--cpu host,-nosuch: unknown CPU feature 'nosuch'")
+    expect_error(["--kernel", GUEST, "--cpu", "host,avx2"], "write -FEATURE or FEATURE=off")
+    expect_error(["--incoming", "unix:/tmp/x.sock", "--cpu", "host"], "--cpu")
     tmp = tempfile.mkdtemp()
     big = os.path.join(tmp, "high.elf")
     try:

@@ -250,6 +250,93 @@ static void test_find(void **state)
 
 /* x86_cpuid_check_compatible: a vCPU table made on one host, checked
  * against another host's. */
+/* --cpu: "host", less features turned off, by libvirt's or QEMU's names. */
+static void test_cpu_spec_host(void **state)
+{
+	struct cpuid_table t, want;
+	char err[160] = "";
+
+	(void)state;
+	fake_supported(&want);
+	fake_supported(&t);
+	assert_int_equal(x86_cpuid_apply_spec(&t, NULL, err, sizeof(err)), 0);
+	assert_int_equal(x86_cpuid_apply_spec(&t, "host", err, sizeof(err)), 0);
+	assert_memory_equal(&t, &want, sizeof(t));
+}
+
+static void test_cpu_spec_disable(void **state)
+{
+	static const char *const specs[] = {
+		"host,-kvm_pv_unhalt,-avx2,-sse4.1",
+		"host,kvm-pv-unhalt=off,avx2=off,sse4_1=off",
+		"host,-kvm-pv-unhalt,avx2=off,-sse4-1,+kvmclock",
+	};
+	char err[160] = "";
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(specs); i++) {
+		struct cpuid_table t, want;
+
+		fake_supported(&want);
+		get(&want, 0x40000001, 0)->eax &= ~(1u << 7);
+		get(&want, 7, 0)->ebx &= ~(1u << 5);
+		get(&want, 1, 0)->ecx &= ~(1u << 19);
+		fake_supported(&t);
+		if (x86_cpuid_apply_spec(&t, specs[i], err, sizeof(err)))
+			fail_msg("%s: %s", specs[i], err);
+		/* Those bits and nothing else. */
+		assert_memory_equal(&t, &want, sizeof(t));
+	}
+}
+
+static void test_cpu_spec_require(void **state)
+{
+	struct cpuid_table t;
+	char err[160] = "";
+
+	(void)state;
+	fake_supported(&t);
+	assert_int_equal(x86_cpuid_apply_spec(&t, "host,+avx2,kvmclock=on", err, sizeof(err)), 0);
+	/* Leaf 0x80000001 is not in the table: the host has no pdpe1gb. */
+	assert_int_equal(x86_cpuid_apply_spec(&t, "host,+pdpe1gb", err, sizeof(err)), -ENOTSUP);
+	assert_string_equal(err, "the host CPU does not provide required features: pdpe1gb");
+	/* Turned off first, then required: not there any more. */
+	assert_int_equal(x86_cpuid_apply_spec(&t, "host,-avx2,+avx2", err, sizeof(err)),
+			 -ENOTSUP);
+}
+
+static void test_cpu_spec_bad(void **state)
+{
+	static const struct {
+		const char *spec, *err;
+	} bad[] = {
+		{ "Skylake-Client", "'Skylake-Client' is not a CPU ferry offers" },
+		{ "hostx", "'hostx' is not a CPU ferry offers" },
+		{ "", "'' is not a CPU ferry offers" },
+		{ "host,-nosuch", "unknown CPU feature 'nosuch'" },
+		{ "host,kvm_pv_unhalt", "'kvm_pv_unhalt': write -FEATURE or FEATURE=off" },
+		{ "host,avx2=maybe", "'avx2=maybe': write -FEATURE or FEATURE=off" },
+		{ "host,avx2=offx", "'avx2=offx': write -FEATURE or FEATURE=off" },
+		{ "host,", "'': write -FEATURE or FEATURE=off" },
+		{ "host,-", "unknown CPU feature ''" },
+		{ "host,=off", "unknown CPU feature ''" },
+		{ "host,-avx2=off", "unknown CPU feature 'avx2=off'" },
+		{ "host,-avx2,,", "'': write -FEATURE or FEATURE=off" },
+	};
+	char err[160];
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct cpuid_table t;
+
+		fake_supported(&t);
+		err[0] = 0;
+		if (x86_cpuid_apply_spec(&t, bad[i].spec, err, sizeof(err)) != -EINVAL ||
+		    strncmp(err, bad[i].err, strlen(bad[i].err)))
+			fail_msg("'%s': got '%s', want '%s...'", bad[i].spec, err, bad[i].err);
+	}
+}
+
 static struct cpuid_table saved_t, host_t;
 
 static void make_pair(void)
@@ -351,6 +438,10 @@ int main(void)
 		cmocka_unit_test(test_full_table),
 		cmocka_unit_test(test_sparse_table),
 		cmocka_unit_test(test_find),
+		cmocka_unit_test(test_cpu_spec_host),
+		cmocka_unit_test(test_cpu_spec_disable),
+		cmocka_unit_test(test_cpu_spec_require),
+		cmocka_unit_test(test_cpu_spec_bad),
 		cmocka_unit_test(test_compatible_same_host),
 		cmocka_unit_test(test_compatible_dynamic_bits_ignored),
 		cmocka_unit_test(test_incompatible_names_features),

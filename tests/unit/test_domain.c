@@ -239,6 +239,28 @@ static const struct { const char *xml; const char *msg; } refusals[] = {
 	  "<cpu mode='host-model'><model>x</model></cpu></domain>",
 	  "unsupported element <cpu>/<model>" },
 	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature policy='forbid' name='avx2'/></cpu></domain>",
+	  "bad value 'forbid' of 'policy' on <cpu>/<feature> (disable, require)" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature name='avx2'/></cpu></domain>",
+	  "bad value '' of 'policy' on <cpu>/<feature>" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature policy='disable' name='a,b'/></cpu></domain>",
+	  "bad value 'a,b' of 'name' on <cpu>/<feature>" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature policy='disable'/></cpu></domain>",
+	  "bad value '' of 'name' on <cpu>/<feature>" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature policy='disable' name='avx2'/>"
+	  "<feature policy='require' name='avx2'/></cpu></domain>",
+	  "duplicate <cpu>/<feature name='avx2'>" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature policy='disable' name='avx2' x='1'/></cpu>"
+	  "</domain>", "unsupported attribute 'x' on <cpu>/<feature>" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
+	  "<cpu mode='host-passthrough'><feature policy='disable' name='avx2'><x/></feature>"
+	  "</cpu></domain>", "unsupported element <feature>/<x>" },
+	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
 	  "<on_crash>coredump-destroy</on_crash></domain>",
 	  "bad value 'coredump-destroy' in <domain>/<on_crash>" },
 	{ "<domain type='kvm'><name>a</name>" MEM "<os><type>hvm</type><kernel>/k</kernel></os>"
@@ -396,12 +418,16 @@ static void test_round_trip(void **state)
 	char *m3 = mini("<memory unit='GiB'>4</memory><currentMemory unit='MiB'>1024"
 			"</currentMemory>", "", "<interface type='ethernet'><target dev='t&amp;1'/>"
 			"</interface><interface type='ethernet'><target dev='t2'/></interface>");
+	char *m4 = mini(MEM "<cpu mode='host-model'><feature policy='disable' name='kvm_pv_unhalt'/>"
+			"<feature policy='require' name='sse4.1'/></cpu>", "", "");
 
 	(void)state;
 	check_round_trip(full_xml);
 	check_round_trip(m1);
 	check_round_trip(m2);
 	check_round_trip(m3);
+	check_round_trip(m4);
+	free(m4);
 	free(m1);
 	free(m2);
 	free(m3);
@@ -467,6 +493,15 @@ static void test_vmm_args(void **state)
 		;
 	assert_string_equal(argv[i - 1], "--serial");
 	assert_string_equal(argv[i], "null");
+	domain_vmm_args_free(argv);
+
+	/* <cpu> features: --cpu host,-NAME,+NAME, after --cpus. */
+	d.cpu_features[0] = (struct domain_cpu_feature){ .name = "kvm_pv_unhalt" };
+	d.cpu_features[1] = (struct domain_cpu_feature){ .name = "avx2", .require = true };
+	d.ncpu_features = 2;
+	assert_int_equal(domain_vmm_args(&d, &argv), 0);
+	assert_string_equal(argv[7], "--cpu");
+	assert_string_equal(argv[8], "host,-kvm_pv_unhalt,+avx2");
 	domain_vmm_args_free(argv);
 
 	/* on_reboot: restart (the default) reboots in place; destroy and

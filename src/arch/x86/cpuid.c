@@ -1,11 +1,13 @@
 #include "arch/x86/cpuid.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 
 #define CPUID_KVM_SIGNATURE 0x40000000
+#define CPUID_KVM_FEATURES 0x40000001
 #define CPUID_TSC_LEAF 0x40000010
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_7_EDX_ARCH_CAPABILITIES (1u << 29)
@@ -155,7 +157,105 @@ static const struct feature_name {
 	{ 7, 2, 10, "vpclmulqdq" }, { 7, 2, 9, "vaes" },     { 7, 3, 4, "fsrm" },
 	{ 0x80000001, 3, 27, "rdtscp" }, { 0x80000001, 2, 5, "lzcnt" },
 	{ 0x80000001, 3, 26, "pdpe1gb" },
+	/* KVM's paravirtual features (leaf 0x40000001 EAX, the kernel's
+	 * Documentation/virt/kvm/x86/cpuid.rst), by libvirt's names. */
+	{ CPUID_KVM_FEATURES, 0, 0, "kvmclock" },
+	{ CPUID_KVM_FEATURES, 0, 1, "kvm_nopiodelay" },
+	{ CPUID_KVM_FEATURES, 0, 3, "kvmclock2" },
+	{ CPUID_KVM_FEATURES, 0, 4, "kvm_asyncpf" },
+	{ CPUID_KVM_FEATURES, 0, 5, "kvm_steal_time" },
+	{ CPUID_KVM_FEATURES, 0, 6, "kvm_pv_eoi" },
+	{ CPUID_KVM_FEATURES, 0, 7, "kvm_pv_unhalt" },
+	{ CPUID_KVM_FEATURES, 0, 9, "kvm_pv_tlb_flush" },
+	{ CPUID_KVM_FEATURES, 0, 10, "kvm_asyncpf_vmexit" },
+	{ CPUID_KVM_FEATURES, 0, 11, "kvm_pv_ipi" },
+	{ CPUID_KVM_FEATURES, 0, 12, "kvm_poll_control" },
+	{ CPUID_KVM_FEATURES, 0, 13, "kvm_pv_sched_yield" },
+	{ CPUID_KVM_FEATURES, 0, 14, "kvm_asyncpf_int" },
+	{ CPUID_KVM_FEATURES, 0, 15, "kvm_msi_ext_dest_id" },
+	{ CPUID_KVM_FEATURES, 0, 24, "kvmclock_stable_bit" },
 };
+
+/* Feature names compare with '-' and '_' alike (QEMU writes
+ * kvm-pv-unhalt, libvirt kvm_pv_unhalt; sse4.1 is sse4_1 to QEMU too). */
+static bool feature_name_is(const char *table, const char *s, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len && table[i]; i++) {
+		char a = table[i], b = s[i];
+
+		if (a == '.' || a == '-')
+			a = '_';
+		if (b == '.' || b == '-')
+			b = '_';
+		if (a != b)
+			return false;
+	}
+	return i == len && !table[i];
+}
+
+static const struct feature_name *feature_by_name(const char *s, size_t len)
+{
+	for (size_t k = 0; k < sizeof(feature_names) / sizeof(feature_names[0]); k++)
+		if (feature_name_is(feature_names[k].name, s, len))
+			return &feature_names[k];
+	return NULL;
+}
+
+static uint32_t *reg_ptr(struct kvm_cpuid_entry2 *e, unsigned reg)
+{
+	return reg == 0 ? &e->eax : reg == 1 ? &e->ebx : reg == 2 ? &e->ecx : &e->edx;
+}
+
+int x86_cpuid_apply_spec(struct cpuid_table *t, const char *spec, char *err, size_t errlen)
+{
+	const char *p = spec ? spec : "host";
+	size_t len = strcspn(p, ",");
+
+	if (len != 4 || strncmp(p, "host", 4)) {
+		snprintf(err, errlen, "'%.*s' is not a CPU ferry offers (only host: what KVM "
+			 "supports here, less features turned off)", (int)len, p);
+		return -EINVAL;
+	}
+	for (p += len; *p == ','; p += len) {
+		const char *tok = ++p, *eq;
+		const struct feature_name *f;
+		struct kvm_cpuid_entry2 *e;
+		bool on;
+		size_t nlen;
+
+		len = strcspn(tok, ",");
+		eq = memchr(tok, '=', len);
+		if (*tok == '-' || *tok == '+') {
+			on = *tok == '+';
+			tok++;
+			nlen = len - 1;
+		} else if (eq && (!strncmp(eq, "=off", 4) || !strncmp(eq, "=on", 3)) &&
+			   (size_t)(eq - tok) + (eq[2] == 'n' ? 3 : 4) == len) {
+			on = eq[2] == 'n';
+			nlen = (size_t)(eq - tok);
+		} else {
+			snprintf(err, errlen, "'%.*s': write -FEATURE or FEATURE=off (+FEATURE "
+				 "or FEATURE=on to require one)", (int)len, tok);
+			return -EINVAL;
+		}
+		f = nlen && !memchr(tok, '=', nlen) ? feature_by_name(tok, nlen) : NULL;
+		if (!f) {
+			snprintf(err, errlen, "unknown CPU feature '%.*s'", (int)nlen, tok);
+			return -EINVAL;
+		}
+		e = x86_cpuid_find(t, f->function, 0);
+		if (on && (!e || !(*reg_ptr(e, f->reg) & (1u << f->bit)))) {
+			snprintf(err, errlen, "the host CPU does not provide required features: %s",
+				 f->name);
+			return -ENOTSUP;
+		}
+		if (!on && e)
+			*reg_ptr(e, f->reg) &= ~(1u << f->bit);
+	}
+	return 0;
+}
 
 static uint32_t reg_of(const struct kvm_cpuid_entry2 *e, unsigned reg)
 {

@@ -30,6 +30,15 @@ void x86_cpuid_for_vcpu(struct cpuid_table *t, unsigned apic_id, unsigned ncpus,
 struct kvm_cpuid_entry2 *x86_cpuid_find(struct cpuid_table *t, uint32_t function,
 					uint32_t index);
 
+/* Applies a CPU spec to the supported table, as QEMU's -cpu does:
+ * "host" (NULL too), then comma-separated -FEATURE or FEATURE=off to turn
+ * one off, +FEATURE or FEATURE=on to require it (libvirt's or QEMU's
+ * names, '-' and '_' alike: kvm_pv_unhalt, sse4.1). Returns 0, or -EINVAL
+ * (malformed, unknown model or feature) or -ENOTSUP (a required feature
+ * the host lacks) with err saying which. On error t may be partly
+ * changed. */
+int x86_cpuid_apply_spec(struct cpuid_table *t, const char *spec, char *err, size_t errlen);
+
 /* Checks that every CPU feature a saved vCPU's CPUID gives the guest is in
  * host (this host's table for such a vCPU): a guest that already uses a
  * feature cannot lose it. Returns 0, or -ENOTSUP with err listing the
