@@ -101,7 +101,7 @@ bool domain_def_equal(const struct domain_def *a, const struct domain_def *b);
 void domain_def_free(struct domain_def *d);
 
 /* Builds ferry-vmm's arguments for d: {"ferry-vmm", "--name", N, "--memory",
- * MiB, "--cpus", N, "--kernel", ..., [--initrd], [--cmdline], --disk..., --net...,
+ * MiB, "--cpus", N, [--cpu host,...], "--kernel", ..., [--initrd], [--cmdline], --disk..., --net...,
  * [--serial file:PATH|null], NULL} in *argv_out; free with
  * domain_vmm_args_free(). A pty serial gives no --serial: the caller (ferryd)
  * adds --serial unix:PATH for the console, and --control. Returns 0,

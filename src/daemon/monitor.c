@@ -322,12 +322,12 @@ static void argv_free(struct argv_list *a)
 }
 
 /* ferry-vmm's arguments for dom: from the definition; an incoming VM takes
- * its shape (command line, memory, vCPUs) from the stream, so those are
- * left out (its --kernel and --initrd say what a guest reboot boots). */
+ * its shape (command line, memory, vCPUs, CPU) from the stream, so those
+ * are left out (its --kernel and --initrd say what a guest reboot boots). */
 static int build_argv(struct daemon *d, struct dom *dom, bool paused, const char *incoming_uri,
 		      const char *token, struct argv_list *a)
 {
-	static const char *const shape[] = { "--cmdline", "--memory", "--cpus", NULL };
+	static const char *const shape[] = { "--cmdline", "--memory", "--cpus", "--cpu", NULL };
 	char path[STORE_PATH_MAX], spec[STORE_PATH_MAX + 8];
 	char **base;
 	int r = domain_vmm_args(dom->live, &base);

@@ -146,7 +146,12 @@ def domain_xml(name, img, console, cmdline, memory=512, net=True):
     return (f"<domain type='kvm'>\n  <name>{name}</name>\n"
             f"  <memory unit='MiB'>{memory}</memory>\n  <vcpu>2</vcpu>\n"
             f"  <os>\n    <type arch='x86_64'>hvm</type>\n    <kernel>{GUEST}</kernel>\n"
-            f"    <cmdline>{cmdline}</cmdline>\n  </os>\n  <devices>\n"
+            f"    <cmdline>{cmdline}</cmdline>\n  </os>\n"
+            # a <cpu> feature turned off: the destination's ferry-vmm takes
+            # the CPU from the stream, so ferryd must not give it --cpu
+            f"  <cpu mode='host-passthrough'>\n"
+            f"    <feature policy='disable' name='kvm_pv_unhalt'/>\n  </cpu>\n"
+            f"  <devices>\n"
             f"    <disk type='file' device='disk'>\n"
             f"      <driver name='qemu' type='raw' cache='none'/>\n"
             f"      <source file='{img}'/>\n      <target dev='vda' bus='virtio'/>\n"
