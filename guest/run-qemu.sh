@@ -2,7 +2,8 @@
 # Boot the ferry test guest under QEMU/KVM with the serial console on stdout.
 # usage: run-qemu.sh ELF CMDLINE [CPUS] [MEM_MIB]
 # QEMU exits by itself when the guest powers off (ACPI S5, ferry.poweroff=S).
-# -cpu host,-arch-capabilities: kvm_pvm rejects IA32_ARCH_CAPABILITIES.
+# -cpu host,-arch-capabilities: kvm_pvm rejects IA32_ARCH_CAPABILITIES;
+# FERRY_QEMU_CPU replaces it (e.g. with kvm-pv-unhalt=off added).
 # FERRY_QEMU_ARGS: extra QEMU arguments, split on spaces (e.g. -drive and
 # -device options for disks); unset, nothing changes.
 set -eu
@@ -29,7 +30,7 @@ if [ "${FERRY_QEMU_BIOS:-}" = qboot ]; then
 	bios="-bios /usr/share/qemu/qboot.rom"
 fi
 # shellcheck disable=SC2086
-exec qemu-system-x86_64 $bios -enable-kvm -cpu host,-arch-capabilities -M pc \
+exec qemu-system-x86_64 $bios -enable-kvm -cpu "${FERRY_QEMU_CPU:-host,-arch-capabilities}" -M pc \
 	-m "$mem" -smp "$cpus" -kernel "$elf" -append "$cmdline" \
 	-nographic -nodefaults -serial stdio -no-reboot -display none \
 	${FERRY_QEMU_ARGS:-}
