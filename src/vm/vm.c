@@ -79,7 +79,8 @@ static void vm_machine_request(void *ctx, enum machine_request req)
 	vm_request_stop(ctx, req == MACHINE_POWEROFF ? VM_STOP_POWEROFF : VM_STOP_RESET);
 }
 
-/* Tells the main loop to look at the VM again (its poll set changed). */
+/* Tells the main loop to look at the VM again (a stop was asked for, or
+ * its poll set changed). */
 static void vm_wake_main_loop(struct vm *vm)
 {
 	uint64_t one = 1;
@@ -603,8 +604,6 @@ static bool stop_is_reset(enum vm_stop_reason r)
 
 void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&vm->run_lock);
 	/* The first reason stands; but a reset only boots the VM again, so a
 	 * stop for good (quit, a signal, an error, a power-off) that comes
@@ -616,8 +615,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason reason)
 	vm->pause_req = true;
 	vm_kick_all(vm);
 	pthread_mutex_unlock(&vm->run_lock);
-	if (write(vm->event_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
-		log_warn("waking the main loop: %s", strerror(errno));
+	vm_wake_main_loop(vm);
 }
 
 enum vm_stop_reason vm_stop_reason(struct vm *vm)

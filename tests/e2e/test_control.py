@@ -157,6 +157,22 @@ def pipe_fill(f):
     return n[0]
 
 
+def stall_until_full(vm):
+    """Leaves vm's console pipe unread until it holds 60 KB (the UART is
+    then held back), and 2 s more. The guest writes ~80 KB/s: the pipe
+    fills in about a second, more on a loaded machine (a fixed 8 s wait
+    once saw no drop in a clean make check run beside other VMs); 40 s is
+    a limit for a hang, stretched like every other."""
+    limit = 40 * TIMEOUT_SCALE
+    deadline = time.monotonic() + limit
+    while pipe_fill(vm.p.stdout) < 60000 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    filled = pipe_fill(vm.p.stdout)
+    check(filled >= 60000, f"the console pipe holds {filled} bytes after {limit} s: "
+          "it never filled, so nothing was tested")
+    time.sleep(2)
+
+
 def test_console_reader_stalls():
     """Nobody reads the console pipe: once it is full the guest waits for
     the UART (flow control: THRE stays clear, nothing is dropped), while
@@ -165,18 +181,7 @@ def test_console_reader_stalls():
     vm = Vmm(cmdline="ferry.beat_ms=1", cpus=2, read_console=False)
     try:
         ctl = vm.connect()
-        # The guest writes ~80 KB/s and the pipe is not read: it fills in
-        # about a second, more on a loaded machine (a fixed 8 s wait once
-        # saw no drop in a clean make check run beside other VMs); 40 s is
-        # a limit for a hang, stretched like every other.
-        limit = 40 * TIMEOUT_SCALE
-        deadline = time.monotonic() + limit
-        while pipe_fill(vm.p.stdout) < 60000 and time.monotonic() < deadline:
-            time.sleep(0.5)
-        filled = pipe_fill(vm.p.stdout)
-        check(filled >= 60000, f"the console pipe holds {filled} bytes after {limit} s: "
-              "it never filled, so nothing was tested")
-        time.sleep(2)
+        stall_until_full(vm)
         check(ctl.execute("query-status")["return"]["status"] == "running", "query-status")
         check(ctl.execute("stop") == {"return": {}}, "stop with a stalled console")
         vm.p.terminate()
@@ -216,15 +221,7 @@ def test_console_reader_resumes():
         fd = vm.p.stdout.fileno()
         data = read_for(fd, 30 * TIMEOUT_SCALE, lambda d: last_beat(d) >= 100)
         check(last_beat(data) >= 100, "no 100 heartbeats before the stall")
-        # The stall: until the pipe is full (the UART is then held back),
-        # and 2 s more; the limit is for a hang only.
-        deadline = time.monotonic() + 40 * TIMEOUT_SCALE
-        while pipe_fill(vm.p.stdout) < 60000 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        filled = pipe_fill(vm.p.stdout)
-        check(filled >= 60000, f"the console pipe holds {filled} bytes: it never filled, "
-              "so nothing was tested")
-        time.sleep(2)
+        stall_until_full(vm)
         check(ctl.execute("query-status")["return"]["status"] == "running", "query-status")
         # Read again: what waited in the pipe, then the beats the guest
         # could not print while it waited, then 500 more.
